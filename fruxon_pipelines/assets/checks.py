@@ -1,0 +1,68 @@
+"""Asset checks: invariants between the catalog and the index, evaluated after each ingest."""
+
+import dagster as dg
+
+from fruxon_pipelines.assets.embed import vector_index
+from fruxon_pipelines.partitions import knowledge_assets
+from fruxon_pipelines.resources import CatalogResource, VectorStoreResource
+
+
+def _asset_tenant(catalog: CatalogResource, asset_id: str) -> str:
+    asset = catalog.get().get_asset(asset_id)
+    if asset is None:
+        raise dg.Failure(f"knowledge asset {asset_id} is not in the catalog")
+    return asset.tenant
+
+
+@dg.asset_check(
+    asset=vector_index,
+    partitions_def=knowledge_assets,
+    description="Every document's chunk count in the catalog matches its rows in LanceDB.",
+)
+def chunk_counts_match(
+    context: dg.AssetCheckExecutionContext,
+    catalog: CatalogResource,
+    vector_store: VectorStoreResource,
+) -> dg.AssetCheckResult:
+    asset_id = context.partition_key
+    tenant = _asset_tenant(catalog, asset_id)
+    in_index = vector_store.get().chunk_counts_by_document(tenant, asset_id)
+    documents = catalog.get().documents_by_key(asset_id).values()
+    mismatched = {
+        d.id: {"catalog": d.chunk_count, "index": in_index.get(d.id, 0)}
+        for d in documents
+        if d.chunk_count != in_index.get(d.id, 0)
+    }
+    return dg.AssetCheckResult(
+        passed=not mismatched,
+        metadata={
+            "documents": len(documents),
+            "mismatched": len(mismatched),
+            "examples": dg.MetadataValue.json(dict(list(mismatched.items())[:10])),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=vector_index,
+    partitions_def=knowledge_assets,
+    description="No chunk in LanceDB belongs to a document the catalog does not know.",
+)
+def no_orphan_chunks(
+    context: dg.AssetCheckExecutionContext,
+    catalog: CatalogResource,
+    vector_store: VectorStoreResource,
+) -> dg.AssetCheckResult:
+    asset_id = context.partition_key
+    tenant = _asset_tenant(catalog, asset_id)
+    in_index = vector_store.get().chunk_counts_by_document(tenant, asset_id)
+    known = {d.id for d in catalog.get().documents_by_key(asset_id).values()}
+    orphans = {doc: n for doc, n in in_index.items() if doc not in known}
+    return dg.AssetCheckResult(
+        passed=not orphans,
+        metadata={
+            "orphan_documents": len(orphans),
+            "orphan_chunks": sum(orphans.values()),
+            "examples": dg.MetadataValue.json(sorted(orphans)[:10]),
+        },
+    )

@@ -1,0 +1,138 @@
+"""Stage 2, diff: compare with the catalog; record failures, remove what is gone upstream."""
+
+import dagster as dg
+
+from fruxon_pipelines.assets.manifests import ChangeSet, FetchManifest
+from fruxon_pipelines.catalog.models import now_ms
+from fruxon_pipelines.partitions import knowledge_assets
+from fruxon_pipelines.resources import CatalogResource, OperationProgress, VectorStoreResource
+
+
+class MassDeletionRefused(dg.Failure):
+    pass
+
+
+def mass_deletion_guard(known: int, listed: int, allow: bool) -> None:
+    """A listing that shrank by more than half is far likelier an outage than a clean-up."""
+    if allow or known == 0 or listed * 2 >= known:
+        return
+    raise MassDeletionRefused(
+        description=(
+            f"the source now lists {listed} items where the index has {known}: it shrank by more "
+            "than half, so nothing was deleted. If the removal is real, run again with "
+            "allow_mass_deletion: true (or delete the documents yourself)."
+        )
+    )
+
+
+@dg.asset(
+    partitions_def=knowledge_assets,
+    group_name="ingestion",
+    kinds={"python"},
+    description="Stage 2 (diff): added, changed, unchanged, removed and failed documents.",
+)
+def document_changes(
+    context: dg.AssetExecutionContext,
+    fetched_documents: FetchManifest,
+    catalog: CatalogResource,
+    vector_store: VectorStoreResource,
+    progress: OperationProgress,
+) -> dg.Output[ChangeSet]:
+    request = fetched_documents.request
+    store = catalog.get()
+    known = store.documents_by_key(request.asset_id)
+    records = fetched_documents.records
+    listed = {r.source_key for r in records if r.status != "gone"}
+
+    if request.partial:
+        removed_keys = {r.source_key for r in records if r.status == "gone"}
+    else:
+        mass_deletion_guard(len(known), len(listed), request.allow_mass_deletion)
+        removed_keys = set(known) - listed
+    removed = [known[k] for k in removed_keys if k in known]
+    if removed:
+        vector_store.get().delete_documents(request.tenant, [d.id for d in removed])
+        store.delete_documents([d.id for d in removed])
+        context.log.info(f"removed {len(removed)} documents that are gone upstream")
+
+    changes = ChangeSet(request=request, to_process=[], removed=len(removed))
+    for record in records:
+        previous = known.get(record.source_key)
+        if record.status == "gone":
+            continue
+        if record.status == "failed":
+            # Keep what is indexed (a page that errors today may be back tomorrow); say why.
+            store.upsert_document(
+                request.asset_id,
+                record.source_key,
+                status="FAILED",
+                error_message=record.error,
+                source_url=record.source_url or (previous.source_url if previous else None),
+                title=record.title or (previous.title if previous else None),
+                file_name=record.file_name,
+            )
+            changes.failed += 1
+            continue
+        same_content = (
+            previous is not None
+            and previous.status == "COMPLETED"
+            and (record.status == "unchanged" or record.content_hash == previous.content_hash)
+        )
+        if same_content and not request.force:
+            if record.status == "fetched":
+                # New validators for the same bytes: the next refresh can be a 304.
+                store.upsert_document(
+                    request.asset_id,
+                    record.source_key,
+                    etag=record.etag,
+                    last_modified=record.last_modified,
+                    links=record.links,
+                    processed_at=now_ms(),
+                )
+            changes.unchanged += 1
+            continue
+        if record.staged_path is None:
+            # 'unchanged' from the source but not indexed here (or forced): fetch again next run.
+            store.upsert_document(
+                request.asset_id,
+                record.source_key,
+                status="FAILED",
+                error_message="the source reported no change but the document is not indexed; "
+                "refresh it with force",
+            )
+            changes.failed += 1
+            continue
+        store.upsert_document(
+            request.asset_id,
+            record.source_key,
+            status="PROCESSING",
+            error_message=None,
+            source_url=record.source_url,
+            title=record.title,
+            file_name=record.file_name,
+            content_type=(record.content_type or "").split(";")[0].strip() or None,
+            file_size=record.size,
+        )
+        changes.to_process.append(record)
+        if previous is None:
+            changes.added += 1
+        else:
+            changes.changed += 1
+
+    done = changes.unchanged + changes.failed + changes.removed
+    progress.report(
+        request.operation_id,
+        force=True,
+        items_total=len({r.source_key for r in records} | removed_keys),
+        items_processed=done,
+    )
+    return dg.Output(
+        changes,
+        metadata={
+            "added": changes.added,
+            "changed": changes.changed,
+            "unchanged": changes.unchanged,
+            "removed": changes.removed,
+            "failed": changes.failed,
+        },
+    )

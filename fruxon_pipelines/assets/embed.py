@@ -1,0 +1,260 @@
+"""Stage 4, embed: embed only new content, upsert into LanceDB, finish documents in the catalog.
+
+Work goes in batches. Each batch is one embedder call and one LanceDB commit, followed by the
+catalog rows of the documents it completed. A cancel that arrives during a batch is held until
+the batch is persisted, so the run stops between batches and what was written stays. Every write
+is idempotent (chunk ids derive from document id and content), so a rerun never duplicates.
+"""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+
+from fruxon_pipelines.assets.manifests import ChunkedDocument, ChunkManifest
+from fruxon_pipelines.catalog.models import now_ms
+from fruxon_pipelines.chunking import Chunk
+from fruxon_pipelines.embedding.catalogue import find_model
+from fruxon_pipelines.partitions import knowledge_assets
+from fruxon_pipelines.resources import (
+    CatalogResource,
+    EmbeddingResource,
+    OperationProgress,
+    VectorStoreResource,
+)
+from fruxon_pipelines.vectors import ChunkRow
+
+
+def chunk_id_for(document_id: str, content_hash: str, occurrence: int) -> str:
+    """Same document and content → same id, so an unchanged chunk keeps its id and vector."""
+    return str(uuid.uuid5(uuid.UUID(document_id), f"{content_hash}:{occurrence}"))
+
+
+@contextmanager
+def persisted_before_cancel() -> Iterator[None]:
+    """Hold a cancel (SIGINT from the run worker) until the block is done, then honour it."""
+    from dagster._core.errors import DagsterExecutionInterruptedError
+    from dagster._utils.interrupts import capture_interrupts, check_captured_interrupt
+
+    interrupted = False
+    with capture_interrupts():
+        yield
+        interrupted = check_captured_interrupt()
+    if interrupted:
+        raise DagsterExecutionInterruptedError()
+
+
+@dataclass
+class _Pending:
+    """A document whose chunks are on their way into the index."""
+
+    document: ChunkedDocument
+    rows: list[ChunkRow]
+    remaining: int
+
+
+@dataclass
+class EmbedStats:
+    embedded: int = 0
+    reused: int = 0
+    tokens: int = 0
+    stale_deleted: int = 0
+    documents: int = 0
+    preview: list[ChunkRow] = field(default_factory=list)
+
+
+def rows_for(document: ChunkedDocument, asset_id: str, model_key: str) -> list[ChunkRow]:
+    seen: dict[str, int] = {}
+    rows = []
+    for chunk in document.chunks:
+        occurrence = seen.get(chunk.content_hash, 0)
+        seen[chunk.content_hash] = occurrence + 1
+        rows.append(_row(chunk, document, asset_id, model_key, occurrence))
+    return rows
+
+
+def _row(
+    chunk: Chunk, document: ChunkedDocument, asset_id: str, model_key: str, occurrence: int
+) -> ChunkRow:
+    record = document.record
+    return ChunkRow(
+        chunk_id=chunk_id_for(record.document_id, chunk.content_hash, occurrence),
+        asset_id=asset_id,
+        document_id=record.document_id,
+        chunk_index=chunk.index,
+        content=chunk.content,
+        content_hash=chunk.content_hash,
+        embedding_model=model_key,
+        heading_path=chunk.heading_path,
+        page_number=chunk.page_number,
+        start_char=chunk.start_char,
+        end_char=chunk.end_char,
+        start_line=chunk.start_line,
+        end_line=chunk.end_line,
+        token_count=chunk.token_count,
+        source_url=record.source_url,
+    )
+
+
+@dg.asset(
+    partitions_def=knowledge_assets,
+    group_name="ingestion",
+    kinds={"lancedb"},
+    description="Stage 4 (embed): chunks and vectors in the tenant's LanceDB table.",
+)
+def vector_index(
+    context: dg.AssetExecutionContext,
+    document_chunks: ChunkManifest,
+    catalog: CatalogResource,
+    vector_store: VectorStoreResource,
+    embedding: EmbeddingResource,
+    progress: OperationProgress,
+) -> dg.MaterializeResult:
+    manifest = document_chunks
+    request = manifest.request
+    store = catalog.get()
+    vectors = vector_store.get()
+    asset = store.get_asset(request.asset_id)
+    if asset is None:
+        raise dg.Failure(f"knowledge asset {request.asset_id} was deleted during the run")
+    model = find_model(asset.embedding_config["provider"], asset.embedding_config["model"])
+    model_key = f"{model.provider}/{model.model}"
+    dims = model.dimensions
+    tenant = request.tenant
+
+    pending = [_Pending(d, rows_for(d, request.asset_id, model_key), 0) for d in manifest.documents]
+    # Vectors that exist for this content in this asset and model are reused, never re-embedded.
+    known_vectors: dict[str, np.ndarray] = {}
+    if not request.force:
+        hashes = {row.content_hash for p in pending for row in p.rows}
+        known_vectors = vectors.vectors_by_hash(tenant, dims, request.asset_id, model_key, hashes)
+    existing_ids = vectors.chunk_ids_of_documents(
+        tenant, dims, [p.document.record.document_id for p in pending]
+    )
+
+    embedder = embedding.embedder(model.provider, model.model) if pending else None
+    changes = manifest.changes
+    processed = changes.unchanged + changes.failed + changes.removed + manifest.parse_failures
+    stats = EmbedStats()
+    batch_size = max(1, embedding.batch_size)
+
+    def finish(item: _Pending) -> None:
+        record = item.document.record
+        keep = {row.chunk_id for row in item.rows}
+        stale = existing_ids.get(record.document_id, set()) - keep
+        vectors.delete_chunks(tenant, dims, stale)
+        stats.stale_deleted += len(stale)
+        previous = store.documents_by_id(request.asset_id, [record.document_id])
+        version = previous[0].version if previous else 0
+        changed = not previous or previous[0].content_hash != record.content_hash
+        store.upsert_document(
+            request.asset_id,
+            record.source_key,
+            status="COMPLETED",
+            error_message=None,
+            content_hash=record.content_hash,
+            etag=record.etag,
+            last_modified=record.last_modified,
+            links=record.links,
+            chunk_count=len(item.rows),
+            token_count=sum(r.token_count for r in item.rows),
+            version=version + 1 if changed else version,
+            processed_at=now_ms(),
+        )
+        stats.documents += 1
+
+    def batches() -> Iterator[list[tuple[_Pending, ChunkRow]]]:
+        batch: list[tuple[_Pending, ChunkRow]] = []
+        to_embed = 0
+        for item in pending:
+            item.remaining = len(item.rows)
+            if not item.rows:
+                batch.append((item, None))  # an empty document still finishes in order
+            for row in item.rows:
+                batch.append((item, row))
+                if row.content_hash not in known_vectors:
+                    to_embed += 1
+                if to_embed >= batch_size or len(batch) >= 4 * batch_size:
+                    yield batch
+                    batch, to_embed = [], 0
+        if batch:
+            yield batch
+
+    for batch in batches():
+        with persisted_before_cancel():
+            rows = [row for _, row in batch if row is not None]
+            new_texts: dict[str, str] = {}
+            for row in rows:
+                if row.content_hash not in known_vectors:
+                    new_texts.setdefault(row.content_hash, row.content)
+            if new_texts:
+                embedded = embedder.embed(list(new_texts.values()))
+                for content_hash, vector in zip(new_texts, embedded, strict=True):
+                    known_vectors[content_hash] = vector
+                tokens = {r.content_hash: r.token_count for r in rows}
+                stats.tokens += sum(tokens[h] for h in new_texts)
+            stats.embedded += len(new_texts)
+            stats.reused += sum(1 for r in rows if r.content_hash not in new_texts)
+            if rows:
+                matrix = np.stack([known_vectors[r.content_hash] for r in rows])
+                vectors.upsert(tenant, rows, matrix)
+                if len(stats.preview) < 5:
+                    stats.preview.extend(rows[: 5 - len(stats.preview)])
+            for item, row in batch:
+                if row is not None:
+                    item.remaining -= 1
+                if item.remaining == 0:
+                    finish(item)
+                    item.remaining = -1
+            progress.report(
+                request.operation_id,
+                items_processed=processed + stats.documents,
+                token_count=stats.tokens,
+            )
+
+    if stats.documents or changes.removed:
+        vectors.ensure_full_text_index(tenant, dims)
+    store.mark_asset_processed(request.asset_id)
+    progress.report(
+        request.operation_id,
+        force=True,
+        items_processed=processed + stats.documents,
+        token_count=stats.tokens,
+        chunk_count=sum(len(p.rows) for p in pending),
+        completed_at=now_ms(),
+    )
+    _clean_staging(manifest)
+    preview = "\n".join(
+        f"| {r.chunk_index} | {r.heading_path or ''} | {r.content[:120].replace('|', ' ')} |"
+        for r in stats.preview
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "documents_added": changes.added,
+            "documents_changed": changes.changed,
+            "documents_unchanged": changes.unchanged,
+            "documents_removed": changes.removed,
+            "documents_failed": changes.failed + manifest.parse_failures,
+            "documents_indexed": stats.documents,
+            "chunks": sum(len(p.rows) for p in pending),
+            "chunks_embedded": stats.embedded,
+            "chunks_reused": stats.reused,
+            "stale_chunks_deleted": stats.stale_deleted,
+            "tokens_embedded": stats.tokens,
+            "embedding_model": model_key,
+            "cost_usd": stats.tokens * model.price_per_million_tokens / 1_000_000,
+            "preview": dg.MetadataValue.md(
+                "| # | heading | content |\n|---|---|---|\n" + preview if preview else "(none)"
+            ),
+        }
+    )
+
+
+def _clean_staging(manifest: ChunkManifest) -> None:
+    for record in manifest.changes.to_process:
+        if record.staged_path:
+            Path(record.staged_path).unlink(missing_ok=True)

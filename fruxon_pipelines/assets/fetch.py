@@ -1,0 +1,158 @@
+"""Stage 1, fetch: ask the source what exists now and fetch only what changed."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from fruxon_pipelines.assets.manifests import FetchedRecord, FetchManifest, IngestRequest
+from fruxon_pipelines.catalog.models import Document
+from fruxon_pipelines.catalog.store import document_id_for
+from fruxon_pipelines.partitions import knowledge_assets
+from fruxon_pipelines.resources import CatalogResource, OperationProgress, SourceAccess
+from fruxon_pipelines.sources.base import KnownDocument, SourceError
+from fruxon_pipelines.sources.registry import InvalidSourceConfig, SourceReach, build_source
+from fruxon_pipelines.tags import MANUAL, OPERATION_TAG, OPERATION_TYPE_TAG
+
+
+class IngestConfig(dg.Config):
+    """What one run ingests. Launchers set it; the defaults refresh everything."""
+
+    document_ids: list[str] = Field(
+        default_factory=list, description="Refresh only these documents (all when empty)."
+    )
+    force: bool = Field(default=False, description="Re-fetch, re-parse and re-embed everything.")
+    allow_mass_deletion: bool = Field(
+        default=False,
+        description="Remove documents even when the listing shrank by more than half.",
+    )
+
+
+def known_documents(documents: dict[str, Document]) -> dict[str, KnownDocument]:
+    """Conditional-request state; only indexed documents may be answered with 'unchanged'."""
+    known = {}
+    for key, doc in documents.items():
+        indexed = doc.status == "COMPLETED"
+        known[key] = KnownDocument(
+            source_key=key,
+            etag=doc.etag if indexed else None,
+            last_modified=doc.last_modified if indexed else None,
+            content_hash=doc.content_hash if indexed else None,
+            links=tuple(doc.links or ()),
+        )
+    return known
+
+
+def stage_bytes(staging: Path, data: bytes) -> tuple[str, str]:
+    """Write fetched bytes once, content-addressed; returns (sha256, path)."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = staging / digest
+    if not path.exists():
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return digest, str(path)
+
+
+@dg.asset(
+    partitions_def=knowledge_assets,
+    group_name="ingestion",
+    kinds={"python"},
+    description="Stage 1 (fetch): the source's items as they are now; changed bytes are staged.",
+)
+def fetched_documents(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    catalog: CatalogResource,
+    source_access: SourceAccess,
+    progress: OperationProgress,
+) -> dg.Output[FetchManifest]:
+    asset_id = context.partition_key
+    store = catalog.get()
+    asset = store.get_asset(asset_id)
+    if asset is None:
+        raise dg.Failure(f"knowledge asset {asset_id} is not in the catalog (deleted?)")
+    operation_id = context.run.tags.get(OPERATION_TAG) or context.run_id
+    store.ensure_operation(
+        operation_id=operation_id,
+        asset_id=asset_id,
+        tenant=asset.tenant,
+        type=context.run.tags.get(OPERATION_TYPE_TAG, MANUAL),
+        run_id=context.run_id,
+    )
+    documents = store.documents_by_key(asset_id)
+    only_keys = None
+    if config.document_ids:
+        by_id = {doc.id: key for key, doc in documents.items()}
+        unknown = sorted(set(config.document_ids) - set(by_id))
+        if unknown:
+            raise dg.Failure(f"documents not in this knowledge asset: {', '.join(unknown)}")
+        only_keys = {by_id[d] for d in config.document_ids}
+
+    reach = SourceReach(
+        files_dir=Path(source_access.files_dir),
+        allow_private_networks=source_access.allow_private_networks,
+        user_agent=source_access.user_agent,
+        http_timeout_seconds=source_access.http_timeout_seconds,
+    )
+    try:
+        source = build_source(asset.source_type, asset.source_config, reach)
+    except InvalidSourceConfig as error:
+        raise dg.Failure(str(error)) from error
+
+    staging = Path(source_access.staging_dir) / asset_id
+    if only_keys is None and staging.exists():
+        # Left-overs of an earlier, interrupted run: this run fetches afresh.
+        shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
+
+    records: list[FetchedRecord] = []
+    counts = {"fetched": 0, "unchanged": 0, "failed": 0, "gone": 0}
+    try:
+        for item in source.fetch(known_documents(documents), only_keys, config.force):
+            record = FetchedRecord(
+                source_key=item.source_key,
+                document_id=document_id_for(asset_id, item.source_key),
+                status=item.status,
+                source_url=item.source_url,
+                title=item.title,
+                file_name=item.file_name,
+                content_type=item.content_type,
+                etag=item.etag,
+                last_modified=item.last_modified,
+                error=item.error,
+                links=list(item.links),
+            )
+            if item.status == "fetched" and item.data is not None:
+                record.content_hash, record.staged_path = stage_bytes(staging, item.data)
+                record.size = len(item.data)
+            records.append(record)
+            counts[item.status] += 1
+            progress.report(operation_id, items_total=len(records))
+    except SourceError as error:
+        raise dg.Failure(f"the source cannot be listed: {error}") from error
+
+    progress.report(operation_id, force=True, items_total=len(records))
+    context.log.info(f"listed {len(records)} items: {counts}")
+    request = IngestRequest(
+        asset_id=asset_id,
+        tenant=asset.tenant,
+        operation_id=operation_id,
+        force=config.force,
+        partial=only_keys is not None,
+        allow_mass_deletion=config.allow_mass_deletion,
+    )
+    return dg.Output(
+        FetchManifest(request=request, records=records),
+        metadata={
+            "listed": len(records),
+            "fetched": counts["fetched"],
+            "unchanged": counts["unchanged"],
+            "failed": counts["failed"],
+            "gone": counts["gone"],
+            "bytes_fetched": sum(r.size or 0 for r in records),
+            "partial": only_keys is not None,
+        },
+    )

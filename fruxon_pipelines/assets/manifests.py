@@ -1,0 +1,69 @@
+"""What the stages hand each other. Small: bytes wait in the staging directory, not here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fruxon_pipelines.chunking import Chunk
+
+
+@dataclass
+class FetchedRecord:
+    """One item as the fetch stage saw it; ``staged_path`` holds its bytes when fetched."""
+
+    source_key: str
+    document_id: str
+    status: str  # fetched | unchanged | failed | gone
+    source_url: str | None = None
+    title: str | None = None
+    file_name: str | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    links: list[str] = field(default_factory=list)
+    content_hash: str | None = None
+    size: int | None = None
+    staged_path: str | None = None
+
+
+@dataclass
+class IngestRequest:
+    asset_id: str
+    tenant: str
+    operation_id: str
+    force: bool
+    # Only these documents were asked for: the listing is partial, nothing is "removed".
+    partial: bool
+    allow_mass_deletion: bool = False
+
+
+@dataclass
+class FetchManifest:
+    request: IngestRequest
+    records: list[FetchedRecord]
+
+
+@dataclass
+class ChangeSet:
+    request: IngestRequest
+    to_process: list[FetchedRecord]
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+
+
+@dataclass
+class ChunkedDocument:
+    record: FetchedRecord
+    chunks: list[Chunk]
+
+
+@dataclass
+class ChunkManifest:
+    request: IngestRequest
+    documents: list[ChunkedDocument]
+    changes: ChangeSet
+    parse_failures: int = 0

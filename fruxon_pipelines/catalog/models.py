@@ -1,0 +1,102 @@
+"""Catalog tables: knowledge assets, their documents, and operations with live counters.
+
+Timestamps are integer milliseconds since the epoch (UTC), the wire format of the API, so no
+layer ever converts time zones.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class KnowledgeAsset(Base):
+    """One configured source; one partition key of the ingestion graph."""
+
+    __tablename__ = "knowledge_assets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(512))
+    source_type: Mapped[str] = mapped_column(String(32))
+    source_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # provider, model, chunkSize, chunkOverlap
+    embedding_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    modified_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, onupdate=now_ms)
+    processed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class Document(Base):
+    """One item of a source. Its id is uuid5(asset id, source key): stable across refreshes."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("asset_id", "source_key", name="uq_documents_asset_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    asset_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("knowledge_assets.id", ondelete="CASCADE"), index=True
+    )
+    source_key: Mapped[str] = mapped_column(Text)
+    source_url: Mapped[str | None] = mapped_column(Text, default=None)
+    title: Mapped[str | None] = mapped_column(Text, default=None)
+    file_name: Mapped[str | None] = mapped_column(Text, default=None)
+    content_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    file_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    etag: Mapped[str | None] = mapped_column(Text, default=None)
+    last_modified: Mapped[str | None] = mapped_column(Text, default=None)
+    content_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Bumped each time the indexed content changes.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    # PENDING → PROCESSING → COMPLETED, or FAILED (error_message says why).
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    token_count: Mapped[int] = mapped_column(Integer, default=0)
+    links: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    modified_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, onupdate=now_ms)
+    processed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class Operation(Base):
+    """One Dagster run of the ingestion job for an asset, as the API shows it.
+
+    Status is not stored: it is derived from the run (found by its fruxon/operation_id tag).
+    The run writes the counters here while it works, throttled.
+    """
+
+    __tablename__ = "operations"
+    __table_args__ = (Index("ix_operations_asset_created", "asset_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    asset_id: Mapped[str] = mapped_column(String(36), index=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    # INGEST, REFRESH, WEBHOOK, POLL or MANUAL
+    type: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    created_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    # What was asked: {"documentIds": [...], "force": bool}
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    items_processed: Mapped[int] = mapped_column(Integer, default=0)
+    items_total: Mapped[int] = mapped_column(Integer, default=0)
+    token_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    started_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    completed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    cancel_requested_at: Mapped[int | None] = mapped_column(BigInteger, default=None)

