@@ -154,7 +154,7 @@ def test_links_title_base_and_skipped_schemes(site: Site) -> None:
     )
     item = crawl(source([site.url("/docs/guide/index.html")]))[site.url("/docs/guide/index.html")]
     assert item.title == "The Guide"
-    assert item.content_type == "text/html"
+    assert item.content_type == "text/html; charset=utf-8"  # the parser decodes with it
     assert item.links == [
         site.url("/docs/intro.html"),
         site.url("/docs/Intro.html?b=2&a=1"),
@@ -423,7 +423,7 @@ def test_non_html_content_types(site: Site) -> None:
     text = items[site.url("/notes.txt")]
     assert (text.status, text.content_type, text.data) == (
         "fetched",
-        "text/plain",
+        "text/plain; charset=utf-8",
         b"plain notes\n",
     )
     assert text.links == [] and text.title is None
