@@ -1,10 +1,10 @@
 """Ingestion of a real documentation site: one full ingest and one no-change refresh.
 
 The site is Debian's Python 3.11 documentation (`apt-get install python3-doc`) served from
-127.0.0.1 by a plain `http.server` (which answers If-Modified-Since with 304). The crawl starts at
-the tutorial, FAQ, "using", "extending", installing and distributing indexes, one link hop deep,
-at most 60 pages. Runs materialize the real graph with the real model into a temporary
-FRUXON_HOME, through a temporary Dagster instance.
+127.0.0.1 by a plain `http.server` (which answers If-Modified-Since with 304). The crawl starts
+at the tutorial, FAQ, using, extending, installing, distributing, reference and C API indexes,
+one link hop deep, at most 60 pages. Runs materialize the real graph with the real model into
+a temporary FRUXON_HOME, through a temporary Dagster instance.
 
 Run: `.venv/bin/python bench/bench_ingest.py [--max-pages 60]`
 """
@@ -25,7 +25,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DOCS = Path("/usr/share/doc/python3.11/html")
-SECTIONS = ["tutorial", "faq", "using", "extending", "installing", "distributing"]
+SECTIONS = [
+    "tutorial",
+    "faq",
+    "using",
+    "extending",
+    "installing",
+    "distributing",
+    "reference",
+    "c-api",
+]
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

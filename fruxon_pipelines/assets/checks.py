@@ -5,6 +5,7 @@ import warnings
 import dagster as dg
 
 from fruxon_pipelines.assets.embed import vector_index
+from fruxon_pipelines.catalog.models import Document
 from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import CatalogResource, VectorStoreResource
 
@@ -13,11 +14,15 @@ from fruxon_pipelines.resources import CatalogResource, VectorStoreResource
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 
-def _asset_tenant(catalog: CatalogResource, asset_id: str) -> str:
+def _catalog_and_index(
+    catalog: CatalogResource, vector_store: VectorStoreResource, asset_id: str
+) -> tuple[list[Document], dict[str, int]]:
+    """The asset's documents in the catalog, and its chunk count per document in LanceDB."""
     asset = catalog.get().get_asset(asset_id)
     if asset is None:
         raise dg.Failure(f"knowledge asset {asset_id} is not in the catalog")
-    return asset.tenant
+    documents = list(catalog.get().documents_by_key(asset_id).values())
+    return documents, vector_store.get().chunk_counts_by_document(asset.tenant, asset_id)
 
 
 @dg.asset_check(
@@ -30,10 +35,7 @@ def chunk_counts_match(
     catalog: CatalogResource,
     vector_store: VectorStoreResource,
 ) -> dg.AssetCheckResult:
-    asset_id = context.partition_key
-    tenant = _asset_tenant(catalog, asset_id)
-    in_index = vector_store.get().chunk_counts_by_document(tenant, asset_id)
-    documents = catalog.get().documents_by_key(asset_id).values()
+    documents, in_index = _catalog_and_index(catalog, vector_store, context.partition_key)
     mismatched = {
         d.id: {"catalog": d.chunk_count, "index": in_index.get(d.id, 0)}
         for d in documents
@@ -59,10 +61,8 @@ def no_orphan_chunks(
     catalog: CatalogResource,
     vector_store: VectorStoreResource,
 ) -> dg.AssetCheckResult:
-    asset_id = context.partition_key
-    tenant = _asset_tenant(catalog, asset_id)
-    in_index = vector_store.get().chunk_counts_by_document(tenant, asset_id)
-    known = {d.id for d in catalog.get().documents_by_key(asset_id).values()}
+    documents, in_index = _catalog_and_index(catalog, vector_store, context.partition_key)
+    known = {d.id for d in documents}
     orphans = {doc: n for doc, n in in_index.items() if doc not in known}
     return dg.AssetCheckResult(
         passed=not orphans,

@@ -55,7 +55,11 @@ import requests
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from requests.utils import requote_uri
 
-from fruxon_pipelines.parsing import content_type_for
+from fruxon_pipelines.parsing import (
+    GENERIC_CONTENT_TYPES,
+    content_type_for,
+    split_content_type,
+)
 from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
 from fruxon_pipelines.sources.netguard import BlockedAddressError, make_session
 
@@ -84,23 +88,10 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _XML_TYPES = frozenset({"application/xml", "text/xml"})
 _GZIP_TYPES = frozenset({"application/gzip", "application/x-gzip", "application/x-gunzip"})
-# Types that say nothing about the format: accepted only when the file name or URL has a
+# Generic types (octet-stream, zip …) are accepted only when the file name or URL has a
 # supported extension (a .docx or .pdf is often served like this), refused otherwise.
-_GENERIC_TYPES = frozenset(
-    {
-        "application/octet-stream",
-        "binary/octet-stream",
-        "application/binary",
-        "application/unknown",
-        "application/x-download",
-        "application/force-download",
-        "application/download",
-        "application/zip",
-        "application/x-zip-compressed",
-    }
-)
 _BINARY_TYPES = (
-    _GENERIC_TYPES
+    GENERIC_CONTENT_TYPES
     | _GZIP_TYPES
     | {
         "application/x-tar",
@@ -352,19 +343,6 @@ def _product_token(user_agent: str) -> str:
 # Content helpers
 
 
-def _media_type(header: str | None) -> tuple[str | None, str | None]:
-    """``"text/html; charset=ISO-8859-1"`` → ``("text/html", "iso-8859-1")``."""
-    if not header:
-        return None, None
-    media, _, params = header.partition(";")
-    charset = None
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip():
-            charset = value.strip().strip("\"'").lower()
-    return media.strip().lower() or None, charset
-
-
 def _disposition_file_name(header: str | None) -> str | None:
     if not header:
         return None
@@ -390,7 +368,7 @@ def _refusal(media: str | None, url: str, file_name: str | None) -> str | None:
     """Why the body is not worth downloading (obviously binary, unparseable), or None."""
     if media is None:
         return None
-    if media in _GENERIC_TYPES and (
+    if media in GENERIC_CONTENT_TYPES and (
         content_type_for(file_name) or content_type_for(_url_file_name(url))
     ):
         return None  # e.g. report.docx sent as application/octet-stream: the parser decides
@@ -937,7 +915,7 @@ class _Run:
             self._drain(response)
             raise _Failure(reason, transient=status >= 500 or status in (408, 429))
 
-        media, charset = _media_type(response.headers.get("Content-Type"))
+        media, charset = split_content_type(response.headers.get("Content-Type"))
         file_name = _disposition_file_name(response.headers.get("Content-Disposition"))
         if sitemap_ok and _may_be_sitemap(media, url):
             data = self._read_body(response)
