@@ -3,28 +3,17 @@
 import dagster as dg
 
 from fruxon_pipelines.assets.checks import chunk_counts_match, no_orphan_chunks
-from fruxon_pipelines.assets.chunk import document_chunks
-from fruxon_pipelines.assets.diff import document_changes
-from fruxon_pipelines.assets.embed import vector_index
-from fruxon_pipelines.assets.fetch import fetched_documents
+from fruxon_pipelines.jobs import INGESTION_ASSETS, ingest_job
 from fruxon_pipelines.resources import build_resources
+from fruxon_pipelines.sensors.pending_operations import pending_operations_sensor
 from fruxon_pipelines.settings import get_settings
-from fruxon_pipelines.tags import INGEST_JOB
 
-INGESTION_ASSETS = [fetched_documents, document_changes, document_chunks, vector_index]
 INGESTION_CHECKS = [chunk_counts_match, no_orphan_chunks]
-
-# In-process: the four stages form a chain, and a process per step costs seconds each.
-ingest_job = dg.define_asset_job(
-    INGEST_JOB,
-    selection=dg.AssetSelection.assets(*INGESTION_ASSETS),
-    executor_def=dg.in_process_executor,
-    description="Fetch → diff → chunk → embed one knowledge asset (one partition).",
-)
 
 defs = dg.Definitions(
     assets=INGESTION_ASSETS,
     asset_checks=INGESTION_CHECKS,
     jobs=[ingest_job],
+    sensors=[pending_operations_sensor],
     resources=build_resources(get_settings()),
 )

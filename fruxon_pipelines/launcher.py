@@ -73,6 +73,43 @@ class LaunchedRun:
     run_id: str
 
 
+def run_tags(operation: Operation) -> dict[str, str]:
+    """The tags that tie a run to its knowledge asset and operation."""
+    return {
+        PARTITION_TAG: operation.asset_id,
+        ASSET_TAG: operation.asset_id,
+        TENANT_TAG: operation.tenant,
+        OPERATION_TAG: operation.id,
+        OPERATION_TYPE_TAG: operation.type,
+    }
+
+
+def operation_run_config(operation: Operation) -> dict:
+    request = operation.request or {}
+    return ingest_run_config(request.get("documentIds"), bool(request.get("force")))
+
+
+def submit_run(settings: Settings, operation: Operation) -> str:
+    """Submit the operation's run through the webserver (queue, limits and UI included)."""
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+    client = DagsterGraphQLClient(settings.dagster_host, port_number=settings.dagster_port)
+    try:
+        return client.submit_job_execution(
+            INGEST_JOB,
+            repository_location_name=LOCATION_NAME,
+            repository_name=REPOSITORY_NAME,
+            run_config=operation_run_config(operation),
+            tags=run_tags(operation),
+        )
+    except (DagsterGraphQLClientError, OSError) as error:
+        raise LaunchError(
+            f"could not submit the run to the Dagster webserver at "
+            f"{settings.dagster_host}:{settings.dagster_port} ({error}); is the stack running "
+            "(make run)?"
+        ) from error
+
+
 def launch_ingest(
     settings: Settings,
     catalog: Catalog,
@@ -84,40 +121,17 @@ def launch_ingest(
     created_by: str | None = None,
 ) -> LaunchedRun:
     """Write the operation, then submit its run to the webserver; returns both ids."""
-    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
-
     asset = catalog.get_asset(asset_id)
     if asset is None:
         raise LaunchError(f"knowledge asset {asset_id} does not exist")
-    request = {"documentIds": list(document_ids or []), "force": force}
     operation = catalog.create_operation(
         asset_id=asset_id,
         tenant=asset.tenant,
         type=operation_type,
         created_by=created_by,
-        request=request,
+        request={"documentIds": list(document_ids or []), "force": force},
     )
-    client = DagsterGraphQLClient(settings.dagster_host, port_number=settings.dagster_port)
-    try:
-        run_id = client.submit_job_execution(
-            INGEST_JOB,
-            repository_location_name=LOCATION_NAME,
-            repository_name=REPOSITORY_NAME,
-            run_config=ingest_run_config(document_ids, force),
-            tags={
-                PARTITION_TAG: asset_id,
-                ASSET_TAG: asset_id,
-                TENANT_TAG: asset.tenant,
-                OPERATION_TAG: operation.id,
-                OPERATION_TYPE_TAG: operation_type,
-            },
-        )
-    except (DagsterGraphQLClientError, OSError) as error:
-        raise LaunchError(
-            f"could not submit the run to the Dagster webserver at "
-            f"{settings.dagster_host}:{settings.dagster_port} ({error}); is the stack running "
-            "(make run)?"
-        ) from error
+    run_id = submit_run(settings, operation)
     catalog.update_operation(operation.id, run_id=run_id)
     operation.run_id = run_id
     return LaunchedRun(operation=operation, run_id=run_id)

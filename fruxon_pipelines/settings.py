@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     )
     dagster_host: str = "127.0.0.1"
     dagster_port: int = 3000
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    jwt_public_key: str | None = Field(
+        default=None,
+        description="PEM public key: verify RS256 tokens with it, not the local HS256 secret.",
+    )
+    max_upload_bytes: int = 50 * 1024 * 1024
     allow_private_networks: bool = Field(
         default=False,
         description="Let web sources reach private, loopback and link-local addresses.",
@@ -50,6 +57,14 @@ class Settings(BaseSettings):
     def staging_dir(self) -> Path:
         """Fetched bytes waiting to be parsed, content-addressed per knowledge asset."""
         return self.resolved_home / "staging"
+
+    @property
+    def uploads_dir(self) -> str:
+        return str(self.resolved_home / "storage")
+
+    @property
+    def jwt_secret_path(self) -> Path:
+        return self.resolved_home / "jwt_secret"
 
     @property
     def catalog_url(self) -> str:

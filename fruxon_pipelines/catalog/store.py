@@ -226,6 +226,22 @@ class Catalog:
                 operation.completed_at = None
                 operation.error_message = None
 
+    def operations_without_run(self, *, created_before: int, limit: int = 100) -> list[Operation]:
+        """Operations written but never submitted (and not cancelled), oldest first."""
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(Operation)
+                    .where(
+                        Operation.run_id.is_(None),
+                        Operation.cancel_requested_at.is_(None),
+                        Operation.created_at < created_before,
+                    )
+                    .order_by(Operation.created_at)
+                    .limit(limit)
+                )
+            )
+
     def update_operation(self, operation_id: str, **fields: Any) -> None:
         with self.session() as session:
             session.execute(update(Operation).where(Operation.id == operation_id).values(**fields))
