@@ -4,7 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_embedder.py", "bench_html_extractors.py", "bench_ingest.py"]
+BENCHES = [
+    "bench_embedder.py",
+    "bench_html_extractors.py",
+    "bench_ingest.py",
+    "bench_launch.py",
+]
 
 
 def main() -> int:

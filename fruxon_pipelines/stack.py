@@ -1,4 +1,4 @@
-"""The embedded stack: the Dagster webserver and daemon on one FRUXON_HOME, stopped together.
+"""The embedded stack: Dagster webserver, daemon and the API on one FRUXON_HOME, stopped together.
 
 Children get SIGINT/SIGTERM reset to their defaults (a background shell hands them down as
 ignored, and a dagster process started that way hangs on shutdown) and run in their own process
@@ -54,6 +54,18 @@ def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
             ],
         ),
         ("dagster-daemon", [_bin("dagster-daemon"), "run", "-w", workspace]),
+        (
+            "fruxon-api",
+            [
+                _bin("uvicorn"),
+                "fruxon_api.main:app",
+                "--host",
+                settings.api_host,
+                "--port",
+                str(settings.api_port),
+                "--no-access-log",
+            ],
+        ),
     ]
 
 
@@ -67,8 +79,13 @@ class Stack:
     def start(self) -> None:
         from fruxon_pipelines.catalog.store import migrate
 
-        prepare_dagster_home(self.settings)
         migrate(self.settings.catalog_url)
+        # Create Dagster's SQLite storages here, once: the webserver, the daemon and the API
+        # creating them at the same moment race on their schema-version tables.
+        from dagster import DagsterInstance
+
+        prepare_dagster_home(self.settings)
+        DagsterInstance.get().dispose()
         env = stack_environment(self.settings)
         for name, command in stack_commands(self.settings):
             process = subprocess.Popen(
@@ -83,9 +100,13 @@ class Stack:
     def dagster_url(self) -> str:
         return f"http://{self.settings.dagster_host}:{self.settings.dagster_port}"
 
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
     def wait_until_ready(self, timeout: float = 120.0) -> None:
+        """Until the API's /healthz answers 200, which it does once the webserver does."""
         deadline = time.monotonic() + timeout
-        url = self.dagster_url() + "/server_info"
+        url = self.api_url() + "/healthz"
         while time.monotonic() < deadline:
             for name, process in self.processes:
                 if process.poll() is not None:
@@ -97,7 +118,7 @@ class Stack:
             except OSError:
                 pass
             time.sleep(0.5)
-        raise TimeoutError(f"the Dagster webserver did not answer at {url} in {timeout:.0f} s")
+        raise TimeoutError(f"the stack did not become ready ({url}) in {timeout:.0f} s")
 
     def stop(self, timeout: float = 30.0) -> None:
         for _, process in self.processes:
@@ -133,8 +154,8 @@ def run_stack(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _stop)
     stack.start()
     print(
-        f"fruxon: Dagster UI on {stack.dagster_url()}  (FRUXON_HOME={settings.resolved_home})\n"
-        "fruxon: Ctrl-C stops everything.",
+        f"fruxon: Dagster UI on {stack.dagster_url()}, API docs on {stack.api_url()}/docs\n"
+        f"fruxon: FRUXON_HOME={settings.resolved_home}; Ctrl-C stops everything.",
         flush=True,
     )
     code = 0

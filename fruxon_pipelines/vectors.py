@@ -244,6 +244,14 @@ class VectorStore:
             return pa.table({c: [] for c in columns})
         return pa.concat_tables(tables)
 
+    def chunks_of_document(
+        self, tenant: str, document_id: str, columns: list[str]
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for table in self._tenant_tables(tenant):
+            rows += self._select(table, f"document_id = {_quote(document_id)}", columns).to_pylist()
+        return rows
+
     def full_text_search(
         self, tenant: str, dimensions: int, asset_id: str, query: str, limit: int = 10
     ) -> list[dict[str, Any]]:

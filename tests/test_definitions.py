@@ -38,7 +38,7 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
 
 def test_loading_the_code_location_imports_no_heavy_library():
     code = (
-        "import sys, fruxon_pipelines.definitions, fruxon_pipelines.cli\n"
+        "import sys, fruxon_pipelines.definitions, fruxon_cli\n"
         "heavy = ['torch', 'unstructured', 'onnxruntime', 'spacy', 'trafilatura', 'pandas']\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )

@@ -9,7 +9,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -100,3 +110,22 @@ class Operation(Base):
     started_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     completed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     cancel_requested_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class StoredFile(Base):
+    """A file uploaded through `POST /storage`, waiting to become a file asset (`:import`).
+
+    Temporary uploads are swept a day after upload unless an import retained them.
+    """
+
+    __tablename__ = "stored_files"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    file_name: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(255), default=None)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Relative to the uploads directory.
+    path: Mapped[str] = mapped_column(Text)
+    temporary: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, index=True)

@@ -12,7 +12,13 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from fruxon_pipelines.catalog.models import Document, KnowledgeAsset, Operation, now_ms
+from fruxon_pipelines.catalog.models import (
+    Document,
+    KnowledgeAsset,
+    Operation,
+    StoredFile,
+    now_ms,
+)
 
 # Namespace of document ids: uuid5(asset id as UUID, source key) is stable across refreshes.
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -113,6 +119,21 @@ class Catalog:
             query = query.where(KnowledgeAsset.tenant == tenant)
         with self.session() as session:
             return list(session.scalars(query))
+
+    def update_asset(self, asset_id: str, **fields: Any) -> KnowledgeAsset:
+        with self.session() as session:
+            asset = session.get(KnowledgeAsset, asset_id)
+            for name, value in fields.items():
+                setattr(asset, name, value)
+            session.flush()
+            return asset
+
+    def delete_asset(self, asset_id: str) -> None:
+        """The asset, its documents (cascade) and its operations."""
+        with self.session() as session:
+            session.execute(delete(Document).where(Document.asset_id == asset_id))
+            session.execute(delete(Operation).where(Operation.asset_id == asset_id))
+            session.execute(delete(KnowledgeAsset).where(KnowledgeAsset.id == asset_id))
 
     def mark_asset_processed(self, asset_id: str, error: str | None = None) -> None:
         with self.session() as session:
@@ -226,6 +247,18 @@ class Catalog:
                 operation.completed_at = None
                 operation.error_message = None
 
+    def list_operations(self, asset_id: str, limit: int | None = None) -> list[Operation]:
+        """The asset's operations, newest first."""
+        query = (
+            select(Operation)
+            .where(Operation.asset_id == asset_id)
+            .order_by(Operation.created_at.desc(), Operation.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session() as session:
+            return list(session.scalars(query))
+
     def operations_without_run(self, *, created_before: int, limit: int = 100) -> list[Operation]:
         """Operations written but never submitted (and not cancelled), oldest first."""
         with self.session() as session:
@@ -245,3 +278,34 @@ class Catalog:
     def update_operation(self, operation_id: str, **fields: Any) -> None:
         with self.session() as session:
             session.execute(update(Operation).where(Operation.id == operation_id).values(**fields))
+
+    # Stored files (POST /storage) -------------------------------------------------------------
+
+    def add_stored_file(self, stored: StoredFile) -> StoredFile:
+        with self.session() as session:
+            session.add(stored)
+        return stored
+
+    def get_stored_file(self, file_id: str) -> StoredFile | None:
+        with self.session() as session:
+            return session.get(StoredFile, file_id)
+
+    def retain_stored_file(self, file_id: str) -> None:
+        with self.session() as session:
+            session.execute(
+                update(StoredFile).where(StoredFile.id == file_id).values(temporary=False)
+            )
+
+    def expired_temporary_files(self, created_before: int) -> list[StoredFile]:
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(StoredFile).where(
+                        StoredFile.temporary.is_(True), StoredFile.created_at < created_before
+                    )
+                )
+            )
+
+    def delete_stored_file(self, file_id: str) -> None:
+        with self.session() as session:
+            session.execute(delete(StoredFile).where(StoredFile.id == file_id))

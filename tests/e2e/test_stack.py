@@ -8,48 +8,21 @@ through the run coordinator.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from sitegen import Site, generate_pages
 
+from e2e.conftest import wait_for
 from fruxon_pipelines.catalog.store import Catalog
 from fruxon_pipelines.launcher import dagster_instance, launch_ingest, operation_status
-from fruxon_pipelines.settings import Settings
-from fruxon_pipelines.stack import Stack
 from fruxon_pipelines.vectors import VectorStore
 
 pytestmark = pytest.mark.e2e
 
 REAL_MODEL = {"provider": "local", "model": "all-MiniLM-L6-v2", "chunkSize": 96, "chunkOverlap": 16}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    home = tmp_path_factory.mktemp("stack")
-    env = {
-        "FRUXON_HOME": str(home),
-        "FRUXON_DAGSTER_PORT": str(_free_port()),
-        "FRUXON_ALLOW_PRIVATE_NETWORKS": "1",
-        "FRUXON_EMBED_BATCH_SIZE": "16",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        settings = Settings()
-        with Stack(settings) as running:
-            running.wait_until_ready(timeout=240)
-            yield running
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +31,6 @@ def big_site():
         for path, body in generate_pages(30, links="all", seed=7).items():
             site.put(path, body)
         yield site
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _run_status(instance, run_id: str) -> str:
@@ -130,7 +93,7 @@ def test_terminated_run_keeps_its_chunks_and_a_rerun_leaves_no_duplicates(stack,
     first = launch_ingest(settings, catalog, asset_id=asset.id, operation_type="INGEST")
 
     # Wait until some batches are persisted, then terminate through the run coordinator.
-    _wait_for(
+    wait_for(
         lambda: (catalog.get_operation(first.operation.id).token_count or 0) > 0,
         timeout=240,
         what="the first embedded batch",
@@ -139,8 +102,8 @@ def test_terminated_run_keeps_its_chunks_and_a_rerun_leaves_no_duplicates(stack,
     def cancel() -> bool:
         return bool(instance.run_coordinator.cancel_run(first.run_id))
 
-    _wait_for(cancel, timeout=60, what="the run to accept the cancel")
-    _wait_for(
+    wait_for(cancel, timeout=60, what="the run to accept the cancel")
+    wait_for(
         lambda: _run_status(instance, first.run_id) == "CANCELED", timeout=120, what="CANCELED"
     )
     assert operation_status(_run_status(instance, first.run_id)) == "CANCELLED"
@@ -156,7 +119,7 @@ def test_terminated_run_keeps_its_chunks_and_a_rerun_leaves_no_duplicates(stack,
         assert in_index.get(document.id, 0) == document.chunk_count
 
     second = launch_ingest(settings, catalog, asset_id=asset.id, operation_type="REFRESH")
-    _wait_for(
+    wait_for(
         lambda: _run_status(instance, second.run_id) in {"SUCCESS", "FAILURE", "CANCELED"},
         timeout=400,
         what="the rerun to finish",

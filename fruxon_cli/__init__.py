@@ -1,4 +1,4 @@
-"""`fruxon`: create knowledge assets and launch their ingestion from a terminal.
+"""`fruxon`: create knowledge assets, launch ingestion, mint API tokens, run the stack.
 
 Imports stay inside the commands: every call pays only for what it uses.
 """
@@ -51,6 +51,24 @@ def stack() -> None:
     from fruxon_pipelines.stack import run_stack
 
     raise typer.Exit(code=run_stack(_settings()))
+
+
+@app.command()
+def token(
+    tenant: Annotated[list[str], typer.Option(help="Tenant the token may use (repeatable).")],
+    scope: Annotated[str, typer.Option(help="read or write")] = "write",
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+    subject: Annotated[str, typer.Option(help="Who the token speaks for.")] = "cli",
+) -> None:
+    """Print a bearer token for the API of this FRUXON_HOME's stack."""
+    from fruxon_api.auth import READ, WRITE, issue_token
+
+    if scope not in {"read", "write"}:
+        _fail("--scope is read or write")
+    scopes = [READ] if scope == "read" else [READ, WRITE]
+    typer.echo(
+        issue_token(_settings(), tenants=tenant, scopes=scopes, subject=subject, ttl_seconds=ttl)
+    )
 
 
 @assets_app.command("create")

@@ -1,0 +1,53 @@
+"""create_app(): the HTTP facade over the catalog, LanceDB and Dagster runs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from fruxon_api.auth import ensure_jwt_secret
+from fruxon_api.deps import Services
+from fruxon_api.problems import install_problem_handlers
+from fruxon_api.routers import assets, documents, meta, operations, search, storage
+from fruxon_api.runs import Runs
+from fruxon_pipelines.catalog.store import Catalog
+from fruxon_pipelines.settings import Settings, get_settings
+from fruxon_pipelines.vectors import VectorStore
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="fruxon",
+        version="0.1.0",
+        description="Knowledge assets kept in sync with their sources (Fruxon Assets API).",
+    )
+    ensure_jwt_secret(settings)
+    app.state.settings = settings
+    app.state.services = Services(
+        settings=settings,
+        catalog=Catalog(settings.catalog_url),
+        vectors=VectorStore(settings.vector_uri),
+        runs=Runs(settings),
+    )
+    install_problem_handlers(app)
+    storage.sweep_temporary_uploads(app.state.services)
+    # meta first: `/assets:sourceTypes` must not be taken for an asset id.
+    for module in (meta, storage, assets, operations, documents, search):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        """200 once runs can be launched: the Dagster webserver answers."""
+        import urllib.request
+
+        url = f"http://{settings.dagster_host}:{settings.dagster_port}/server_info"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                ok = response.status == 200
+        except OSError:
+            ok = False
+        status = 200 if ok else 503
+        return JSONResponse({"status": "ok" if ok else "dagster webserver unreachable"}, status)
+
+    return app

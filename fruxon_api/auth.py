@@ -1,0 +1,118 @@
+"""Bearer JWT → principal (subject, tenants, scopes).
+
+Tokens are HS256, signed with a secret generated into FRUXON_HOME on first start, unless
+FRUXON_JWT_PUBLIC_KEY is set: then RS256 tokens from an external issuer are verified with it.
+Claims: `sub`, `tenants` (list; "*" for all), `scope` (space-separated: assets:read assets:write).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+
+from fruxon_api.problems import Problem
+from fruxon_pipelines.settings import Settings
+
+READ = "assets:read"
+WRITE = "assets:write"
+ISSUER = "fruxon"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    tenants: frozenset[str]
+    scopes: frozenset[str]
+
+    def may_use(self, tenant: str) -> bool:
+        return "*" in self.tenants or tenant in self.tenants
+
+
+def ensure_jwt_secret(settings: Settings) -> bytes:
+    """The local HS256 secret; created (mode 0600) the first time the stack starts."""
+    path: Path = settings.jwt_secret_path
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_bytes().strip()
+
+
+def issue_token(
+    settings: Settings,
+    *,
+    tenants: list[str],
+    scopes: list[str],
+    subject: str = "cli",
+    ttl_seconds: int = 3600,
+) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": subject,
+        "tenants": tenants,
+        "scope": " ".join(scopes),
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, ensure_jwt_secret(settings), algorithm="HS256")
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def verify_token(settings: Settings, token: str) -> Principal:
+    try:
+        if settings.jwt_public_key:
+            claims = jwt.decode(token, settings.jwt_public_key, algorithms=["RS256"])
+        else:
+            claims = jwt.decode(
+                token, ensure_jwt_secret(settings), algorithms=["HS256"], issuer=ISSUER
+            )
+    except jwt.ExpiredSignatureError as error:
+        raise _unauthorized("the token has expired") from error
+    except jwt.PyJWTError as error:
+        raise _unauthorized("the token is not valid") from error
+    tenants = claims.get("tenants")
+    scope = claims.get("scope", "")
+    if not isinstance(tenants, list) or not isinstance(scope, str) or "sub" not in claims:
+        raise _unauthorized("the token lacks the sub, tenants or scope claims")
+    return Principal(str(claims["sub"]), frozenset(map(str, tenants)), frozenset(scope.split()))
+
+
+def current_principal(request: Request) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("send Authorization: Bearer <token>")
+    return verify_token(request.app.state.settings, token.strip())
+
+
+def _tenant_principal(tenant: str, principal: Principal, scope: str) -> Principal:
+    if not principal.may_use(tenant):
+        # 404, not 403: a principal learns nothing about tenants it cannot use.
+        raise Problem(404, "Not Found", f"tenant {tenant} does not exist")
+    if scope not in principal.scopes and not (scope == READ and WRITE in principal.scopes):
+        raise Problem(403, "Forbidden", f"this token lacks the {scope} scope")
+    return principal
+
+
+def reader(tenant: str, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    return _tenant_principal(tenant, principal, READ)
+
+
+def writer(tenant: str, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    return _tenant_principal(tenant, principal, WRITE)
+
+
+Reader = Annotated[Principal, Depends(reader)]
+Writer = Annotated[Principal, Depends(writer)]

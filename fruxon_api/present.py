@@ -1,0 +1,110 @@
+"""Catalog rows → wire models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fruxon_api.runs import OperationState
+from fruxon_api.schemas import (
+    AssetConfigOut,
+    AssetOut,
+    BudgetOut,
+    ChunkOut,
+    DocumentOut,
+    EmbeddingOut,
+    LongOperation,
+    OperationOut,
+)
+from fruxon_pipelines.catalog.models import Document, KnowledgeAsset, Operation
+from fruxon_pipelines.embedding import find_model
+from fruxon_pipelines.sources.registry import SOURCE_TYPES
+
+
+def price_of(asset: KnowledgeAsset) -> float:
+    config = asset.embedding_config
+    return find_model(config["provider"], config["model"]).price_per_million_tokens
+
+
+def asset_out(asset: KnowledgeAsset) -> AssetOut:
+    kind = SOURCE_TYPES[asset.source_type]
+    return AssetOut(
+        id=asset.id,
+        displayName=asset.name,
+        type=asset.source_type,
+        config=AssetConfigOut(sourceType=asset.source_type, parameters=asset.source_config),
+        createdAt=asset.created_at,
+        modifiedAt=asset.modified_at,
+        lastPolledAt=None,
+        supportsAutoUpdate=kind.supports_webhook or kind.supports_poll,
+        supportsWebhookRegistration=kind.supports_webhook,
+        supportsPollSchedule=kind.supports_poll,
+        embedding=EmbeddingOut(**asset.embedding_config),
+        budget=BudgetOut(pricePerMillionTokens=price_of(asset)),
+    )
+
+
+def operation_out(operation: Operation, state: OperationState, price: float) -> OperationOut:
+    return OperationOut(
+        id=operation.id,
+        assetId=operation.asset_id,
+        tenantId=operation.tenant,
+        type=operation.type,
+        status=state.status,
+        done=state.status in {"COMPLETED", "FAILED", "CANCELLED"},
+        startedAt=state.started_at or operation.started_at,
+        completedAt=state.completed_at,
+        itemsProcessed=operation.items_processed,
+        itemsTotal=operation.items_total,
+        tokenCount=operation.token_count,
+        chunkCount=operation.chunk_count,
+        # Priced on read, from the asset's current model price.
+        cost=operation.token_count * price / 1_000_000,
+        errorMessage=state.error,
+        createdBy=operation.created_by,
+    )
+
+
+def long_operation(operation: Operation, state: OperationState) -> LongOperation:
+    return LongOperation(
+        name=operation.id,
+        status=state.status,
+        resourceName=operation.asset_id,
+        startedAt=state.started_at,
+        completedAt=state.completed_at,
+        error=state.error,
+        metadata={"type": operation.type, "assetId": operation.asset_id},
+    )
+
+
+def document_out(document: Document) -> DocumentOut:
+    return DocumentOut(
+        id=document.id,
+        assetId=document.asset_id,
+        fileName=document.file_name or document.title or document.source_url,
+        contentType=document.content_type,
+        sourceUrl=document.source_url,
+        fileSize=document.file_size,
+        chunkCount=document.chunk_count,
+        status=document.status,
+        errorMessage=document.error_message,
+        createdAt=document.created_at,
+        modifiedAt=document.modified_at,
+        processedAt=document.processed_at,
+    )
+
+
+def chunk_out(row: dict[str, Any]) -> ChunkOut:
+    page = row.get("page_number")
+    return ChunkOut(
+        chunkId=row["chunk_id"],
+        chunkIndex=row["chunk_index"],
+        content=row["content"],
+        contextText=row.get("heading_path") or None,
+        headingPath=row.get("heading_path") or None,
+        pageNumber=str(page) if page is not None else None,
+        startCharIdx=row.get("start_char"),
+        endCharIdx=row.get("end_char"),
+        startLine=row.get("start_line"),
+        endLine=row.get("end_line"),
+        tokenCount=row.get("token_count"),
+    )

@@ -1,0 +1,305 @@
+"""Knowledge assets: create (from config or a file), list, read, update, delete, refresh."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from pydantic import ValidationError
+
+from fruxon_api.auth import Reader, Writer
+from fruxon_api.deps import Paging, Services, Svc, load_asset
+from fruxon_api.present import asset_out, long_operation
+from fruxon_api.problems import Problem
+from fruxon_api.schemas import (
+    AssetOut,
+    AssetWithOperation,
+    CreateAssetRequest,
+    EmbeddingConfigIn,
+    FilePayload,
+    Page,
+    PatchAssetRequest,
+    RefreshRequest,
+    UsageOut,
+)
+from fruxon_pipelines.assets_admin import validate_embedding
+from fruxon_pipelines.catalog.models import KnowledgeAsset
+from fruxon_pipelines.embedding import UnknownEmbeddingModel
+from fruxon_pipelines.parsing import SUPPORTED_CONTENT_TYPES, content_type_for
+from fruxon_pipelines.sources.registry import InvalidSourceConfig, validate_parameters
+
+router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["assets"])
+
+# Settings that force every chunk to be rebuilt: a PATCH changing one re-ingests.
+REINGEST_KEYS = ("provider", "model", "chunkSize", "chunkOverlap")
+ACTIVE = {"PENDING", "RUNNING"}
+COPY_CHUNK = 1024 * 1024
+
+
+def _bad(detail: str) -> Problem:
+    return Problem(400, "Bad Request", detail)
+
+
+def embedding_config(config: EmbeddingConfigIn | None, base: dict[str, Any] | None = None) -> dict:
+    merged = dict(base or {"provider": "local", "model": "all-MiniLM-L6-v2"})
+    if config is not None:
+        if config.apiKey:
+            raise _bad("embedding.apiKey is not used by this server's providers")
+        merged.update(config.model_dump(exclude_none=True, exclude={"apiKey"}))
+    try:
+        return validate_embedding(merged)
+    except (UnknownEmbeddingModel, ValueError) as error:
+        raise _bad(f"embedding: {error}") from error
+
+
+def _unsupported(body: Any, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        if getattr(body, name, None) not in (None, {}, False):
+            raise _bad(f"{name} is not supported by this server yet")
+
+
+def _start(svc: Services, asset: KnowledgeAsset, kind: str, who: str, **request: Any):
+    operation = svc.catalog.create_operation(
+        asset_id=asset.id, tenant=asset.tenant, type=kind, created_by=who, request=request
+    )
+    svc.runs.launch(svc.catalog, operation)
+    return long_operation(operation, svc.runs.state(operation, runs={}))
+
+
+def create_and_ingest(
+    svc: Services,
+    tenant: str,
+    name: str,
+    source_type: str,
+    parameters: dict,
+    embedding: dict,
+    who: str,
+    asset_id: str | None = None,
+) -> AssetWithOperation:
+    asset = svc.catalog.create_asset(
+        asset_id=asset_id,
+        tenant=tenant,
+        name=name,
+        source_type=source_type,
+        source_config=parameters,
+        embedding_config=embedding,
+    )
+    svc.runs.add_partition(asset.id)  # before any run names the partition
+    operation = _start(svc, asset, "INGEST", who, documentIds=[], force=False)
+    return AssetWithOperation(asset=asset_out(asset), longOperation=operation)
+
+
+@router.post("/assets", response_model=AssetWithOperation)
+def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: Svc):
+    """Create a knowledge asset from a source configuration and start its first ingestion."""
+    _unsupported(body, ("auth", "budget", "currencyBudget", "autoUpdate", "embeddingLLMConfigId"))
+    source_type = body.config.sourceType
+    if source_type == "file":
+        raise _bad("file assets are created with POST /assets:file or /assets:import")
+    try:
+        params = validate_parameters(source_type, body.config.parameters)
+    except InvalidSourceConfig as error:
+        raise _bad(str(error)) from error
+    embedding = embedding_config(body.embedding)
+    name = body.name or _default_name(source_type, params.model_dump())
+    return create_and_ingest(
+        svc, tenant, name, source_type, params.model_dump(), embedding, principal.subject
+    )
+
+
+def _default_name(source_type: str, parameters: dict) -> str:
+    urls = parameters.get("urls") or []
+    return urls[0] if urls else source_type
+
+
+def store_upload(svc: Services, upload: UploadFile, target: Path) -> int:
+    """Copy the upload to disk in 1 MiB pieces, refusing past the size limit."""
+    limit = svc.settings.max_upload_bytes
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with target.open("wb") as out:
+        while piece := upload.file.read(COPY_CHUNK):
+            written += len(piece)
+            if written > limit:
+                out.close()
+                shutil.rmtree(target.parent, ignore_errors=True)
+                raise Problem(
+                    413, "Content Too Large", f"the file is larger than {limit // 2**20} MB"
+                )
+            out.write(piece)
+    return written
+
+
+def upload_name_and_type(upload: UploadFile) -> tuple[str, str]:
+    """The upload's file name and media type, or 400/415 when it has none we can parse."""
+    file_name = Path(upload.filename or "").name
+    if not file_name:
+        raise _bad("the File part has no file name")
+    content_type = content_type_for(file_name)
+    if content_type is None:
+        supported = ", ".join(sorted(e for exts in SUPPORTED_CONTENT_TYPES.values() for e in exts))
+        raise Problem(
+            415, "Unsupported Media Type", f"{file_name}: supported extensions are {supported}"
+        )
+    return file_name, content_type
+
+
+@router.post("/assets:file", response_model=AssetWithOperation)
+def upload_file_asset(
+    tenant: str,
+    request: Request,
+    principal: Writer,
+    svc: Svc,
+    File_: Annotated[UploadFile, File(alias="File")],
+    Payload: Annotated[str, Form()] = "{}",
+):
+    """Upload one file (≤ 50 MB); it becomes a file asset and its ingestion starts."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > svc.settings.max_upload_bytes + 1024 * 1024:
+        raise Problem(413, "Content Too Large", "the upload is larger than 50 MB")
+    try:
+        payload = FilePayload.model_validate(json.loads(Payload or "{}"))
+    except (json.JSONDecodeError, ValidationError) as error:
+        raise _bad(f"Payload is not valid JSON for this endpoint: {error}") from error
+    if not payload.Vectorize:
+        raise _bad("Vectorize=false (storing without indexing) is not supported yet")
+    file_name, content_type = upload_name_and_type(File_)
+    embedding = embedding_config(payload.EmbeddingConfig)
+    asset_id = str(uuid.uuid4())
+    relative = f"{asset_id}/{file_name}"
+    size = store_upload(svc, File_, svc.settings.files_dir / relative)
+    if size == 0:
+        shutil.rmtree(svc.settings.files_dir / asset_id, ignore_errors=True)
+        raise _bad("the file is empty")
+    parameters = {"path": relative, "fileName": file_name, "contentType": content_type}
+    name = payload.DisplayName or payload.Name or file_name
+    return create_and_ingest(
+        svc, tenant, name, "file", parameters, embedding, principal.subject, asset_id=asset_id
+    )
+
+
+@router.get("/assets", response_model=Page[AssetOut])
+def list_assets(
+    tenant: str, principal: Reader, svc: Svc, paging: Paging, search: str | None = None
+):
+    assets = [a for a in svc.catalog.list_assets(tenant) if a.status != "DELETING"]
+    if search:
+        assets = [a for a in assets if search.lower() in a.name.lower()]
+    assets.sort(key=lambda a: a.created_at, reverse=True)
+    window = assets[paging.skip : paging.skip + paging.size]
+    return Page[AssetOut](
+        items=[asset_out(a) for a in window],
+        nextPageToken=paging.next_token(len(assets)),
+        totalCount=len(assets),
+    )
+
+
+@router.get("/assets/{asset}", response_model=AssetOut)
+def get_asset(tenant: str, asset: str, principal: Reader, svc: Svc):
+    return asset_out(load_asset(svc, tenant, asset))
+
+
+@router.patch("/assets/{asset}", response_model=AssetWithOperation)
+def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Writer, svc: Svc):
+    """Update settings; changing the model or the chunking re-ingests the asset."""
+    current = load_asset(svc, tenant, asset)
+    _unsupported(body, ("budget", "currencyBudget", "autoUpdate", "embeddingLlmConfigId"))
+    changes: dict[str, Any] = {}
+    if body.displayName is not None:
+        if not body.displayName.strip():
+            raise _bad("displayName must not be empty")
+        changes["name"] = body.displayName
+    reingest = refresh = False
+    if body.embedding is not None:
+        embedding = embedding_config(body.embedding, current.embedding_config)
+        reingest = any(embedding[k] != current.embedding_config.get(k) for k in REINGEST_KEYS)
+        changes["embedding_config"] = embedding
+    if body.sourceConfig is not None:
+        try:
+            params = validate_parameters(current.source_type, body.sourceConfig)
+        except InvalidSourceConfig as error:
+            raise _bad(str(error)) from error
+        refresh = params.model_dump() != current.source_config
+        changes["source_config"] = params.model_dump()
+    if (reingest or refresh) and _active_operation(svc, current.id):
+        raise _busy()
+    updated = svc.catalog.update_asset(current.id, **changes) if changes else current
+    operation = None
+    if reingest:
+        operation = _start(svc, updated, "INGEST", principal.subject, documentIds=[], force=True)
+    elif refresh:
+        operation = _start(svc, updated, "REFRESH", principal.subject, documentIds=[], force=False)
+    return AssetWithOperation(asset=asset_out(updated), longOperation=operation)
+
+
+@router.delete("/assets/{asset}", status_code=204)
+def delete_asset(tenant: str, asset: str, principal: Writer, svc: Svc) -> Response:
+    """Remove the asset, its documents, its vectors and its partition; stop its runs."""
+    current = load_asset(svc, tenant, asset)
+    svc.catalog.update_asset(current.id, status="DELETING")
+    for operation in svc.catalog.list_operations(current.id):
+        if svc.runs.state(operation).status in ACTIVE:
+            svc.runs.cancel(svc.catalog, operation)
+    svc.vectors.delete_asset(tenant, current.id)
+    svc.runs.delete_partition(current.id)
+    svc.catalog.delete_asset(current.id)
+    shutil.rmtree(svc.settings.files_dir / current.id, ignore_errors=True)
+    return Response(status_code=204)
+
+
+def _active_operation(svc: Services, asset_id: str) -> bool:
+    runs = svc.runs.runs_of_asset(asset_id)
+    return any(
+        svc.runs.state(op, runs).status in ACTIVE
+        for op in svc.catalog.list_operations(asset_id, limit=20)
+    )
+
+
+def _busy() -> Problem:
+    return Problem(
+        429,
+        "Too Many Requests",
+        "another operation of this asset is pending or running; retry when it is done",
+        headers={"Retry-After": "5"},
+    )
+
+
+@router.post("/assets/{asset}:refresh", response_model=AssetWithOperation)
+def refresh_asset(
+    tenant: str, asset: str, principal: Writer, svc: Svc, body: RefreshRequest | None = None
+):
+    """Re-fetch and re-ingest (only `documentIds` when given); one operation at a time."""
+    current = load_asset(svc, tenant, asset)
+    body = body or RefreshRequest()
+    document_ids = body.documentIds or []
+    if document_ids:
+        from fruxon_api.deps import parse_uuid
+
+        ids = [parse_uuid(d, "document") for d in document_ids]
+        known = {d.id for d in svc.catalog.documents_by_id(current.id, ids)}
+        missing = [d for d in ids if d not in known]
+        if missing:
+            raise Problem(404, "Not Found", f"documents not in this asset: {', '.join(missing)}")
+        document_ids = ids
+    if _active_operation(svc, current.id):
+        raise _busy()
+    operation = _start(
+        svc, current, "REFRESH", principal.subject, documentIds=document_ids, force=bool(body.force)
+    )
+    return AssetWithOperation(asset=asset_out(current), longOperation=operation)
+
+
+@router.get("/assets/{asset}/usage", response_model=UsageOut)
+def asset_usage(tenant: str, asset: str, principal: Reader, svc: Svc):
+    current = load_asset(svc, tenant, asset)
+    documents = svc.catalog.documents_by_key(current.id).values()
+    return UsageOut(
+        assetId=current.id,
+        totalTokenCount=sum(d.token_count for d in documents),
+        totalChunkCount=sum(d.chunk_count for d in documents),
+        operationCount=len(svc.catalog.list_operations(current.id)),
+    )

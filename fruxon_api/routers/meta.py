@@ -1,0 +1,80 @@
+"""What the server supports: source types, embedding models, uploadable content types."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from fruxon_api.auth import Reader
+from fruxon_pipelines.embedding import list_models
+from fruxon_pipelines.parsing import SUPPORTED_CONTENT_TYPES
+from fruxon_pipelines.sources.registry import SOURCE_TYPES
+
+router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["catalogue"])
+
+SECRET_HINTS = ("token", "secret", "password", "apikey", "api_key")
+
+
+def _parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", []))
+    described = []
+    for name, spec in schema.get("properties", {}).items():
+        kind = spec.get("type") or next(
+            (s.get("type") for s in spec.get("anyOf", []) if s.get("type") != "null"), "string"
+        )
+        described.append(
+            {
+                "name": name,
+                "type": kind,
+                "items": (spec.get("items") or {}).get("type"),
+                "required": name in required,
+                "secret": any(h in name.lower() for h in SECRET_HINTS),
+                "default": spec.get("default"),
+                "description": spec.get("description"),
+            }
+        )
+    return described
+
+
+@router.get("/assets:sourceTypes")
+def source_types(tenant: str, principal: Reader) -> dict[str, Any]:
+    return {
+        "items": [
+            {
+                "key": kind.key,
+                "displayName": kind.display_name,
+                "parameters": _parameters(kind.parameters.model_json_schema()),
+                "supportsOAuth": kind.supports_oauth,
+                "supportsWebhook": kind.supports_webhook,
+                "supportsPollSchedule": kind.supports_poll,
+                "createdWith": "POST /assets:file" if kind.key == "file" else "POST /assets",
+            }
+            for kind in SOURCE_TYPES.values()
+        ]
+    }
+
+
+@router.get("/assets:embeddingModels")
+def embedding_models(tenant: str, principal: Reader) -> dict[str, Any]:
+    return {
+        "items": [
+            {
+                "provider": m.provider,
+                "model": m.model,
+                "dimensions": m.dimensions,
+                "maxTokens": m.max_tokens,
+                "pricePerMillionTokens": m.price_per_million_tokens,
+                "description": m.description,
+            }
+            for m in list_models()
+        ]
+    }
+
+
+@router.get("/assets:supportedTypes")
+def supported_types(tenant: str, principal: Reader) -> dict[str, Any]:
+    return {
+        "items": [
+            {"contentType": media, "extensions": list(extensions)}
+            for media, extensions in SUPPORTED_CONTENT_TYPES.items()
+        ]
+    }

@@ -1,0 +1,60 @@
+"""Search inside one asset: vector, full-text or hybrid (reciprocal rank fusion)."""
+
+from fastapi import APIRouter
+
+from fruxon_api.auth import Reader
+from fruxon_api.deps import Svc, load_asset
+from fruxon_api.schemas import SearchHitOut, SearchRequestBody, SearchResponse
+from fruxon_pipelines.embedding import find_model, get_embedder
+
+router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["search"])
+
+
+@router.post(":search", response_model=SearchResponse)
+def search(tenant: str, asset: str, body: SearchRequestBody, principal: Reader, svc: Svc):
+    from fruxon_pipelines.search import SearchRequest, search_asset
+
+    current = load_asset(svc, tenant, asset)
+    config = current.embedding_config
+    model = find_model(config["provider"], config["model"])
+    mode = body.searchMode if body.searchMode not in (None, "UNSPECIFIED") else "HYBRID"
+    request = SearchRequest(
+        query=body.query,
+        top_k=body.topK or 10,
+        score_threshold=body.scoreThreshold,
+        mode=mode,
+        vector_weight=0.5 if body.vectorWeight is None else body.vectorWeight,
+        fts_weight=0.5 if body.ftsWeight is None else body.ftsWeight,
+        rrf_k=body.rrfK or 60,
+    )
+    hits = search_asset(
+        svc.vectors,
+        tenant=tenant,
+        asset_id=current.id,
+        embedding_model=model,
+        embedder=get_embedder(model.provider, model.model),
+        request=request,
+    )
+    return SearchResponse(
+        results=[
+            SearchHitOut(
+                content=h.content,
+                assetId=current.id,
+                sourceType=current.source_type,
+                chunkId=h.chunk_id,
+                chunkIndex=h.chunk_index,
+                source=h.source_url,
+                sourceUrl=h.source_url,
+                score=h.score,
+                startCharIdx=h.start_char,
+                endCharIdx=h.end_char,
+                pageNumber=str(h.page_number) if h.page_number is not None else None,
+                startLine=h.start_line,
+                endLine=h.end_line,
+                documentId=h.document_id,
+                headingPath=h.heading_path or None,
+                contextText=h.heading_path or None,
+            )
+            for h in hits
+        ]
+    )

@@ -1,0 +1,241 @@
+"""Wire models: camelCase JSON, exactly the documented fields; request bodies forbid extras."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# Requests -------------------------------------------------------------------------------------
+
+
+class AssetConfig(Request):
+    sourceType: str = Field(min_length=1)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class EmbeddingConfigIn(Request):
+    provider: str | None = None
+    model: str | None = None
+    chunkSize: int | None = None
+    chunkOverlap: int | None = None
+    apiKey: str | None = None
+
+
+class CreateAssetRequest(Request):
+    config: AssetConfig
+    name: str | None = None
+    auth: dict[str, Any] | None = None
+    embedding: EmbeddingConfigIn | None = None
+    budget: dict[str, Any] | None = None
+    currencyBudget: dict[str, Any] | None = None
+    autoUpdate: dict[str, Any] | None = None
+    embeddingLLMConfigId: str | None = None
+
+
+class FilePayload(Request):
+    """The `Payload` part of `POST /assets:file` (PascalCase in the Fruxon docs; both accepted)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    Vectorize: bool = True
+    Name: str | None = None
+    DisplayName: str | None = None
+    EmbeddingConfig: EmbeddingConfigIn | None = None
+    SessionId: str | None = None
+
+
+class PatchAssetRequest(Request):
+    displayName: str | None = None
+    budget: dict[str, Any] | None = None
+    currencyBudget: dict[str, Any] | None = None
+    embedding: EmbeddingConfigIn | None = None
+    sourceConfig: dict[str, Any] | None = None
+    embeddingLlmConfigId: str | None = None
+    autoUpdate: dict[str, Any] | None = None
+    disableAutoUpdate: bool | None = None
+
+
+class RefreshRequest(Request):
+    documentIds: list[str] | None = None
+    force: bool | None = None
+
+
+class SearchRequestBody(Request):
+    query: str = Field(min_length=1)
+    topK: int | None = Field(default=None, ge=1, le=200)
+    scoreThreshold: float | None = Field(default=None, ge=0, le=1)
+    searchMode: Literal["UNSPECIFIED", "VECTOR", "FULL_TEXT", "HYBRID"] | None = None
+    vectorWeight: float | None = Field(default=None, ge=0, le=1)
+    ftsWeight: float | None = Field(default=None, ge=0, le=1)
+    rrfK: int | None = Field(default=None, ge=1, le=10_000)
+
+
+# Responses ------------------------------------------------------------------------------------
+
+
+class AssetConfigOut(Wire):
+    sourceType: str
+    parameters: dict[str, Any]
+
+
+class EmbeddingOut(Wire):
+    provider: str
+    model: str
+    chunkSize: int
+    chunkOverlap: int
+
+
+class BudgetOut(Wire):
+    tokenBudget: float | None = None
+    monthlyTokenBudget: float | None = None
+    dailyTokenBudget: float | None = None
+    totalTokenCount: float | None = None
+    monthlyTokensUsed: float | None = None
+    dailyTokensUsed: float | None = None
+    costBudget: float | None = None
+    monthlyCostBudget: float | None = None
+    dailyCostBudget: float | None = None
+    totalCost: float | None = None
+    monthlyCostUsed: float | None = None
+    dailyCostUsed: float | None = None
+    pricePerMillionTokens: float | None = None
+
+
+class AssetOut(Wire):
+    id: str
+    displayName: str
+    type: str
+    vectorized: bool = True
+    config: AssetConfigOut
+    integrationId: str | None = None
+    assetLink: str | None = None
+    createdAt: int
+    modifiedAt: int
+    autoUpdate: bool = False
+    autoUpdateConfig: dict[str, Any] | None = None
+    lastPolledAt: int | None = None
+    embeddingLlmConfigId: str | None = None
+    supportsAutoUpdate: bool
+    supportsWebhookRegistration: bool
+    supportsPollSchedule: bool
+    embedding: EmbeddingOut
+    budget: BudgetOut
+
+
+class LongOperation(Wire):
+    name: str
+    status: str
+    resourceName: str
+    resourceType: str = "asset"
+    startedAt: int | None = None
+    completedAt: int | None = None
+    error: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AssetWithOperation(Wire):
+    asset: AssetOut
+    longOperation: LongOperation | None = None
+
+
+class OperationOut(Wire):
+    id: str
+    assetId: str
+    tenantId: str
+    type: str
+    status: str
+    done: bool
+    startedAt: int | None
+    completedAt: int | None
+    itemsProcessed: int
+    itemsTotal: int
+    tokenCount: int
+    chunkCount: int
+    cost: float
+    errorMessage: str | None
+    createdBy: str | None
+
+
+class DocumentOut(Wire):
+    id: str
+    assetId: str
+    fileName: str | None
+    contentType: str | None
+    sourceUrl: str | None
+    fileSize: int | None
+    chunkCount: int
+    status: str
+    errorMessage: str | None
+    createdAt: int
+    modifiedAt: int
+    processedAt: int | None
+
+
+class ChunkOut(Wire):
+    chunkId: str
+    chunkIndex: int
+    content: str
+    contextText: str | None
+    headingPath: str | None
+    pageNumber: str | None
+    startCharIdx: int | None
+    endCharIdx: int | None
+    startLine: int | None
+    endLine: int | None
+    tokenCount: int | None
+    codeIntel: dict[str, Any] | None = None
+
+
+class ChunkPage(Wire):
+    documentId: str
+    chunks: list[ChunkOut]
+    totalChunks: int
+    nextPageToken: str | None
+
+
+class Page(Wire, Generic[T]):
+    items: list[T]
+    nextPageToken: str | None
+    totalCount: int
+
+
+class SearchHitOut(Wire):
+    content: str
+    assetId: str
+    sourceType: str
+    chunkId: str
+    chunkIndex: int
+    source: str | None
+    sourceUrl: str | None
+    score: float
+    startCharIdx: int | None
+    endCharIdx: int | None
+    pageNumber: str | None
+    startLine: int | None
+    endLine: int | None
+    documentId: str
+    headingPath: str | None
+    contextText: str | None
+
+
+class SearchResponse(Wire):
+    results: list[SearchHitOut]
+
+
+class UsageOut(Wire):
+    assetId: str
+    totalTokenCount: int
+    totalChunkCount: int
+    operationCount: int

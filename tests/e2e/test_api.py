@@ -1,0 +1,372 @@
+"""The REST API over HTTP against the real stack: uvicorn, Dagster webserver + daemon, the model."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+from conftest import FIXTURES
+from sitegen import Site, generate_pages
+
+from e2e.conftest import wait_for
+from fruxon_api.auth import READ, WRITE, issue_token
+
+pytestmark = pytest.mark.e2e
+TENANT = "acme"
+MODEL = {"provider": "local", "model": "all-MiniLM-L6-v2", "chunkSize": 128, "chunkOverlap": 16}
+
+
+def _client(stack, tenants=(TENANT,), scopes=(READ, WRITE)) -> httpx.Client:
+    token = issue_token(stack.settings, tenants=list(tenants), scopes=list(scopes))
+    return httpx.Client(
+        base_url=stack.api_url(), headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    with _client(stack) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def docs_site():
+    with Site() as site:
+        pages = generate_pages(5, links="all", seed=11)
+        pages["/page-2.html"] = pages["/page-2.html"].replace(
+            "</h1>", "</h1><p>The lighthouse keeper paints every railing cobalt blue.</p>", 1
+        )
+        for path, body in pages.items():
+            site.put(path, body)
+        site.pages = pages
+        yield site
+
+
+def _base(asset_id: str = "") -> str:
+    return f"/v1/tenants/{TENANT}/assets" + (f"/{asset_id}" if asset_id else "")
+
+
+def _wait_done(api: httpx.Client, asset_id: str, operation_id: str, timeout=300) -> dict:
+    def done():
+        response = api.get(f"{_base(asset_id)}/operations/{operation_id}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return body if body["done"] else None
+
+    return wait_for(done, timeout, f"operation {operation_id}")
+
+
+@pytest.fixture(scope="module")
+def web_asset(api, docs_site):
+    body = {
+        "name": "handbook site",
+        "config": {
+            "sourceType": "web",
+            "parameters": {"urls": [docs_site.url("/")], "maxDepth": 1},
+        },
+        "embedding": MODEL,
+    }
+    response = api.post(_base(), json=body)
+    assert response.status_code == 200, response.text
+    created = response.json()
+    operation = created["longOperation"]
+    assert operation["status"] in {"PENDING", "RUNNING"}
+    assert operation["resourceName"] == created["asset"]["id"]
+    final = _wait_done(api, created["asset"]["id"], operation["name"])
+    assert final["status"] == "COMPLETED", final
+    assert final["type"] == "INGEST"
+    assert final["tokenCount"] > 0 and final["itemsProcessed"] == final["itemsTotal"] == 6
+    return created["asset"]
+
+
+def test_documents_chunks_and_usage(api, web_asset):
+    asset_id = web_asset["id"]
+    listing = api.get(f"{_base(asset_id)}/documents", params={"PageSize": 4}).json()
+    assert listing["totalCount"] == 6 and len(listing["items"]) == 4
+    rest = api.get(
+        f"{_base(asset_id)}/documents", params={"PageToken.Cursor": listing["nextPageToken"]}
+    ).json()
+    assert len(rest["items"]) == 2 and rest["nextPageToken"] is None
+    document = listing["items"][0]
+    assert document["status"] == "COMPLETED" and document["chunkCount"] > 0
+    chunks = api.get(f"{_base(asset_id)}/documents/{document['id']}/chunks").json()
+    assert chunks["documentId"] == document["id"]
+    assert chunks["totalChunks"] == document["chunkCount"]
+    assert [c["chunkIndex"] for c in chunks["chunks"]] == list(range(document["chunkCount"]))
+    usage = api.get(f"{_base(asset_id)}/usage").json()
+    assert usage["totalChunkCount"] == sum(
+        d["chunkCount"] for d in listing["items"] + rest["items"]
+    )
+
+
+@pytest.mark.parametrize("mode", ["VECTOR", "FULL_TEXT", "HYBRID"])
+def test_search_finds_the_page_in_every_mode(api, web_asset, docs_site, mode):
+    pytest.importorskip("fruxon_pipelines.search")  # CHECKPOINT: search lands next
+    response = api.post(
+        f"{_base(web_asset['id'])}:search",
+        json={"query": "lighthouse keeper railing cobalt", "searchMode": mode, "topK": 3},
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert results, mode
+    assert "cobalt" in results[0]["content"]
+    assert results[0]["sourceUrl"] == docs_site.url("/page-2.html")
+    assert 0 <= results[-1]["score"] <= results[0]["score"] <= 1
+
+
+def test_refresh_without_change_embeds_nothing(api, web_asset):
+    asset_id = web_asset["id"]
+    response = api.post(f"{_base(asset_id)}:refresh", json={})
+    assert response.status_code == 200, response.text
+    final = _wait_done(api, asset_id, response.json()["longOperation"]["name"])
+    assert final["status"] == "COMPLETED" and final["type"] == "REFRESH"
+    assert final["tokenCount"] == 0 and final["cost"] == 0
+
+
+def test_edit_one_page_and_refresh_only_that_document(api, web_asset, docs_site):
+    pytest.importorskip("fruxon_pipelines.search")  # CHECKPOINT: search lands next
+    asset_id = web_asset["id"]
+    documents = api.get(f"{_base(asset_id)}/documents").json()["items"]
+    target = next(d for d in documents if d["sourceUrl"] == docs_site.url("/page-3.html"))
+    page = docs_site.pages["/page-3.html"]
+    docs_site.put(
+        "/page-3.html", page.replace("</h1>", "</h1><p>Quartz owls nest in the archive.</p>", 1)
+    )
+    response = api.post(f"{_base(asset_id)}:refresh", json={"documentIds": [target["id"]]})
+    assert response.status_code == 200, response.text
+    final = _wait_done(api, asset_id, response.json()["longOperation"]["name"])
+    assert final["status"] == "COMPLETED"
+    assert 0 < final["tokenCount"] < target["chunkCount"] * 128
+    hits = api.post(
+        f"{_base(asset_id)}:search", json={"query": "quartz owls", "searchMode": "FULL_TEXT"}
+    ).json()["results"]
+    assert hits and hits[0]["documentId"] == target["id"]
+
+
+def test_second_concurrent_refresh_is_refused_with_429(api, web_asset):
+    asset_id = web_asset["id"]
+    first = api.post(f"{_base(asset_id)}:refresh", json={"force": True})
+    assert first.status_code == 200, first.text
+    second = api.post(f"{_base(asset_id)}:refresh", json={})
+    assert second.status_code == 429
+    assert second.headers["content-type"].startswith("application/problem+json")
+    assert int(second.headers["retry-after"]) > 0
+    _wait_done(api, asset_id, first.json()["longOperation"]["name"])
+
+
+def test_patch_renames_in_place_and_a_chunking_change_reingests(api, web_asset):
+    url = _base(web_asset["id"])
+    renamed = api.patch(url, json={"displayName": "Handbook"})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["asset"]["displayName"] == "Handbook"
+    assert renamed.json()["longOperation"] is None
+    before = api.get(f"{url}/usage").json()["totalChunkCount"]
+    changed = api.patch(url, json={"embedding": {"chunkSize": 64}})
+    assert changed.status_code == 200, changed.text
+    operation = changed.json()["longOperation"]
+    assert changed.json()["asset"]["embedding"]["chunkSize"] == 64
+    final = _wait_done(api, web_asset["id"], operation["name"])
+    assert final["status"] == "COMPLETED" and final["type"] == "INGEST"
+    assert api.get(f"{url}/usage").json()["totalChunkCount"] > before
+    assert api.patch(url, json={"embedding": {"chunkSize": 4096}}).status_code == 400
+
+
+def test_storage_upload_then_import(api):
+    with (FIXTURES / "sample.md").open("rb") as handle:
+        stored = api.post(
+            f"/v1/tenants/{TENANT}/storage",
+            params={"temporary": "true"},
+            files={"File": ("sample.md", handle)},
+        )
+    assert stored.status_code == 200, stored.text
+    link = stored.json()
+    assert link["status"] == "TEMPORARY" and link["expiresAt"] > link["createdAt"]
+    imported = api.post(f"{_base()}:import", json={"fileId": link["id"]})
+    assert imported.status_code == 200, imported.text
+    created = imported.json()
+    final = _wait_done(api, created["asset"]["id"], created["longOperation"]["name"])
+    assert final["status"] == "COMPLETED"
+    [document] = api.get(f"{_base(created['asset']['id'])}/documents").json()["items"]
+    assert document["fileName"] == "sample.md" and document["chunkCount"] > 0
+    missing = api.post(f"{_base()}:import", json={"fileId": str(uuid.uuid4())})
+    assert missing.status_code == 404
+
+
+def test_cancel_a_running_operation(api, stack):
+    with Site() as site:
+        for path, body in generate_pages(30, links="all", seed=5).items():
+            site.put(path, body)
+        body = {
+            "config": {"sourceType": "web", "parameters": {"urls": [site.url("/")], "maxDepth": 1}},
+            "embedding": {**MODEL, "chunkSize": 64, "chunkOverlap": 0},
+        }
+        created = api.post(_base(), json=body).json()
+        asset_id, operation_id = created["asset"]["id"], created["longOperation"]["name"]
+        url = f"{_base(asset_id)}/operations/{operation_id}"
+        wait_for(lambda: api.get(url).json()["tokenCount"] > 0, 240, "the first batch")
+        cancelled = api.post(f"{url}:cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        final = _wait_done(api, asset_id, operation_id)
+        assert final["status"] == "CANCELLED"
+        again = api.post(f"{url}:cancel").json()  # idempotent on a terminal operation
+        assert again["status"] == "CANCELLED"
+        # No ingestion completed yet, so /documents is 404 by contract; usage reports the index.
+        assert api.get(f"{_base(asset_id)}/documents").status_code == 404
+        chunks = api.get(f"{_base(asset_id)}/usage").json()["totalChunkCount"]
+        assert chunks > 0, "persisted chunks are kept"
+        assert api.delete(_base(asset_id)).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "name", ["sample.pdf", "sample.docx", "sample.html", "sample.md", "sample.txt", "sample.csv"]
+)
+def test_upload_each_supported_file_type(api, name):
+    with (FIXTURES / name).open("rb") as handle:
+        response = api.post(
+            f"{_base()}:file",
+            files={"File": (name, handle)},
+            data={"Payload": json.dumps({"Vectorize": True})},
+        )
+    assert response.status_code == 200, response.text
+    created = response.json()
+    final = _wait_done(api, created["asset"]["id"], created["longOperation"]["name"])
+    assert final["status"] == "COMPLETED", final
+    [document] = api.get(f"{_base(created['asset']['id'])}/documents").json()["items"]
+    assert document["status"] == "COMPLETED" and document["chunkCount"] > 0
+    assert document["fileName"] == name
+
+
+def test_corrupt_upload_ends_as_a_failed_document(api):
+    with (FIXTURES / "corrupt.pdf").open("rb") as handle:
+        response = api.post(f"{_base()}:file", files={"File": ("corrupt.pdf", handle)})
+    assert response.status_code == 200, response.text
+    created = response.json()
+    final = _wait_done(api, created["asset"]["id"], created["longOperation"]["name"])
+    assert final["status"] == "COMPLETED"
+    [document] = api.get(f"{_base(created['asset']['id'])}/documents").json()["items"]
+    assert document["status"] == "FAILED" and document["errorMessage"]
+
+
+def test_delete_a_document_then_the_asset(api, web_asset):
+    pytest.importorskip("fruxon_pipelines.search")  # CHECKPOINT: search lands next
+    asset_id = web_asset["id"]
+    document = api.get(f"{_base(asset_id)}/documents").json()["items"][-1]
+    url = f"{_base(asset_id)}/documents/{document['id']}"
+    assert api.delete(url).status_code == 204
+    assert api.get(url).status_code == 404
+    assert api.delete(url).status_code == 404
+    hits = api.post(
+        f"{_base(asset_id)}:search", json={"query": "support", "topK": 50, "searchMode": "VECTOR"}
+    ).json()["results"]
+    assert all(h["documentId"] != document["id"] for h in hits)
+    assert api.delete(_base(asset_id)).status_code == 204
+    assert api.get(_base(asset_id)).status_code == 404
+    assert api.delete(_base(asset_id)).status_code == 404
+
+
+def test_every_endpoint_hides_other_tenants_and_refuses_read_only_writes(stack, api):
+    created = api.post(
+        _base(),
+        json={
+            "config": {"sourceType": "web", "parameters": {"urls": ["http://127.0.0.1:9/"]}},
+            "embedding": MODEL,
+        },
+    ).json()
+    asset_id = created["asset"]["id"]
+    operation_id = created["longOperation"]["name"]
+    _wait_done(api, asset_id, operation_id)
+    document_id = str(uuid.uuid4())
+    reads = [
+        ("GET", _base()),
+        ("GET", _base(asset_id)),
+        ("GET", f"{_base(asset_id)}/usage"),
+        ("GET", f"{_base(asset_id)}/operations"),
+        ("GET", f"{_base(asset_id)}/operations/{operation_id}"),
+        ("GET", f"{_base(asset_id)}/documents"),
+        ("GET", f"{_base(asset_id)}/documents/{document_id}"),
+        ("GET", f"{_base(asset_id)}/documents/{document_id}/chunks"),
+        ("POST", f"{_base(asset_id)}:search"),
+        ("GET", f"{_base()}:sourceTypes"),
+        ("GET", f"{_base()}:embeddingModels"),
+        ("GET", f"{_base()}:supportedTypes"),
+    ]
+    writes = [
+        ("POST", _base()),
+        ("POST", f"{_base()}:file"),
+        ("PATCH", _base(asset_id)),
+        ("DELETE", _base(asset_id)),
+        ("POST", f"{_base(asset_id)}:refresh"),
+        ("POST", f"{_base(asset_id)}/operations/{operation_id}:cancel"),
+        ("DELETE", f"{_base(asset_id)}/documents/{document_id}"),
+    ]
+    bodies = {"POST": {"query": "x"}, "PATCH": {"displayName": "x"}}
+    with _client(stack, tenants=("other",)) as stranger:
+        for method, url in reads + writes:
+            response = stranger.request(method, url, json=bodies.get(method))
+            assert response.status_code == 404, (method, url, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+    with _client(stack, scopes=(READ,)) as reader:
+        for method, url in writes:
+            response = reader.request(method, url, json=bodies.get(method))
+            assert response.status_code == 403, (method, url, response.text)
+        assert reader.get(_base(asset_id)).status_code == 200
+    anonymous = httpx.get(stack.api_url() + _base())
+    assert anonymous.status_code == 401
+    forged = httpx.get(stack.api_url() + _base(), headers={"Authorization": "Bearer x.y.z"})
+    assert forged.status_code == 401
+    assert api.delete(_base(asset_id)).status_code == 204
+
+
+def test_bad_input_gets_a_problem_never_a_500(api, stack):
+    asset_id = str(uuid.uuid4())
+    cases = [
+        (
+            "POST",
+            _base(),
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        ),
+        ("POST", _base(), {"json": {"config": {"sourceType": "web", "parameters": {"urls": 5}}}}),
+        ("POST", _base(), {"json": {"config": {"sourceType": "web", "parameters": {}}, "x": 1}}),
+        ("POST", _base(), {"json": {"config": {"sourceType": "nope", "parameters": {}}}}),
+        (
+            "POST",
+            _base(),
+            {
+                "json": {
+                    "config": {"sourceType": "web", "parameters": {"urls": ["http://a.test/"]}},
+                    "embedding": {"model": "gpt-404"},
+                }
+            },
+        ),
+        ("GET", _base("not-a-uuid"), {}),
+        ("GET", _base(asset_id), {}),
+        ("GET", _base(), {"params": {"PageSize": 0}}),
+        ("GET", _base(), {"params": {"PageToken.Cursor": "@@@"}}),
+        ("POST", f"{_base(asset_id)}:refresh", {"json": {"documentIds": "x"}}),
+        ("POST", f"{_base()}:file", {"files": {"File": ("evil.exe", b"MZ")}}),
+        (
+            "POST",
+            f"{_base()}:file",
+            {"files": {"File": ("a.txt", b"hi")}, "data": {"Payload": "{broken"}},
+        ),
+        ("POST", f"{_base()}:file", {"files": {"File": ("big.txt", b"x" * (3 * 1024 * 1024))}}),
+    ]
+    for method, url, kwargs in cases:
+        response = api.request(method, url, **kwargs)
+        assert 400 <= response.status_code < 500, (method, url, response.status_code, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        problem = response.json()
+        assert {"type", "title", "status", "detail", "instance"} <= set(problem)
+    assert (
+        api.post(f"{_base()}:file", files={"File": ("big.txt", b"x" * (3 * 2**20))}).status_code
+        == 413
+    )
+
+
+def test_health_and_openapi(stack):
+    assert httpx.get(stack.api_url() + "/healthz").status_code == 200
+    spec = httpx.get(stack.api_url() + "/openapi.json").json()
+    assert "/v1/tenants/{tenant}/assets/{asset}:refresh" in spec["paths"]
+    assert httpx.get(stack.api_url() + "/docs").status_code == 200
