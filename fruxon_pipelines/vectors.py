@@ -252,31 +252,56 @@ class VectorStore:
             rows += self._select(table, f"document_id = {_quote(document_id)}", columns).to_pylist()
         return rows
 
+    HIT_COLUMNS = [
+        "chunk_id",
+        "document_id",
+        "asset_id",
+        "chunk_index",
+        "content",
+        "source_url",
+        "heading_path",
+        "page_number",
+        "start_char",
+        "end_char",
+        "start_line",
+        "end_line",
+        "token_count",
+    ]
+
     def full_text_search(
-        self, tenant: str, dimensions: int, asset_id: str, query: str, limit: int = 10
+        self, tenant: str, dimensions: int, where: str, query: str, limit: int
     ) -> list[dict[str, Any]]:
+        """BM25 hits (`_score`) on chunk content within ``where``."""
         table = self._existing_table(tenant, dimensions)
         if table is None:
             return []
         return (
             table.search(query, query_type="fts")
-            .where(f"asset_id = {_quote(asset_id)}", prefilter=True)
-            .select(["chunk_id", "document_id", "chunk_index", "content"])
+            .where(where, prefilter=True)
+            .select([*self.HIT_COLUMNS, "_score"])
             .limit(limit)
             .to_list()
         )
 
     def vector_search(
-        self, tenant: str, asset_id: str, vector: np.ndarray, limit: int = 10
+        self, tenant: str, where: str, vector: np.ndarray, limit: int
     ) -> list[dict[str, Any]]:
+        """Nearest chunks by cosine distance (`_distance`, 0 = same direction) within ``where``."""
         table = self._existing_table(tenant, int(vector.shape[-1]))
         if table is None:
             return []
         return (
             table.search(vector.astype(np.float32), vector_column_name="vector")
             .distance_type("cosine")
-            .where(f"asset_id = {_quote(asset_id)}", prefilter=True)
-            .select(["chunk_id", "document_id", "chunk_index", "content"])
+            .where(where, prefilter=True)
+            .select([*self.HIT_COLUMNS, "_distance"])
             .limit(limit)
             .to_list()
         )
+
+    @staticmethod
+    def scope(asset_id: str, embedding_model: str | None = None) -> str:
+        where = f"asset_id = {_quote(asset_id)}"
+        if embedding_model is not None:
+            where += f" AND embedding_model = {_quote(embedding_model)}"
+        return where

@@ -103,7 +103,6 @@ def test_documents_chunks_and_usage(api, web_asset):
 
 @pytest.mark.parametrize("mode", ["VECTOR", "FULL_TEXT", "HYBRID"])
 def test_search_finds_the_page_in_every_mode(api, web_asset, docs_site, mode):
-    pytest.importorskip("fruxon_pipelines.search")  # CHECKPOINT: search lands next
     response = api.post(
         f"{_base(web_asset['id'])}:search",
         json={"query": "lighthouse keeper railing cobalt", "searchMode": mode, "topK": 3},
@@ -126,7 +125,6 @@ def test_refresh_without_change_embeds_nothing(api, web_asset):
 
 
 def test_edit_one_page_and_refresh_only_that_document(api, web_asset, docs_site):
-    pytest.importorskip("fruxon_pipelines.search")  # CHECKPOINT: search lands next
     asset_id = web_asset["id"]
     documents = api.get(f"{_base(asset_id)}/documents").json()["items"]
     target = next(d for d in documents if d["sourceUrl"] == docs_site.url("/page-3.html"))
@@ -250,7 +248,6 @@ def test_corrupt_upload_ends_as_a_failed_document(api):
 
 
 def test_delete_a_document_then_the_asset(api, web_asset):
-    pytest.importorskip("fruxon_pipelines.search")  # CHECKPOINT: search lands next
     asset_id = web_asset["id"]
     document = api.get(f"{_base(asset_id)}/documents").json()["items"][-1]
     url = f"{_base(asset_id)}/documents/{document['id']}"
