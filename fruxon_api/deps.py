@@ -56,6 +56,9 @@ class PageRequest:
     size: int
     skip: int
 
+    def window(self, items: list) -> list:
+        return items[self.skip : self.skip + self.size]
+
     def next_token(self, total: int) -> str | None:
         end = self.skip + self.size
         if end >= total:

@@ -190,9 +190,8 @@ def list_assets(
     if search:
         assets = [a for a in assets if search.lower() in a.name.lower()]
     assets.sort(key=lambda a: a.created_at, reverse=True)
-    window = assets[paging.skip : paging.skip + paging.size]
     return Page[AssetOut](
-        items=[asset_out(a) for a in window],
+        items=[asset_out(a) for a in paging.window(assets)],
         nextPageToken=paging.next_token(len(assets)),
         totalCount=len(assets),
     )

@@ -8,22 +8,9 @@ from fruxon_api.present import chunk_out, document_out
 from fruxon_api.problems import Problem, not_found
 from fruxon_api.schemas import ChunkPage, DocumentOut, Page
 from fruxon_pipelines.catalog.models import Document, KnowledgeAsset
+from fruxon_pipelines.vectors import VectorStore
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["documents"])
-
-CHUNK_COLUMNS = [
-    "chunk_id",
-    "chunk_index",
-    "content",
-    "heading_path",
-    "page_number",
-    "start_char",
-    "end_char",
-    "start_line",
-    "end_line",
-    "token_count",
-    "document_id",
-]
 
 
 def _indexed_asset(svc: Services, tenant: str, asset: str) -> KnowledgeAsset:
@@ -55,9 +42,8 @@ def list_documents(
             for d in documents
             if any(needle in (v or "").lower() for v in (d.file_name, d.title, d.source_url))
         ]
-    window = documents[paging.skip : paging.skip + paging.size]
     return Page[DocumentOut](
-        items=[document_out(d) for d in window],
+        items=[document_out(d) for d in paging.window(documents)],
         nextPageToken=paging.next_token(len(documents)),
         totalCount=len(documents),
     )
@@ -85,12 +71,11 @@ def list_chunks(
 ):
     current = load_asset(svc, tenant, asset)
     found = _document(svc, current, document)
-    rows = svc.vectors.chunks_of_document(tenant, found.id, CHUNK_COLUMNS)
+    rows = svc.vectors.chunks_of_document(tenant, found.id, VectorStore.HIT_COLUMNS)
     rows.sort(key=lambda r: r["chunk_index"])
-    window = rows[paging.skip : paging.skip + paging.size]
     return ChunkPage(
         documentId=found.id,
-        chunks=[chunk_out(r) for r in window],
+        chunks=[chunk_out(r) for r in paging.window(rows)],
         totalChunks=len(rows),
         nextPageToken=paging.next_token(len(rows)),
     )

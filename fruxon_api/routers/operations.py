@@ -23,11 +23,12 @@ def _load(svc: Services, asset: KnowledgeAsset, operation_id: str) -> Operation:
 def list_operations(tenant: str, asset: str, principal: Reader, svc: Svc, paging: Paging):
     current = load_asset(svc, tenant, asset)
     operations = svc.catalog.list_operations(current.id)
-    window = operations[paging.skip : paging.skip + paging.size]
     runs = svc.runs.runs_of_asset(current.id)  # one query for the whole page
     price = price_of(current)
     return Page[OperationOut](
-        items=[operation_out(op, svc.runs.state(op, runs), price) for op in window],
+        items=[
+            operation_out(op, svc.runs.state(op, runs), price) for op in paging.window(operations)
+        ],
         nextPageToken=paging.next_token(len(operations)),
         totalCount=len(operations),
     )

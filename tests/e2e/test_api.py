@@ -95,6 +95,9 @@ def test_documents_chunks_and_usage(api, web_asset):
     assert chunks["documentId"] == document["id"]
     assert chunks["totalChunks"] == document["chunkCount"]
     assert [c["chunkIndex"] for c in chunks["chunks"]] == list(range(document["chunkCount"]))
+    named = api.get(_base(), params={"search": "HANDBOOK"}).json()
+    assert asset_id in [a["id"] for a in named["items"]]
+    assert api.get(_base(), params={"search": "no such name"}).json()["totalCount"] == 0
     usage = api.get(f"{_base(asset_id)}/usage").json()
     assert usage["totalChunkCount"] == sum(
         d["chunkCount"] for d in listing["items"] + rest["items"]
@@ -152,6 +155,26 @@ def test_second_concurrent_refresh_is_refused_with_429(api, web_asset):
     assert second.headers["content-type"].startswith("application/problem+json")
     assert int(second.headers["retry-after"]) > 0
     _wait_done(api, asset_id, first.json()["longOperation"]["name"])
+
+
+def test_a_run_launched_from_dagster_appears_as_a_manual_operation(api, stack, web_asset):
+    from dagster_graphql import DagsterGraphQLClient
+
+    settings = stack.settings
+    client = DagsterGraphQLClient(settings.dagster_host, port_number=settings.dagster_port)
+    run_id = client.submit_job_execution(
+        "ingest",
+        repository_location_name="fruxon",
+        repository_name="__repository__",
+        tags={"dagster/partition": web_asset["id"]},
+    )
+
+    def listed():
+        items = api.get(f"{_base(web_asset['id'])}/operations").json()["items"]
+        return next((op for op in items if op["id"] == run_id and op["done"]), None)
+
+    operation = wait_for(listed, 180, "the manual run's operation")
+    assert operation["type"] == "MANUAL" and operation["status"] == "COMPLETED"
 
 
 def test_patch_renames_in_place_and_a_chunking_change_reingests(api, web_asset):
@@ -297,6 +320,8 @@ def test_every_endpoint_hides_other_tenants_and_refuses_read_only_writes(stack, 
         ("POST", f"{_base(asset_id)}:refresh"),
         ("POST", f"{_base(asset_id)}/operations/{operation_id}:cancel"),
         ("DELETE", f"{_base(asset_id)}/documents/{document_id}"),
+        ("POST", f"/v1/tenants/{TENANT}/storage"),
+        ("POST", f"{_base()}:import"),
     ]
     bodies = {"POST": {"query": "x"}, "PATCH": {"displayName": "x"}}
     with _client(stack, tenants=("other",)) as stranger:
