@@ -150,6 +150,17 @@ class VectorStore:
         for start in range(0, len(ids), 500):
             table.delete(_in_list("chunk_id", ids[start : start + 500]))
 
+    def delete_documents_of_other_widths(
+        self, tenant: str, dimensions: int, document_ids: Iterable[str]
+    ) -> None:
+        """Rows left in the tenant's tables of another width (the asset changed its model)."""
+        ids = list(document_ids)
+        prefix = f"tenant_{tenant}__d"
+        for name in self._db.list_tables().tables:
+            if name.startswith(prefix) and int(name[len(prefix) :]) != dimensions and ids:
+                table = self._existing_table(tenant, int(name[len(prefix) :]))
+                table.delete(_in_list("document_id", ids))
+
     def delete_documents(self, tenant: str, document_ids: Iterable[str]) -> None:
         ids = list(document_ids)
         if not ids:

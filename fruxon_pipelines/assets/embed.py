@@ -147,6 +147,7 @@ def vector_index(
         keep = {row.chunk_id for row in item.rows}
         stale = existing_ids.get(record.document_id, set()) - keep
         vectors.delete_chunks(tenant, dims, stale)
+        vectors.delete_documents_of_other_widths(tenant, dims, [record.document_id])
         stats.stale_deleted += len(stale)
         previous = store.documents_by_id(request.asset_id, [record.document_id])
         version = previous[0].version if previous else 0
