@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,6 +39,7 @@ router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["assets"])
 REINGEST_KEYS = ("provider", "model", "chunkSize", "chunkOverlap")
 ACTIVE = {"PENDING", "RUNNING"}
 COPY_CHUNK = 1024 * 1024
+DELETE_WAIT_SECONDS = 15.0
 
 
 def _bad(detail: str) -> Problem:
@@ -240,9 +242,19 @@ def delete_asset(tenant: str, asset: str, principal: Writer, svc: Svc) -> Respon
     """Remove the asset, its documents, its vectors and its partition; stop its runs."""
     current = load_asset(svc, tenant, asset)
     svc.catalog.update_asset(current.id, status="DELETING")
-    for operation in svc.catalog.list_operations(current.id):
-        if svc.runs.state(operation).status in ACTIVE:
-            svc.runs.cancel(svc.catalog, operation)
+    active = [
+        op for op in svc.catalog.list_operations(current.id) if svc.runs.state(op).status in ACTIVE
+    ]
+    for operation in active:
+        svc.runs.cancel(svc.catalog, operation)
+    # A running batch finishes before its run stops; wait (briefly) so it writes nothing after
+    # the vectors are gone. The run also stops itself at its next batch once it sees DELETING.
+    deadline = time.monotonic() + DELETE_WAIT_SECONDS
+    while active and time.monotonic() < deadline:
+        runs = svc.runs.runs_of_asset(current.id)
+        active = [op for op in active if svc.runs.state(op, runs).status == "RUNNING"]
+        if active:
+            time.sleep(0.25)
     svc.vectors.delete_asset(tenant, current.id)
     svc.runs.delete_partition(current.id)
     svc.catalog.delete_asset(current.id)

@@ -186,6 +186,10 @@ def vector_index(
             yield batch
 
     for batch in batches():
+        current = store.get_asset(request.asset_id)
+        if current is None or current.status == "DELETING":
+            # DELETE /assets cancels the run too; stop writing vectors it is removing.
+            raise dg.Failure(f"knowledge asset {request.asset_id} is being deleted")
         with persisted_before_cancel():
             rows = [row for _, row in batch if row is not None]
             new_texts: dict[str, str] = {}
