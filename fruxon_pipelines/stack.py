@@ -7,6 +7,7 @@ group, so Ctrl-C here stops them in order and nothing is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -141,6 +142,12 @@ class Stack:
         self.stop()
 
 
+def _say(message: str) -> None:
+    """Print, unless the terminal or pipe is gone: shutting down must not depend on it."""
+    with contextlib.suppress(OSError):
+        print(message, flush=True)
+
+
 def run_stack(settings: Settings) -> int:
     """Start everything, wait for Ctrl-C (or a child dying), stop everything."""
     stack = Stack(settings)
@@ -153,20 +160,19 @@ def run_stack(settings: Settings) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     stack.start()
-    print(
+    _say(
         f"fruxon: Dagster UI on {stack.dagster_url()}, API docs on {stack.api_url()}/docs\n"
-        f"fruxon: FRUXON_HOME={settings.resolved_home}; Ctrl-C stops everything.",
-        flush=True,
+        f"fruxon: FRUXON_HOME={settings.resolved_home}; Ctrl-C stops everything."
     )
     code = 0
     try:
         while not stopping:
             for name, process in stack.processes:
                 if process.poll() is not None:
-                    print(f"fruxon: {name} exited ({process.returncode}); stopping", flush=True)
+                    _say(f"fruxon: {name} exited ({process.returncode}); stopping")
                     stopping, code = True, 1
             time.sleep(0.5)
     finally:
-        print("fruxon: stopping …", flush=True)
+        _say("fruxon: stopping …")
         stack.stop()
     return code
