@@ -4,17 +4,22 @@
 - FULL_TEXT: LanceDB's native BM25, normalised by the best hit (the top result scores 1.0).
 - HYBRID: reciprocal rank fusion of both legs, each weighted
   (``w / (k + rank)``), normalised so the best hit scores 1.0; one empty leg leaves the other.
-``score_threshold`` applies after ranking, then ``top_k`` cuts.
+``score_threshold`` applies after ranking, then ``top_k`` cuts. Nothing a caller types makes this
+raise: full-text queries keep their words only, and a full-text leg LanceDB still refuses (or that
+has no index yet) is empty, so HYBRID falls back to the vector leg.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from fruxon_pipelines.embedding.base import Embedder, EmbeddingModel
 from fruxon_pipelines.vectors import VectorStore
+
+log = logging.getLogger(__name__)
 
 SearchMode = Literal["VECTOR", "FULL_TEXT", "HYBRID"]
 # Characters a full-text query may not carry into LanceDB's parser; words are what match.
@@ -70,19 +75,31 @@ def _text_leg(store, tenant, asset_id, model, query, limit) -> list[SearchHit]:
     words = full_text_query(query)
     if not words:
         return []
-    rows = store.full_text_search(tenant, model.dimensions, store.scope(asset_id), words, limit)
+    try:
+        rows = store.full_text_search(tenant, model.dimensions, store.scope(asset_id), words, limit)
+    except ValueError as error:  # LanceDB's "invalid input": a query its parser still refuses
+        log.warning("full-text search refused %r: %s", words, error)
+        return []
     best = max((float(r["_score"]) for r in rows), default=0.0)
     return [_hit(r, float(r["_score"]) / best if best > 0 else 0.0) for r in rows]
 
 
+def _weights(request: SearchRequest) -> tuple[float, float]:
+    weights = (max(request.vector_weight, 0.0), max(request.fts_weight, 0.0))
+    # Both weighted 0 would score every hit 0: weigh the legs equally instead.
+    return weights if any(weights) else (0.5, 0.5)
+
+
 def _fuse(request: SearchRequest, vector: list[SearchHit], text: list[SearchHit]):
+    weights = _weights(request)
+    k = max(request.rrf_k, 0)  # rank starts at 1, so k = 0 still never divides by zero
     fused: dict[str, float] = {}
     hits: dict[str, SearchHit] = {}
-    for weight, leg in ((request.vector_weight, vector), (request.fts_weight, text)):
+    for weight, leg in zip(weights, (vector, text), strict=True):
         if weight <= 0:
             continue  # a leg weighted 0 contributes nothing, not even its candidates
         for rank, hit in enumerate(leg, start=1):
-            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + weight / (request.rrf_k + rank)
+            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + weight / (k + rank)
             hits.setdefault(hit.chunk_id, hit)
     best = max(fused.values(), default=0.0)
     ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)
@@ -101,7 +118,7 @@ def search_asset(
     request: SearchRequest,
 ) -> list[SearchHit]:
     query = request.query.strip()
-    if not query:
+    if not query or request.top_k <= 0:
         return []
     candidates = max(request.top_k * 4, 20)
     model = embedding_model
@@ -110,10 +127,13 @@ def search_asset(
     elif request.mode == "FULL_TEXT":
         hits = _text_leg(store, tenant, asset_id, model, query, candidates)
     else:
+        vector_weight, fts_weight = _weights(request)
         hits = _fuse(
             request,
-            _vector_leg(store, tenant, asset_id, model, embedder, query, candidates),
-            _text_leg(store, tenant, asset_id, model, query, candidates),
+            _vector_leg(store, tenant, asset_id, model, embedder, query, candidates)
+            if vector_weight > 0
+            else [],
+            _text_leg(store, tenant, asset_id, model, query, candidates) if fts_weight > 0 else [],
         )
     if request.score_threshold is not None:
         hits = [h for h in hits if h.score >= request.score_threshold]

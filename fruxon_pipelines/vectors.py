@@ -282,9 +282,10 @@ class VectorStore:
     def full_text_search(
         self, tenant: str, dimensions: int, where: str, query: str, limit: int
     ) -> list[dict[str, Any]]:
-        """BM25 hits (`_score`) on chunk content within ``where``."""
+        """BM25 hits (`_score`) on chunk content within ``where``; none before the index exists."""
         table = self._existing_table(tenant, dimensions)
-        if table is None:
+        # A first ingestion builds the index only when it ends: until then there is nothing to ask.
+        if table is None or not any(i.index_type == "FTS" for i in table.list_indices()):
             return []
         return (
             table.search(query, query_type="fts")
