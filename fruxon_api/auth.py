@@ -18,6 +18,7 @@ import jwt
 from fastapi import Depends, Request
 
 from fruxon_api.problems import Problem
+from fruxon_pipelines.assets_admin import TENANT_PATTERN
 from fruxon_pipelines.settings import Settings
 
 READ = "assets:read"
@@ -98,7 +99,7 @@ def current_principal(request: Request) -> Principal:
 
 
 def _tenant_principal(tenant: str, principal: Principal, scope: str) -> Principal:
-    if not principal.may_use(tenant):
+    if not principal.may_use(tenant) or not TENANT_PATTERN.match(tenant):
         # 404, not 403: a principal learns nothing about tenants it cannot use.
         raise Problem(404, "Not Found", f"tenant {tenant} does not exist")
     if scope not in principal.scopes and not (scope == READ and WRITE in principal.scopes):

@@ -118,7 +118,13 @@ class Runs:
     def _retry_cancel(self, run: Any) -> None:
         from dagster import DagsterRunStatus
 
-        if run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.STARTED):
+        # STARTING and NOT_STARTED too: cancel_run terminates any run that is not queued.
+        if run.status in (
+            DagsterRunStatus.QUEUED,
+            DagsterRunStatus.NOT_STARTED,
+            DagsterRunStatus.STARTING,
+            DagsterRunStatus.STARTED,
+        ):
             try:
                 self.instance.run_coordinator.cancel_run(run.run_id)
             except Exception:  # a run that just finished cannot be cancelled: nothing to do

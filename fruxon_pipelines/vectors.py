@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_TABLE_RE = re.compile(r"^tenant_(.+)__d(\d+)$")
 # Rows added since the last full-text index build are searched flat; past this many, fold them in.
 FTS_REINDEX_THRESHOLD = 2000
 
@@ -113,10 +114,18 @@ class VectorStore:
             self._tables[name] = table
             return table
 
+    def _tenant_widths(self, tenant: str) -> list[int]:
+        """Vector widths of the tenant's tables, matched by exact name: tenant `a` must never
+        pick up the tables of tenant `a__d1`."""
+        widths = []
+        for name in self._db.list_tables().tables:
+            match = _TABLE_RE.match(name)
+            if match and match.group(1) == tenant:
+                widths.append(int(match.group(2)))
+        return widths
+
     def _tenant_tables(self, tenant: str) -> list[Any]:
-        prefix = f"tenant_{tenant}__d"
-        names = [n for n in self._db.list_tables().tables if n.startswith(prefix)]
-        return [self._existing_table(tenant, int(n[len(prefix) :])) for n in names]
+        return [self._existing_table(tenant, width) for width in self._tenant_widths(tenant)]
 
     # Writes -----------------------------------------------------------------------------------
 
@@ -155,10 +164,9 @@ class VectorStore:
     ) -> None:
         """Rows left in the tenant's tables of another width (the asset changed its model)."""
         ids = list(document_ids)
-        prefix = f"tenant_{tenant}__d"
-        for name in self._db.list_tables().tables:
-            if name.startswith(prefix) and int(name[len(prefix) :]) != dimensions and ids:
-                table = self._existing_table(tenant, int(name[len(prefix) :]))
+        for width in self._tenant_widths(tenant):
+            if width != dimensions and ids:
+                table = self._existing_table(tenant, width)
                 table.delete(_in_list("document_id", ids))
 
     def delete_documents(self, tenant: str, document_ids: Iterable[str]) -> None:

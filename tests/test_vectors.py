@@ -42,3 +42,13 @@ def test_a_model_change_of_width_leaves_no_rows_in_the_old_table(tmp_path):
     store.delete_documents_of_other_widths("acme", 4, ["d1"])
 
     assert store.chunk_counts_by_document("acme", "a1") == {"d1": 1, "d2": 1}
+
+
+def test_a_tenant_named_like_another_tenants_table_does_not_break_it(tmp_path):
+    store = VectorStore(str(tmp_path))
+    store.upsert("acme", [_row("c1")], np.ones((1, 8), np.float32))
+    store.upsert("acme__d1", [_row("c2")], np.ones((1, 8), np.float32))
+
+    assert store.chunk_counts_by_document("acme", "a1") == {"d1": 1}
+    store.delete_asset("acme", "a1")
+    assert store.chunk_counts_by_document("acme__d1", "a1") == {"d1": 1}

@@ -224,6 +224,12 @@ def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Wri
             params = validate_parameters(current.source_type, body.sourceConfig)
         except InvalidSourceConfig as error:
             raise _bad(str(error)) from error
+        if current.source_type == "file" and params.model_dump().get("path") != (
+            current.source_config.get("path")
+        ):
+            # The stored file is the asset's own upload; pointing elsewhere could reach another
+            # tenant's file.
+            raise _bad("the path of a file asset cannot change; upload a new file instead")
         refresh = params.model_dump() != current.source_config
         changes["source_config"] = params.model_dump()
     if (reingest or refresh) and _active_operation(svc, current.id):

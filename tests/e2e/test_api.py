@@ -341,6 +341,23 @@ def test_every_endpoint_hides_other_tenants_and_refuses_read_only_writes(stack, 
     assert api.delete(_base(asset_id)).status_code == 204
 
 
+def test_a_file_asset_cannot_be_pointed_at_another_file(api):
+    with (FIXTURES / "sample.txt").open("rb") as handle:
+        created = api.post(f"{_base()}:file", files={"File": ("sample.txt", handle)}).json()
+    asset_id = created["asset"]["id"]
+    _wait_done(api, asset_id, created["longOperation"]["name"])
+    other = {"path": f"{uuid.uuid4()}/secret.txt", "fileName": "secret.txt"}
+    response = api.patch(_base(asset_id), json={"sourceConfig": other})
+    assert response.status_code == 400, response.text
+    assert api.delete(_base(asset_id)).status_code == 204
+
+
+def test_tenant_names_that_no_tenant_can_have_are_not_found(stack):
+    with _client(stack, tenants=("acme.corp",)) as odd:
+        response = odd.get("/v1/tenants/acme.corp/assets")
+    assert response.status_code == 404
+
+
 def test_bad_input_gets_a_problem_never_a_500(api, stack):
     asset_id = str(uuid.uuid4())
     cases = [
