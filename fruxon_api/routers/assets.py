@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from pydantic import ValidationError
 
 from fruxon_api.auth import Reader, Writer
-from fruxon_api.deps import Paging, Services, Svc, load_asset
+from fruxon_api.deps import Paging, Services, Svc, load_asset, parse_uuid
 from fruxon_api.present import asset_out, long_operation
 from fruxon_api.problems import Problem
 from fruxon_api.schemas import (
@@ -232,7 +232,7 @@ def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Wri
             raise _bad("the path of a file asset cannot change; upload a new file instead")
         refresh = params.model_dump() != current.source_config
         changes["source_config"] = params.model_dump()
-    if (reingest or refresh) and _active_operation(svc, current.id):
+    if (reingest or refresh) and _active_operations(svc, current.id, limit=20):
         raise _busy()
     updated = svc.catalog.update_asset(current.id, **changes) if changes else current
     operation = None
@@ -248,9 +248,7 @@ def delete_asset(tenant: str, asset: str, principal: Writer, svc: Svc) -> Respon
     """Remove the asset, its documents, its vectors and its partition; stop its runs."""
     current = load_asset(svc, tenant, asset)
     svc.catalog.update_asset(current.id, status="DELETING")
-    active = [
-        op for op in svc.catalog.list_operations(current.id) if svc.runs.state(op).status in ACTIVE
-    ]
+    active = _active_operations(svc, current.id)
     for operation in active:
         svc.runs.cancel(svc.catalog, operation)
     # A running batch finishes before its run stops; wait (briefly) so it writes nothing after
@@ -268,12 +266,14 @@ def delete_asset(tenant: str, asset: str, principal: Writer, svc: Svc) -> Respon
     return Response(status_code=204)
 
 
-def _active_operation(svc: Services, asset_id: str) -> bool:
+def _active_operations(svc: Services, asset_id: str, limit: int | None = None) -> list:
+    """The asset's PENDING or RUNNING operations, newest first, from one read of its runs."""
     runs = svc.runs.runs_of_asset(asset_id)
-    return any(
-        svc.runs.state(op, runs).status in ACTIVE
-        for op in svc.catalog.list_operations(asset_id, limit=20)
-    )
+    return [
+        op
+        for op in svc.catalog.list_operations(asset_id, limit=limit)
+        if svc.runs.state(op, runs).status in ACTIVE
+    ]
 
 
 def _busy() -> Problem:
@@ -294,15 +294,13 @@ def refresh_asset(
     body = body or RefreshRequest()
     document_ids = body.documentIds or []
     if document_ids:
-        from fruxon_api.deps import parse_uuid
-
         ids = [parse_uuid(d, "document") for d in document_ids]
         known = {d.id for d in svc.catalog.documents_by_id(current.id, ids)}
         missing = [d for d in ids if d not in known]
         if missing:
             raise Problem(404, "Not Found", f"documents not in this asset: {', '.join(missing)}")
         document_ids = ids
-    if _active_operation(svc, current.id):
+    if _active_operations(svc, current.id, limit=20):
         raise _busy()
     operation = _start(
         svc, current, "REFRESH", principal.subject, documentIds=document_ids, force=bool(body.force)
