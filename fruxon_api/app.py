@@ -22,13 +22,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Knowledge assets kept in sync with their sources (Fruxon Assets API).",
     )
-    ensure_jwt_secret(settings)
+    app.state.jwt_secret = ensure_jwt_secret(settings)
     app.state.settings = settings
+    catalog = Catalog(settings.catalog_url)
     app.state.services = Services(
         settings=settings,
-        catalog=Catalog(settings.catalog_url),
+        catalog=catalog,
         vectors=VectorStore(settings.vector_uri),
-        runs=Runs(settings),
+        runs=Runs(settings, catalog),
     )
     install_problem_handlers(app)
     storage.sweep_temporary_uploads(app.state.services)

@@ -71,14 +71,15 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def verify_token(settings: Settings, token: str) -> Principal:
+def verify_token(settings: Settings, token: str, secret: bytes | None = None) -> Principal:
+    """The token's principal. ``secret`` is the HS256 secret when the caller has it already
+    (the app reads it once at start-up); otherwise it is read from FRUXON_HOME."""
     try:
         if settings.jwt_public_key:
             claims = jwt.decode(token, settings.jwt_public_key, algorithms=["RS256"])
         else:
-            claims = jwt.decode(
-                token, ensure_jwt_secret(settings), algorithms=["HS256"], issuer=ISSUER
-            )
+            key = secret if secret is not None else ensure_jwt_secret(settings)
+            claims = jwt.decode(token, key, algorithms=["HS256"], issuer=ISSUER)
     except jwt.ExpiredSignatureError as error:
         raise _unauthorized("the token has expired") from error
     except jwt.PyJWTError as error:
@@ -90,12 +91,15 @@ def verify_token(settings: Settings, token: str) -> Principal:
     return Principal(str(claims["sub"]), frozenset(map(str, tenants)), frozenset(scope.split()))
 
 
-def current_principal(request: Request) -> Principal:
+# The dependencies below are `async def` on purpose: they only compute, and a sync dependency
+# costs a hop to the thread pool on every request (measured: bench/bench_polling.py).
+async def current_principal(request: Request) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("send Authorization: Bearer <token>")
-    return verify_token(request.app.state.settings, token.strip())
+    state = request.app.state
+    return verify_token(state.settings, token.strip(), getattr(state, "jwt_secret", None))
 
 
 def _tenant_principal(tenant: str, principal: Principal, scope: str) -> Principal:
@@ -107,11 +111,15 @@ def _tenant_principal(tenant: str, principal: Principal, scope: str) -> Principa
     return principal
 
 
-def reader(tenant: str, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def reader(
+    tenant: str, principal: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
     return _tenant_principal(tenant, principal, READ)
 
 
-def writer(tenant: str, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def writer(
+    tenant: str, principal: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
     return _tenant_principal(tenant, principal, WRITE)
 
 

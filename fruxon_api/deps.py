@@ -29,7 +29,7 @@ class Services:
     runs: Runs
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:  # async: no thread-pool hop per request
     return request.app.state.services
 
 
@@ -45,7 +45,10 @@ def parse_uuid(value: str, what: str) -> str:
 
 def load_asset(svc: Services, tenant: str, asset_id: str) -> KnowledgeAsset:
     """The tenant's asset, or 404 (also for another tenant's asset: nothing is confirmed)."""
-    asset = svc.catalog.get_asset(parse_uuid(asset_id, "asset"))
+    return visible_asset(svc.catalog.get_asset(parse_uuid(asset_id, "asset")), tenant, asset_id)
+
+
+def visible_asset(asset: KnowledgeAsset | None, tenant: str, asset_id: str) -> KnowledgeAsset:
     if asset is None or asset.tenant != tenant or asset.status == "DELETING":
         raise not_found(f"asset {asset_id}")
     return asset

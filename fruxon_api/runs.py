@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,10 @@ from fruxon_pipelines.tags import OPERATION_TAG, PARTITION_TAG
 
 logger = logging.getLogger("fruxon_api.runs")
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+# How long a run's status read from Dagster answers polls of its operation. Clients poll
+# running operations many times a second between them; one Dagster read per interval serves
+# them all, and a status at most this old is what a poller sees anyway.
+RUN_STATUS_TTL_SECONDS = 0.5
 
 
 @dataclass
@@ -34,10 +39,13 @@ class OperationState:
 
 
 class Runs:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
         self.settings = settings
+        # Where ended operations settle their outcome; without one, every read asks Dagster.
+        self.catalog = catalog
         self._instance: Any | None = None
         self._lock = threading.Lock()
+        self._recent: dict[str, tuple[float, OperationState]] = {}
 
     @property
     def instance(self) -> Any:
@@ -83,12 +91,45 @@ class Runs:
                 found.setdefault(operation_id, record)  # newest first: keep the newest
         return found
 
-    def state(self, operation: Operation, runs: dict[str, Any] | None = None) -> OperationState:
-        if runs is None:
-            runs = self.runs_of_asset(operation.asset_id)
-        record = runs.get(operation.id) or (
-            runs.get(operation.run_id) if operation.run_id else None
+    def run_of_operation(self, operation: Operation) -> Any | None:
+        """The operation's newest run record: by its tag, else (MANUAL) by its run id."""
+        from dagster import RunsFilter
+
+        records = self.instance.get_run_records(
+            RunsFilter(tags={OPERATION_TAG: operation.id}), limit=1
         )
+        if records:
+            return records[0]
+        if operation.run_id:
+            return self.instance.get_run_record_by_id(operation.run_id)
+        return None
+
+    def known_state(self, operation: Operation) -> OperationState | None:
+        """The state without asking Dagster: settled, or read less than the TTL ago."""
+        if operation.final_status in TERMINAL:
+            return self.state(operation)
+        recent = self._recent.get(operation.id)
+        if recent is not None and time.monotonic() - recent[0] < RUN_STATUS_TTL_SECONDS:
+            return recent[1]
+        return None
+
+    def state(self, operation: Operation, runs: dict[str, Any] | None = None) -> OperationState:
+        """The operation's state. ``runs`` (from :meth:`runs_of_asset`) saves a query per
+        operation when many are read; an operation that has settled needs none."""
+        if operation.final_status in TERMINAL:
+            return OperationState(
+                operation.final_status,
+                None,
+                operation.started_at,
+                operation.completed_at,
+                operation.error_message,
+            )
+        if runs is None:
+            record = self.run_of_operation(operation)
+        else:
+            record = runs.get(operation.id) or (
+                runs.get(operation.run_id) if operation.run_id else None
+            )
         if record is None:
             if operation.cancel_requested_at:
                 return OperationState("CANCELLED", None, None, operation.cancel_requested_at, None)
@@ -102,7 +143,35 @@ class Runs:
         error = None
         if status == "FAILED":
             error = operation.error_message or run_failure_message(self.instance, run.run_id)
-        return OperationState(status, run, started, ended if status in TERMINAL else None, error)
+        state = OperationState(status, run, started, ended if status in TERMINAL else None, error)
+        if status in TERMINAL:
+            self._settle(operation, state)
+            self._recent.pop(operation.id, None)
+        elif not operation.cancel_requested_at:
+            self._remember(operation.id, state)
+        return state
+
+    def _remember(self, operation_id: str, state: OperationState) -> None:
+        now = time.monotonic()
+        if len(self._recent) > 10_000:  # bounded: drop what has expired
+            self._recent = {
+                k: v for k, v in self._recent.items() if now - v[0] < RUN_STATUS_TTL_SECONDS
+            }
+        self._recent[operation_id] = (now, state)
+
+    def _settle(self, operation: Operation, state: OperationState) -> None:
+        """Write an ended run's outcome to the operation once: it can no longer change."""
+        if self.catalog is None:
+            return
+        fields = {
+            "final_status": state.status,
+            "started_at": state.started_at,
+            "completed_at": state.completed_at,
+            "error_message": state.error,
+        }
+        self.catalog.update_operation(operation.id, **fields)
+        for name, value in fields.items():
+            setattr(operation, name, value)
 
     # Cancel -----------------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     dagster_port: int = 3000
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(
+        default=1, ge=1, description="API worker processes (uvicorn --workers)."
+    )
     jwt_public_key: str | None = Field(
         default=None,
         description="PEM public key: verify RS256 tokens with it, not the local HS256 secret.",

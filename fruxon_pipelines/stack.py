@@ -64,6 +64,8 @@ def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
                 settings.api_host,
                 "--port",
                 str(settings.api_port),
+                "--workers",
+                str(settings.api_workers),
                 "--no-access-log",
             ],
         ),

@@ -85,7 +85,9 @@ class Document(Base):
 class Operation(Base):
     """One Dagster run of the ingestion job for an asset, as the API shows it.
 
-    Status is not stored: it is derived from the run (found by its fruxon/operation_id tag).
+    Status is derived from the run (found by its fruxon/operation_id tag) while the run can
+    still change; once it has ended, the API settles the outcome here (``final_status`` with
+    the run's start, end and error), so reading a finished operation needs no Dagster query.
     The run writes the counters here while it works, throttled.
     """
 
@@ -110,6 +112,8 @@ class Operation(Base):
     started_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     completed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     cancel_requested_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # COMPLETED, FAILED or CANCELLED once the run has ended; None while it may still change.
+    final_status: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class StoredFile(Base):

