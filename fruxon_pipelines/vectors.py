@@ -20,6 +20,12 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TABLE_RE = re.compile(r"^tenant_(.+)__d(\d+)$")
 # Rows added since the last full-text index build are searched flat; past this many, fold them in.
 FTS_REINDEX_THRESHOLD = 2000
+# Below this many rows a flat vector scan is fast enough (tens of ms) and exact. Above it, an
+# IVF-HNSW-SQ index answers in milliseconds where the scan takes hundreds (bench/bench_search.py);
+# building it costs about a minute per 100,000 rows on 2 cores, once, at the end of a run.
+VECTOR_INDEX_MIN_ROWS = 50_000
+# Once indexed, rows added since are scanned flat; past this share of the table, fold them in.
+VECTOR_REINDEX_UNINDEXED_SHARE = 0.1
 
 
 def chunk_schema(dimensions: int) -> pa.Schema:
@@ -183,17 +189,33 @@ class VectorStore:
 
     def ensure_full_text_index(self, tenant: str, dimensions: int) -> None:
         """Native full-text index on chunk content; rebuilt when many rows are not in it yet."""
-        from lancedb.index import FTS
+        self.ensure_indices(tenant, dimensions, vector=False)
+
+    def ensure_indices(self, tenant: str, dimensions: int, *, vector: bool = True) -> None:
+        """The full-text index, and past ``VECTOR_INDEX_MIN_ROWS`` the vector index, built when
+        missing; ``optimize()`` folds new rows into both once enough are outside them."""
+        from lancedb.index import FTS, IvfHnswSq
 
         table = self._existing_table(tenant, dimensions)
-        if table is None or table.count_rows() == 0:
+        rows = table.count_rows() if table is not None else 0
+        if rows == 0:
             return
-        fts = [i for i in table.list_indices() if i.index_type == "FTS"]
-        if not fts:
+        indices = {i.index_type: i for i in table.list_indices()}
+        if "FTS" not in indices:
             table.create_index("content", config=FTS(), replace=True)
+        vector_index = next((i for t, i in indices.items() if t.startswith("IVF")), None)
+        if vector and vector_index is None and rows >= VECTOR_INDEX_MIN_ROWS:
+            table.create_index("vector", config=IvfHnswSq(distance_type="cosine"), replace=True)
             return
-        stats = table.index_stats(fts[0].name)
-        if stats is not None and stats.num_unindexed_rows > FTS_REINDEX_THRESHOLD:
+        stale = False
+        if "FTS" in indices:
+            stats = table.index_stats(indices["FTS"].name)
+            stale = stats is not None and stats.num_unindexed_rows > FTS_REINDEX_THRESHOLD
+        if vector_index is not None:
+            stats = table.index_stats(vector_index.name)
+            share = VECTOR_REINDEX_UNINDEXED_SHARE
+            stale = stale or (stats is not None and stats.num_unindexed_rows > share * rows)
+        if stale:
             table.optimize()
 
     # Reads ------------------------------------------------------------------------------------

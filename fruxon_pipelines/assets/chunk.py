@@ -1,14 +1,31 @@
-"""Stage 3, chunk: parse changed documents and split them into token-bounded chunks."""
+"""Stage 3, chunk: parse changed documents and split them into token-bounded chunks.
 
+Parsing is CPU-bound Python (trafilatura, unstructured), one document at a time per process.
+With many documents and more than one CPU, documents are parsed in a pool of forked worker
+processes, one per CPU: on 2 cores this halves the stage, which is most of what an ingest
+spends besides embedding (bench/bench_sync.py). Results keep the listing's order.
+"""
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import dagster as dg
 
-from fruxon_pipelines.assets.manifests import ChangeSet, ChunkedDocument, ChunkManifest
-from fruxon_pipelines.chunking import chunk_elements
+from fruxon_pipelines.assets.manifests import (
+    ChangeSet,
+    ChunkedDocument,
+    ChunkManifest,
+    FetchedRecord,
+)
+from fruxon_pipelines.chunking import Chunk, chunk_elements
+from fruxon_pipelines.embedding import tokenizer_for
 from fruxon_pipelines.embedding.catalogue import find_model
+from fruxon_pipelines.embedding.local import default_threads
 from fruxon_pipelines.partitions import knowledge_assets
-from fruxon_pipelines.resources import CatalogResource, EmbeddingResource, OperationProgress
+from fruxon_pipelines.resources import CatalogResource, OperationProgress
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_CHUNK_OVERLAP = 32
@@ -23,6 +40,46 @@ def chunking_settings(embedding_config: dict, max_tokens: int) -> tuple[int, int
     return size, overlap
 
 
+# Below this many documents a pool costs more (forking, pickling chunks back) than it saves.
+PARALLEL_PARSE_MIN_DOCUMENTS = 8
+
+
+def parse_and_chunk(
+    record: FetchedRecord, provider: str, model: str, size: int, overlap: int
+) -> tuple[list[Chunk] | None, str | None]:
+    """(chunks, None), or (None, why) for a document that cannot be parsed: one bad document
+    never fails the run. Runs in a parse worker or in the run's own process."""
+    from fruxon_pipelines.parsing import parse_document
+
+    try:
+        data = Path(record.staged_path).read_bytes()
+        elements = parse_document(
+            data, record.content_type, file_name=record.file_name, url=record.source_url
+        )
+        tokenizer = tokenizer_for(provider, model)
+        return chunk_elements(elements, tokenizer, chunk_size=size, chunk_overlap=overlap), None
+    except Exception as error:
+        return None, str(error) or type(error).__name__
+
+
+def chunk_records(
+    records: Sequence[FetchedRecord], provider: str, model: str, size: int, overlap: int
+) -> Iterator[tuple[FetchedRecord, list[Chunk] | None, str | None]]:
+    workers = min(default_threads(), len(records))
+    args = (provider, model, size, overlap)
+    if workers < 2 or len(records) < PARALLEL_PARSE_MIN_DOCUMENTS:
+        for record in records:
+            yield record, *parse_and_chunk(record, *args)
+        return
+    # fork: the workers start at once with the parsers this process has imported; they only
+    # parse, and hand chunks back. (spawn would re-import Dagster in each worker.)
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(parse_and_chunk, record, *args) for record in records]
+        for record, future in zip(records, futures, strict=True):
+            yield record, *future.result()
+
+
 @dg.asset(
     partitions_def=knowledge_assets,
     group_name="ingestion",
@@ -33,11 +90,8 @@ def document_chunks(
     context: dg.AssetExecutionContext,
     document_changes: ChangeSet,
     catalog: CatalogResource,
-    embedding: EmbeddingResource,
     progress: OperationProgress,
 ) -> dg.Output[ChunkManifest]:
-    from fruxon_pipelines.parsing import parse_document
-
     request = document_changes.request
     store = catalog.get()
     asset = store.get_asset(request.asset_id)
@@ -45,19 +99,14 @@ def document_chunks(
         raise dg.Failure(f"knowledge asset {request.asset_id} was deleted during the run")
     config = asset.embedding_config
     model = find_model(config["provider"], config["model"])
-    tokenizer = embedding.embedder(model.provider, model.model).tokenizer
     size, overlap = chunking_settings(config, model.max_tokens)
 
     manifest = ChunkManifest(request=request, documents=[], changes=document_changes)
-    for record in document_changes.to_process:
-        try:
-            data = Path(record.staged_path).read_bytes()
-            elements = parse_document(
-                data, record.content_type, file_name=record.file_name, url=record.source_url
-            )
-            chunks = chunk_elements(elements, tokenizer, chunk_size=size, chunk_overlap=overlap)
-        except Exception as error:  # one bad document never fails the run
-            message = str(error) or type(error).__name__
+    records = document_changes.to_process
+    for record, chunks, message in chunk_records(
+        records, model.provider, model.model, size, overlap
+    ):
+        if chunks is None:
             context.log.warning(f"{record.source_key}: {message}")
             store.upsert_document(
                 request.asset_id, record.source_key, status="FAILED", error_message=message

@@ -222,7 +222,7 @@ def vector_index(
             )
 
     if stats.documents or changes.removed:
-        vectors.ensure_full_text_index(tenant, dims)
+        vectors.ensure_indices(tenant, dims)
     store.mark_asset_processed(request.asset_id)
     progress.report(
         request.operation_id,

@@ -29,6 +29,7 @@ __all__ = [
     "get_embedder",
     "get_tokenizer",
     "list_models",
+    "tokenizer_for",
 ]
 
 _lock = threading.Lock()
@@ -59,6 +60,15 @@ def get_embedder(provider: str, model: str) -> Embedder:
                 embedder = _build(info)
                 _embedders[key] = embedder
     return embedder
+
+
+def tokenizer_for(provider: str, model: str) -> TokenCounter:
+    """The model's tokenizer, without loading the model where the tokenizer stands alone
+    (the chunker needs only this, and parse workers must not each load a model)."""
+    info = find_model(provider, model)
+    if info.provider in ("local", "hash"):
+        return get_tokenizer()
+    return get_embedder(provider, model).tokenizer
 
 
 def list_models() -> list[EmbeddingModel]:
