@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint format clean
+.PHONY: install run test bench bench-quick bench-install lint format clean
 
 install: $(STAMP)
 
@@ -24,8 +24,23 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
-bench: install
+# Benchmarks need the peers (LangChain, LlamaIndex, sentence-transformers on torch 2.13 CPU:
+# the `bench` extra, never a runtime dependency), the corpus (Debian's python3.11-doc) and wrk.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench-install: $(BENCH_STAMP)
+	@test -d /usr/share/doc/python3.11/html/library && command -v wrk >/dev/null || \
+	  { apt-get update -qq && apt-get install -y -qq python3.11-doc wrk; } || \
+	  { echo "install python3.11-doc and wrk (apt-get, as root)"; exit 1; }
+
+bench: bench-install
 	$(BIN)/python bench/run_all.py
+
+bench-quick: bench-install
+	$(BIN)/python bench/run_all.py --quick
 
 lint: install
 	$(BIN)/ruff check .

@@ -55,8 +55,10 @@ def _free_port() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="3 runs instead of 10")
     args = parser.parse_args()
+    args.runs = args.runs or (3 if args.quick else 10)
 
     os.environ.update(
         FRUXON_HOME=tempfile.mkdtemp(prefix="fruxon-launch-"),

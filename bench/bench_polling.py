@@ -12,6 +12,7 @@ Run: `.venv/bin/python bench/bench_polling.py [--quick]`
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -59,13 +60,10 @@ def wrk(url: str, token: str, connections: int, seconds: int) -> dict:
     }
 
 
-def main() -> int:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk")
-    seconds = 10 if quick_flag() else 20
-    corpus = build_corpus(scratch_home("corpus"), QUICK_PAGES)
+def measure(workers: int, seconds: int, corpus, site, with_running: bool) -> list[dict]:
+    os.environ["FRUXON_API_WORKERS"] = str(workers)
     rows = []
-    with CorpusServer(corpus) as site, running_stack("polling") as (stack, settings, client):
+    with running_stack("polling") as (stack, settings, client):
         from fruxon_api.auth import READ, issue_token
 
         token = issue_token(settings, tenants=[TENANT], scopes=[READ])
@@ -78,8 +76,10 @@ def main() -> int:
         wait_for_operation(client, asset_id, operation_id)
         url = stack.api_url() + operation_path(asset_id, operation_id)
         for connections in (16, 64):
-            rows.append({"operation": "COMPLETED", **wrk(url, token, connections, seconds)})
-
+            row = wrk(url, token, connections, seconds)
+            rows.append({"api_workers": workers, "operation": "COMPLETED", **row})
+        if not with_running:
+            return rows
         sitemap = {"urls": [site.sitemap_url], "maxDepth": 0}
         created = client.post(
             f"/v1/tenants/{TENANT}/assets",
@@ -91,8 +91,21 @@ def main() -> int:
             time.sleep(0.1)
         row = wrk(stack.api_url() + path, token, 16, seconds)
         state = client.get(path).json()
-        rows.append({"operation": f"RUNNING (then {state['status']})", **row})
+        rows.append(
+            {"api_workers": workers, "operation": f"RUNNING (then {state['status']})", **row}
+        )
         wait_for_operation(client, asset_id, operation_id)
+    return rows
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    seconds = 10 if quick_flag() else 20
+    corpus = build_corpus(scratch_home("corpus"), QUICK_PAGES)
+    with CorpusServer(corpus) as site:
+        rows = measure(1, seconds, corpus, site, with_running=True)
+        rows += measure(2, seconds, corpus, site, with_running=False)
     for row in rows:
         print(row)
     write_result("polling", {"rows": rows, "corpus_pages_for_running_row": QUICK_PAGES})

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from common import (
@@ -97,6 +98,33 @@ def _operation(client, asset_id: str, post_path: str, body: dict) -> dict:
     }
 
 
+def _expected_chunks(corpus, variant: str, base_url: str) -> set[tuple[str, str]]:
+    """(url, text) of every chunk fruxon's own parser and chunker make of the variant's pages."""
+    from fruxon_pipelines.chunking import chunk_elements
+    from fruxon_pipelines.embedding import get_tokenizer
+    from fruxon_pipelines.parsing import parse_document
+
+    expected = set()
+    for page in corpus.pages:
+        path = corpus.root / variant / page
+        if not path.exists():
+            continue
+        url = f"{base_url}/{page}"
+        elements = parse_document(path.read_bytes(), "text/html", url=url)
+        for chunk in chunk_elements(elements, get_tokenizer(), chunk_size=254, chunk_overlap=32):
+            expected.add((url, chunk.content))
+    return expected
+
+
+def _index_stats(rows: list[dict], expected: set[tuple[str, str]]) -> dict:
+    keys = Counter((r["source_url"], r["content"]) for r in rows)
+    return {
+        "chunks_in_index": len(rows),
+        "duplicates": sum(n - 1 for n in keys.values() if n > 1),
+        "stale_chunks": sum(n for key, n in keys.items() if key not in expected),
+    }
+
+
 def _search_hits(client, asset_id: str, query: str, mode: str = "FULL_TEXT") -> list[dict]:
     body = {"query": query, "searchMode": mode, "topK": 20}
     response = client.post(f"/v1/tenants/{TENANT}/assets/{asset_id}:search", json=body)
@@ -118,13 +146,15 @@ def run_fruxon(corpus, server: CorpusServer) -> tuple[dict, list[str]]:
         asset_id = full["asset_id"]
         full["stages_s"] = _stage_seconds(settings, full["operation_id"])
         before = _chunks(settings, asset_id)
-        full["chunks_in_index"] = len(before)
+        original = _expected_chunks(corpus, "original", server.base_url)
+        full.update(_index_stats(before, original))
         full["tokens_in_index"] = sum(r["token_count"] for r in before)
         result["full"] = full
 
         refresh_path = f"/v1/tenants/{TENANT}/assets/{asset_id}:refresh"
         unchanged = _operation(client, asset_id, refresh_path, {})
         unchanged["stages_s"] = _stage_seconds(settings, unchanged["operation_id"])
+        unchanged.update(_index_stats(_chunks(settings, asset_id), original))
         result["no_change"] = unchanged
 
         server.use("edited")
@@ -135,7 +165,7 @@ def run_fruxon(corpus, server: CorpusServer) -> tuple[dict, list[str]]:
         new_rows = [r for r in after if r["content_hash"] not in old_hashes]
         edited["changed_chunks"] = len(new_rows)
         edited["changed_chunk_tokens"] = sum(r["token_count"] for r in new_rows)
-        edited["chunks_in_index"] = len(after)
+        edited.update(_index_stats(after, _expected_chunks(corpus, "edited", server.base_url)))
         removed_urls = {f"{server.base_url}/{p}" for p in corpus.removed}
         edited["removed_pages"] = len(removed_urls)
         edited["chunks_of_removed_pages_left"] = sum(r["source_url"] in removed_urls for r in after)

@@ -28,6 +28,11 @@ VECTOR_INDEX_MIN_ROWS = 50_000
 VECTOR_REINDEX_UNINDEXED_SHARE = 0.1
 
 
+def _is_vector_index(index_type: str) -> bool:
+    """LanceDB names them IvfPq, IvfHnswSq, IVF_PQ … depending on the API that made them."""
+    return index_type.upper().replace("_", "").startswith(("IVF", "HNSW"))
+
+
 def chunk_schema(dimensions: int) -> pa.Schema:
     return pa.schema(
         [
@@ -203,7 +208,7 @@ class VectorStore:
         indices = {i.index_type: i for i in table.list_indices()}
         if "FTS" not in indices:
             table.create_index("content", config=FTS(), replace=True)
-        vector_index = next((i for t, i in indices.items() if t.startswith("IVF")), None)
+        vector_index = next((i for t, i in indices.items() if _is_vector_index(t)), None)
         if vector and vector_index is None and rows >= VECTOR_INDEX_MIN_ROWS:
             table.create_index("vector", config=IvfHnswSq(distance_type="cosine"), replace=True)
             return

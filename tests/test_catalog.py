@@ -27,3 +27,22 @@ def test_documents_have_stable_ids_and_upsert_in_place(tmp_path):
     assert first.id == again.id == document_id_for(asset.id, "https://x.test/a")
     assert catalog.count_documents(asset.id) == 1
     assert catalog.documents_by_key(asset.id)["https://x.test/a"].status == "COMPLETED"
+
+
+def test_a_rerun_of_a_settled_operation_reopens_it(tmp_path):
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    asset = catalog.create_asset(
+        tenant="acme", name="a", source_type="web", source_config={}, embedding_config={}
+    )
+    operation = catalog.create_operation(
+        asset_id=asset.id, tenant="acme", type="INGEST", created_by="t", request={}
+    )
+    catalog.update_operation(operation.id, final_status="FAILED", error_message="boom")
+    assert catalog.get_operation(operation.id).final_status == "FAILED"
+    # A run re-executed from the Dagster UI carries the same operation tag.
+    catalog.ensure_operation(
+        operation_id=operation.id, asset_id=asset.id, tenant="acme", type="INGEST", run_id="r2"
+    )
+    reopened = catalog.get_operation(operation.id)
+    assert reopened.final_status is None and reopened.error_message is None
+    assert reopened.run_id == "r2"

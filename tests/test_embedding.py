@@ -270,3 +270,30 @@ def test_find_model_errors_name_what_exists(provider: str, model: str) -> None:
 
 def test_get_embedder_is_cached() -> None:
     assert get_embedder("hash", "hash-384") is get_embedder("hash", "hash-384")
+
+
+def test_the_fused_graph_gives_the_exports_vectors(reference: dict) -> None:
+    """The fused kernels compute what the shipped export computes, padding included."""
+    texts = [s["text"] for s in reference["samples"]]
+    fused = LocalMiniLMEmbedder(batch_size=8).embed(texts)
+    export = LocalMiniLMEmbedder(batch_size=8, fused=False).embed(texts)
+    cosines = (fused * export).sum(axis=1)
+    assert cosines.min() >= 0.99999, cosines.min()
+
+
+def test_a_graph_without_the_expected_weights_is_refused(tmp_path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from fruxon_pipelines.embedding.fused_graph import UnexpectedModelGraph, build_fused_model
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "not-bert",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(UnexpectedModelGraph, match="has no weight"):
+        build_fused_model(path)

@@ -68,3 +68,32 @@ def test_corrupt_file_ends_as_a_failed_document_not_a_crashed_run(pipeline):
     assert document.status == "FAILED"
     assert document.error_message
     assert document.chunk_count == 0
+
+
+def test_parse_workers_give_what_one_process_gives_and_keep_failures_per_document():
+    from fruxon_pipelines.assets.chunk import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
+    from fruxon_pipelines.assets.manifests import FetchedRecord
+    from fruxon_pipelines.parsing import content_type_for
+
+    names = ["sample.html", "sample.md", "sample.txt", "sample.csv", "sample.docx", "corrupt.pdf"]
+    names = (names * 2)[: max(PARALLEL_PARSE_MIN_DOCUMENTS, 8)]
+    records = [
+        FetchedRecord(
+            source_key=f"{i}-{name}",
+            document_id=str(i),
+            status="fetched",
+            file_name=name,
+            content_type=content_type_for(name),
+            staged_path=str(FIXTURES / name),
+        )
+        for i, name in enumerate(names)
+    ]
+    args = ("local", "all-MiniLM-L6-v2", 254, 32)
+    pooled = list(chunk_records(records, *args))
+    one_by_one = [list(chunk_records([record], *args))[0] for record in records]
+    assert [r.source_key for r, _, _ in pooled] == [r.source_key for r in records]
+    assert [(c, m) for _, c, m in pooled] == [(c, m) for _, c, m in one_by_one]
+    failed = [r.file_name for r, chunks, message in pooled if chunks is None]
+    assert failed == ["corrupt.pdf"] * names.count("corrupt.pdf")
+    assert all(m for _, c, m in pooled if c is None)
+    assert all(c for r, c, _ in pooled if r.file_name != "corrupt.pdf")

@@ -52,3 +52,39 @@ def test_a_tenant_named_like_another_tenants_table_does_not_break_it(tmp_path):
     assert store.chunk_counts_by_document("acme", "a1") == {"d1": 1}
     store.delete_asset("acme", "a1")
     assert store.chunk_counts_by_document("acme__d1", "a1") == {"d1": 1}
+
+
+def test_past_the_threshold_a_vector_index_is_built_and_new_rows_are_folded_in(
+    tmp_path, monkeypatch
+):
+    import fruxon_pipelines.vectors as vectors_module
+
+    monkeypatch.setattr(vectors_module, "VECTOR_INDEX_MIN_ROWS", 600)
+    store = VectorStore(str(tmp_path))
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(1000, 16)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    rows = [_row(f"c{i}", document_id=f"d{i}") for i in range(1000)]
+
+    store.upsert("acme", rows[:500], matrix[:500])
+    store.ensure_indices("acme", 16)
+    table = store._existing_table("acme", 16)
+    assert {i.index_type for i in table.list_indices()} == {"FTS"}  # 500 rows: flat scan
+
+    store.upsert("acme", rows[500:700], matrix[500:700])
+    store.ensure_indices("acme", 16)
+    kinds = {i.index_type for i in table.list_indices()}
+    assert kinds == {"FTS", "IvfHnswSq"}
+    vector_index = next(i for i in table.list_indices() if i.index_type == "IvfHnswSq")
+    assert table.index_stats(vector_index.name).num_unindexed_rows == 0
+
+    # 300 more rows are 30 % of the table, past the 10 % share: optimize() folds them in.
+    store.upsert("acme", rows[700:], matrix[700:])
+    assert table.index_stats(vector_index.name).num_unindexed_rows == 300
+    store.ensure_indices("acme", 16)
+    assert table.index_stats(vector_index.name).num_unindexed_rows == 0
+
+    # The index answers: each of these rows finds itself first.
+    for i in (3, 650, 999):
+        hits = store.vector_search("acme", store.scope("a1"), matrix[i], 5)
+        assert hits[0]["chunk_id"] == f"c{i}"

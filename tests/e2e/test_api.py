@@ -177,6 +177,32 @@ def test_a_run_launched_from_dagster_appears_as_a_manual_operation(api, stack, w
     assert operation["type"] == "MANUAL" and operation["status"] == "COMPLETED"
 
 
+def test_a_finished_operation_is_settled_and_reads_the_same_without_its_run(api, stack, web_asset):
+    """Once ended, an operation's outcome lives in the catalog: polling it needs no Dagster
+    read, so it reads the same even after its run is deleted from Dagster."""
+    from dagster import DagsterInstance
+
+    from fruxon_pipelines.catalog.store import Catalog
+
+    response = api.post(f"{_base(web_asset['id'])}:refresh", json={})
+    assert response.status_code == 200, response.text
+    operation_id = response.json()["longOperation"]["name"]
+    final = _wait_done(api, web_asset["id"], operation_id)
+    assert final["status"] == "COMPLETED"
+    stored = Catalog(stack.settings.catalog_url).get_operation(operation_id)
+    assert stored.final_status == "COMPLETED"
+    assert stored.completed_at == final["completedAt"] and stored.started_at == final["startedAt"]
+
+    instance = DagsterInstance.from_config(str(stack.settings.dagster_home))
+    try:
+        instance.delete_run(stored.run_id)
+        assert instance.get_run_by_id(stored.run_id) is None
+    finally:
+        instance.dispose()
+    again = api.get(f"{_base(web_asset['id'])}/operations/{operation_id}").json()
+    assert again == final
+
+
 def test_patch_renames_in_place_and_a_chunking_change_reingests(api, web_asset):
     url = _base(web_asset["id"])
     renamed = api.patch(url, json={"displayName": "Handbook"})

@@ -1,0 +1,264 @@
+"""bench/results/*.json → bench/results/latest.md (quick.md for `make bench-quick`):
+the machine, the versions, a table a scenario.
+
+Run by `make bench` / `make bench-quick` after the scenarios; `python bench/report.py` redoes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PACKAGES = [
+    "dagster", "lancedb", "onnxruntime", "fastapi", "uvicorn", "trafilatura", "torch",
+    "sentence-transformers", "transformers", "langchain-core", "langchain-community",
+    "langchain-classic", "llama-index-core", "llama-index-vector-stores-lancedb",
+]  # fmt: skip
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:,.1f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return "—" if value is None else str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    versions = []
+    for name in PACKAGES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"- Machine: {os.cpu_count()} CPUs ({cpu}), {memory_kb / 1024 / 1024:.0f} GiB, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}\n"
+        f"- Commit: {commit or 'unknown'}\n"
+        f"- Versions: {', '.join(versions)}"
+    )
+
+
+def sync_section(sync: dict, peers: dict | None) -> str:
+    full, same, edited = sync["full"], sync["no_change"], sync["edited"]
+    loops = sync["embed_loops"]
+    out = [
+        "## 1. Full ingest through the API (POST /assets → COMPLETED)",
+        "",
+        _table(
+            ["pages", "chunks", "tokens", "seconds", "pages/s", "chunks/s", "tokens/s",
+             "run worker peak RSS (MB)", "pipeline efficiency"],
+            [[sync["pages"], full["chunks_in_index"], full["tokens_embedded"], full["seconds"],
+              full["pages_per_s"], full["chunks_per_s"], full["tokens_per_s"],
+              full["run_worker_peak_rss_mb"], full["pipeline_efficiency"]]],
+        ),
+        "",
+        "Pipeline efficiency = bare embedder loop on the same chunks ÷ end-to-end time "
+        "(target ≥ 0.9). Where the run's time went (Dagster step durations, s): "
+        + ", ".join(f"{k} {v}" for k, v in full["stages_s"].items())
+        + f"; to RUNNING {full['to_running_s']} s.",
+        "",
+        _table(
+            ["embedding loop (same chunks, batches of 32)", "seconds", "tokens/s"],
+            [[k, v["seconds"], v["tokens_per_s"]] for k, v in loops.items()],
+        ),
+        "",
+        f"fruxon's embedder vs the sentence-transformers loop: "
+        f"**{sync['embedder_vs_sentence_transformers']}×** (target ≥ 1.2×).",
+        "",
+        "## 2. No-change refresh",
+        "",
+        _table(
+            ["seconds", "tokens embedded", "ratio to full ingest (target ≤ 0.05)"],
+            [[same["seconds"], same["tokens_embedded"], same["ratio_to_full"]]],
+        ),
+        "",
+        "## 3. Refresh after 2 % of pages edited and 2 % removed",
+        "",
+        _table(
+            ["seconds", "tokens embedded", "tokens of changed chunks",
+             "embedded ÷ changed (target ≤ 1.2)", "chunks of removed pages left",
+             "removed-page hits in search", "edited pages found by their new text"],
+            [[edited["seconds"], edited["tokens_embedded"], edited["changed_chunk_tokens"],
+              edited["tokens_embedded_per_changed_token"], edited["chunks_of_removed_pages_left"],
+              edited["removed_page_search_hits"],
+              f"{edited['edited_pages_found_by_search']} of {edited['edited_pages']}"]],
+        ),
+    ]  # fmt: skip
+    if peers:
+        out += ["", peers_section(sync, peers)]
+    return "\n".join(out)
+
+
+def peers_section(sync: dict, peers: dict) -> str:
+    systems = [("fruxon (REST API, Dagster run)", sync)]
+    if "langchain" in peers:
+        systems.append(("LangChain index(), incremental", peers["langchain"]["incremental"]))
+        systems.append(("LangChain index(), full", peers["langchain"]["full"]))
+    if "llamaindex" in peers:
+        systems.append(("LlamaIndex IngestionPipeline, upserts", peers["llamaindex"]["upserts"]))
+    rows = []
+    labels = {"full": "full ingest", "no_change": "no-change refresh", "edited": "2 % edited"}
+    for step, label in labels.items():
+        fruxon_seconds = sync[step]["seconds"]
+        for name, result in systems:
+            r = result[step]
+            rows.append(
+                [label, name, r["seconds"], round(r["seconds"] / fruxon_seconds, 2),
+                 r["tokens_embedded"], r["chunks_in_index"], r["duplicates"], r["stale_chunks"]]
+            )  # fmt: skip
+    return "\n".join(
+        [
+            "## 4. Peers on the same corpus, chunk settings and model",
+            "",
+            _table(
+                [
+                    "step",
+                    "system",
+                    "seconds",
+                    "× fruxon's time",
+                    "tokens embedded",
+                    "chunks in index after",
+                    "duplicates",
+                    "stale chunks left",
+                ],
+                rows,
+            ),  # fmt: skip
+            "",
+            "LangChain's two cleanup modes share one measured full ingest (the same work; its "
+            "state was copied). Stale chunks: text the current pages no longer produce "
+            "(removed pages, old versions of edited ones).",
+        ]
+    )
+
+
+def launch_section(launch: dict) -> str:
+    return "\n".join(
+        [
+            "## 5. Launch overhead: POST /assets (one-page site) → RUNNING / COMPLETED",
+            "",
+            _table(
+                ["runs", "→ RUNNING median (s)", "min", "max", "→ COMPLETED median (s)"],
+                [
+                    [
+                        launch["runs"],
+                        launch["to_running_median_s"],
+                        launch["to_running_min_s"],
+                        launch["to_running_max_s"],
+                        launch["to_completed_median_s"],
+                    ]
+                ],
+            ),  # fmt: skip
+        ]
+    )
+
+
+def polling_section(polling: dict) -> str:
+    rows = [
+        [r["api_workers"], r["operation"], r["connections"], r["requests"], r["requests_per_s"],
+         r["p50_ms"], r["p99_ms"], r["non_2xx"] + r["socket_errors"]]
+        for r in polling["rows"]
+    ]  # fmt: skip
+    return "\n".join(
+        [
+            "## 6. Polling load: GET …/operations/{id}, wrk on loopback",
+            "",
+            _table(
+                [
+                    "API workers",
+                    "operation",
+                    "clients",
+                    "requests",
+                    "req/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "errors",
+                ],
+                rows,
+            ),  # fmt: skip
+            "",
+            "Target ≥ 1,000 req/s with p99 ≤ 50 ms. The RUNNING row polls an operation while "
+            f"its run ingests {polling['corpus_pages_for_running_row']} pages on the same cores.",
+        ]
+    )
+
+
+def search_section(search: dict) -> str:
+    rows = [
+        [r["index"], r["mode"], r.get("query_embedding", "—"), r["p50_ms"], r["p99_ms"]]
+        for r in search["results"]
+    ]
+    setup = search["setup"]
+    return "\n".join(
+        [
+            f"## 7. Search over one asset of {search['rows']:,} chunks "
+            f"({search['queries']} queries, top 10)",
+            "",
+            _table(["vector index", "mode", "query embedding", "p50 ms", "p99 ms"], rows),
+            "",
+            "Setup (s): "
+            + ", ".join(f"{k} {v}" for k, v in setup.items())
+            + f". {search['real_vectors']:,} chunks carry their real vectors; the others carry "
+            "a noisy copy of one of those (see bench/bench_search.py).",
+        ]  # fmt: skip
+    )
+
+
+def main() -> int:
+    run = _load("run") or {}
+    sections = [
+        "# fruxon benchmarks: latest results",
+        "",
+        f"Written by `make {run.get('target', 'bench')}` in {run.get('minutes', '?')} minutes "
+        f"on {run.get('date', '?')}. Each figure comes from this one run; ratios compare "
+        "figures of the same run. Nothing here is asserted by `make test`.",
+        "",
+        machine(),
+    ]
+    sync, peers = _load("sync"), _load("peers")
+    if sync:
+        sections += ["", sync_section(sync, peers)]
+    for name, render in (("launch", launch_section), ("polling", polling_section),
+                         ("search", search_section)):  # fmt: skip
+        data = _load(name)
+        if data:
+            sections += ["", render(data)]
+    if run.get("failed"):
+        sections += ["", f"**Failed scripts:** {', '.join(run['failed'])}"]
+    # The committed file holds the full suite; quick runs are for development only.
+    target = RESULTS / ("quick.md" if run.get("target") == "bench-quick" else "latest.md")
+    target.write_text("\n".join(sections) + "\n")
+    print(target.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
