@@ -108,9 +108,10 @@ def wait_for_operation(
 class RunWorkerPeakRss:
     """Peak resident memory of the Dagster run worker processes seen while the block runs.
 
-    Run workers are the `dagster api execute_run` children the run launcher starts; their
-    kernel-kept high-water mark (VmHWM) is sampled every 0.2 s, so a worker that lives at least
-    that long is caught.
+    The code server starts each run worker with multiprocessing's spawn (its command line runs
+    ``spawn_main``; ``dagster api execute_run`` where a launcher runs the CLI instead). Their
+    kernel-kept high-water mark (VmHWM) is sampled every 0.2 s, so a worker that lives at
+    least that long is caught; the forked parse workers are smaller and sampled too.
     """
 
     def __init__(self) -> None:
@@ -125,7 +126,7 @@ class RunWorkerPeakRss:
                     continue
                 try:
                     cmdline = (proc / "cmdline").read_bytes()
-                    if b"execute_run" not in cmdline:
+                    if b"spawn_main" not in cmdline and b"execute_run" not in cmdline:
                         continue
                     for line in (proc / "status").read_text().splitlines():
                         if line.startswith("VmHWM:"):

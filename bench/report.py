@@ -78,7 +78,7 @@ def sync_section(sync: dict, peers: dict | None) -> str:
              "run worker peak RSS (MB)", "pipeline efficiency"],
             [[sync["pages"], full["chunks_in_index"], full["tokens_embedded"], full["seconds"],
               full["pages_per_s"], full["chunks_per_s"], full["tokens_per_s"],
-              full["run_worker_peak_rss_mb"], full["pipeline_efficiency"]]],
+              full["run_worker_peak_rss_mb"] or None, full["pipeline_efficiency"]]],
         ),
         "",
         "Pipeline efficiency = bare embedder loop on the same chunks ÷ end-to-end time "
