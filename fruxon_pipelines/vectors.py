@@ -26,6 +26,8 @@ FTS_REINDEX_THRESHOLD = 2000
 VECTOR_INDEX_MIN_ROWS = 50_000
 # Once indexed, rows added since are scanned flat; past this share of the table, fold them in.
 VECTOR_REINDEX_UNINDEXED_SHARE = 0.1
+VECTOR_SEARCH_NPROBES = 20
+VECTOR_SEARCH_REFINE_FACTOR = 10
 
 
 def _is_vector_index(index_type: str) -> bool:
@@ -340,6 +342,11 @@ class VectorStore:
         return (
             table.search(vector.astype(np.float32), vector_column_name="vector")
             .distance_type("cosine")
+            # With a vector index: probe more partitions and re-rank 10x the candidates by
+            # exact distance (recall@10 0.55 without, bench/bench_search.py). A flat scan
+            # ignores both.
+            .nprobes(VECTOR_SEARCH_NPROBES)
+            .refine_factor(VECTOR_SEARCH_REFINE_FACTOR)
             .where(where, prefilter=True)
             .select([*self.HIT_COLUMNS, "_distance"])
             .limit(limit)
