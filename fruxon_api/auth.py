@@ -7,11 +7,8 @@ Claims: `sub`, `tenants` (list; "*" for all), `scope` (space-separated: assets:r
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import jwt
@@ -19,6 +16,7 @@ from fastapi import Depends, Request
 
 from fruxon_api.problems import Problem
 from fruxon_pipelines.assets_admin import TENANT_PATTERN
+from fruxon_pipelines.secretbox import ensure_secret_file
 from fruxon_pipelines.settings import Settings
 
 READ = "assets:read"
@@ -38,13 +36,7 @@ class Principal:
 
 def ensure_jwt_secret(settings: Settings) -> bytes:
     """The local HS256 secret; created (mode 0600) the first time the stack starts."""
-    path: Path = settings.jwt_secret_path
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-    return path.read_bytes().strip()
+    return ensure_secret_file(settings.jwt_secret_path)
 
 
 def issue_token(

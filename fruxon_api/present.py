@@ -14,10 +14,13 @@ from fruxon_api.schemas import (
     EmbeddingOut,
     LongOperation,
     OperationOut,
+    WebhookRegistrationOut,
 )
+from fruxon_pipelines.autoupdate import wire_config
 from fruxon_pipelines.catalog.models import Document, KnowledgeAsset, Operation
 from fruxon_pipelines.embedding import find_model
 from fruxon_pipelines.sources.registry import SOURCE_TYPES
+from fruxon_pipelines.webhooks import MintedWebhook, webhook_url
 
 
 def price_of(asset: KnowledgeAsset) -> float:
@@ -27,6 +30,7 @@ def price_of(asset: KnowledgeAsset) -> float:
 
 def asset_out(asset: KnowledgeAsset) -> AssetOut:
     kind = SOURCE_TYPES[asset.source_type]
+    auto_update = wire_config(asset.auto_update)
     return AssetOut(
         id=asset.id,
         displayName=asset.name,
@@ -34,7 +38,9 @@ def asset_out(asset: KnowledgeAsset) -> AssetOut:
         config=AssetConfigOut(sourceType=asset.source_type, parameters=asset.source_config),
         createdAt=asset.created_at,
         modifiedAt=asset.modified_at,
-        lastPolledAt=None,
+        autoUpdate=auto_update["strategy"] != "UNSPECIFIED",
+        autoUpdateConfig=auto_update,
+        lastPolledAt=asset.last_polled_at,
         supportsAutoUpdate=kind.supports_webhook or kind.supports_poll,
         supportsWebhookRegistration=kind.supports_webhook,
         supportsPollSchedule=kind.supports_poll,
@@ -107,4 +113,19 @@ def chunk_out(row: dict[str, Any]) -> ChunkOut:
         startLine=row.get("start_line"),
         endLine=row.get("end_line"),
         tokenCount=row.get("token_count"),
+    )
+
+
+def webhook_out(minted: MintedWebhook, base_url: str) -> WebhookRegistrationOut:
+    registration = minted.registration
+    return WebhookRegistrationOut(
+        id=minted.webhook_id,
+        provider=registration.provider,
+        authMode=registration.auth_mode,
+        status=registration.status,
+        expiresAt=registration.expires_at,
+        createdAt=registration.created_at,
+        modifiedAt=registration.modified_at,
+        webhookUrl=webhook_url(base_url, registration.provider, minted.webhook_id),
+        signingSecret=minted.signing_secret if registration.auth_mode == "HMAC" else None,
     )

@@ -145,9 +145,30 @@ class LongOperation(Wire):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class WebhookRegistrationOut(Wire):
+    """Shown once: on the create, PATCH or :regenerateWebhook that minted it."""
+
+    id: str
+    provider: str
+    authMode: str
+    status: str
+    expiresAt: int | None
+    createdAt: int
+    modifiedAt: int
+    webhookUrl: str
+    # The HMAC key with authMode HMAC; None with API_KEY (the URL is the credential).
+    signingSecret: str | None
+
+
 class AssetWithOperation(Wire):
     asset: AssetOut
     longOperation: LongOperation | None = None
+    webhook: WebhookRegistrationOut | None = None
+
+
+class WebhookAccepted(Wire):
+    eventId: int
+    status: Literal["ACCEPTED"] = "ACCEPTED"
 
 
 class OperationOut(Wire):

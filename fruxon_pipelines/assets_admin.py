@@ -8,11 +8,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from fruxon_pipelines.catalog.models import KnowledgeAsset
+from fruxon_pipelines.autoupdate import AutoUpdateConfig, InvalidAutoUpdate, next_poll_ms
+from fruxon_pipelines.catalog.models import KnowledgeAsset, now_ms
 from fruxon_pipelines.catalog.store import Catalog
 from fruxon_pipelines.embedding.catalogue import find_model
+from fruxon_pipelines.secretbox import secret_box
 from fruxon_pipelines.settings import Settings
-from fruxon_pipelines.sources.registry import validate_parameters
+from fruxon_pipelines.sources.registry import SOURCE_TYPES, validate_parameters
+from fruxon_pipelines.webhooks import MintedWebhook, mint_webhook
 
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -32,6 +35,51 @@ def validate_embedding(config: dict[str, Any]) -> dict[str, Any]:
         "chunkSize": size,
         "chunkOverlap": overlap,
     }
+
+
+def check_auto_update(source_type: str, config: AutoUpdateConfig) -> None:
+    """Whether the source type can be kept fresh this way; errors name the field."""
+    kind = SOURCE_TYPES[source_type]
+    if config.strategy == "POLL" and not kind.supports_poll:
+        raise InvalidAutoUpdate(f"autoUpdate.strategy: {source_type} assets cannot be polled")
+    if config.strategy == "WEBHOOK":
+        if not kind.supports_webhook:
+            raise InvalidAutoUpdate(
+                f"autoUpdate.strategy: {source_type} assets do not take webhooks"
+            )
+        if config.provider not in kind.webhook_providers:
+            known = ", ".join(kind.webhook_providers)
+            raise InvalidAutoUpdate(
+                f"autoUpdate.provider: {config.provider!r} is not a webhook provider of "
+                f"{source_type} assets (known: {known})"
+            )
+
+
+def set_auto_update(
+    settings: Settings, catalog: Catalog, asset: KnowledgeAsset, config: AutoUpdateConfig | None
+) -> MintedWebhook | None:
+    """Store the asset's auto-update (checked by :func:`check_auto_update`).
+
+    Returns a new webhook when the config needs one the asset does not have yet (first
+    enabled, or another provider or auth mode); any other change keeps the URL. Turning
+    webhooks off revokes the URL."""
+    if config is None or not config.enabled:
+        catalog.update_asset(asset.id, auto_update=None, next_poll_at=None)
+        catalog.delete_webhooks(asset.id)
+        return None
+    if config.strategy == "POLL":
+        catalog.update_asset(
+            asset.id, auto_update=config.model_dump(), next_poll_at=next_poll_ms(config, now_ms())
+        )
+        catalog.delete_webhooks(asset.id)
+        return None
+    catalog.update_asset(asset.id, auto_update=config.model_dump(), next_poll_at=None)
+    existing = catalog.webhook_of_asset(asset.id)
+    if existing and (existing.provider, existing.auth_mode) == (config.provider, config.authMode):
+        return None
+    return mint_webhook(
+        catalog, secret_box(settings), asset.id, config.provider or "generic", config.authMode
+    )
 
 
 def _validate_tenant(tenant: str) -> None:

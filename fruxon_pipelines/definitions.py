@@ -5,8 +5,11 @@ import dagster as dg
 from fruxon_pipelines.assets.checks import chunk_counts_match, no_orphan_chunks
 from fruxon_pipelines.jobs import INGESTION_ASSETS, ingest_job
 from fruxon_pipelines.resources import build_resources
+from fruxon_pipelines.sensors.auto_update import build_poll_sensor, build_webhook_sensor
 from fruxon_pipelines.sensors.pending_operations import pending_operations_sensor
 from fruxon_pipelines.settings import get_settings
+
+settings = get_settings()
 
 INGESTION_CHECKS = [chunk_counts_match, no_orphan_chunks]
 
@@ -14,6 +17,10 @@ defs = dg.Definitions(
     assets=INGESTION_ASSETS,
     asset_checks=INGESTION_CHECKS,
     jobs=[ingest_job],
-    sensors=[pending_operations_sensor],
-    resources=build_resources(get_settings()),
+    sensors=[
+        pending_operations_sensor,
+        build_webhook_sensor(settings),
+        build_poll_sensor(settings),
+    ],
+    resources=build_resources(settings),
 )

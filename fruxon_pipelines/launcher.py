@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,24 @@ def register_partition(instance: Any, asset_id: str) -> None:
     instance.add_dynamic_partitions(KNOWLEDGE_ASSET_PARTITIONS, [asset_id])
 
 
-def ingest_run_config(document_ids: list[str] | None = None, force: bool = False) -> dict:
-    return {
-        "ops": {
-            "fetched_documents": {
-                "config": {"document_ids": list(document_ids or []), "force": force}
-            }
-        }
-    }
+def ingest_run_config(
+    document_ids: list[str] | None = None,
+    force: bool = False,
+    source_keys: list[str] | None = None,
+) -> dict:
+    config: dict[str, Any] = {"document_ids": list(document_ids or []), "force": force}
+    if source_keys:
+        config["source_keys"] = list(source_keys)
+    return {"ops": {"fetched_documents": {"config": config}}}
+
+
+# Operations launched by sensors get ids derived from the sensor's run key, so a tick that is
+# evaluated again after a crash writes the same operation, never a second one.
+SENSOR_OPERATIONS = uuid.UUID("6f1d2c1e-8f7a-5b9e-9a53-7c1f0e6b2d40")
+
+
+def operation_id_for(run_key: str) -> str:
+    return str(uuid.uuid5(SENSOR_OPERATIONS, run_key))
 
 
 @dataclass
@@ -86,7 +97,9 @@ def run_tags(operation: Operation) -> dict[str, str]:
 
 def operation_run_config(operation: Operation) -> dict:
     request = operation.request or {}
-    return ingest_run_config(request.get("documentIds"), bool(request.get("force")))
+    return ingest_run_config(
+        request.get("documentIds"), bool(request.get("force")), request.get("sourceKeys")
+    )
 
 
 def submit_run(settings: Settings, operation: Operation) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PRODUCT_USER_AGENT = "fruxon/0.1 (+https://github.com/fruxon/fruxon; knowledge-index crawler)"
@@ -42,6 +42,29 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = 20.0
     user_agent: str = PRODUCT_USER_AGENT
     embed_batch_size: int = 32
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL the outside world reaches the API at; webhook URLs are built on "
+        "it. Default: http://api_host:api_port.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts secrets at rest (webhook signing secrets). Default: a random key "
+        "generated into home/secret_key on first use.",
+    )
+    webhook_sensor_interval_seconds: int = Field(
+        default=5, ge=1, description="How often the webhook sensor looks for new events."
+    )
+    webhook_debounce_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="The webhook sensor waits until an asset's events have been quiet this long "
+        "(at most 10 s), so a burst becomes one operation.",
+    )
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    poll_sensor_interval_seconds: int = Field(
+        default=30, ge=1, description="How often the poll sensor looks for assets that are due."
+    )
 
     @property
     def resolved_home(self) -> Path:
@@ -68,6 +91,17 @@ class Settings(BaseSettings):
     @property
     def jwt_secret_path(self) -> Path:
         return self.resolved_home / "jwt_secret"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.resolved_home / "secret_key"
+
+    @property
+    def api_base_url(self) -> str:
+        """Where clients and providers reach the API (webhook URLs start with it)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.api_host}:{self.api_port}"
 
     @property
     def catalog_url(self) -> str:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from fruxon_pipelines.launcher import PROJECT_ROOT, prepare_dagster_home
@@ -89,16 +90,28 @@ class Stack:
 
         prepare_dagster_home(self.settings)
         DagsterInstance.get().dispose()
-        env = stack_environment(self.settings)
         for name, command in stack_commands(self.settings):
-            process = subprocess.Popen(
-                command,
-                env=env,
-                cwd=PROJECT_ROOT,
-                preexec_fn=_reset_signals,
-                start_new_session=True,
-            )
-            self.processes.append((name, process))
+            self.processes.append((name, self._spawn(command)))
+
+    def _spawn(self, command: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            command,
+            env=stack_environment(self.settings),
+            cwd=PROJECT_ROOT,
+            preexec_fn=_reset_signals,
+            start_new_session=True,
+        )
+
+    @contextlib.contextmanager
+    def down(self, name: str, timeout: float = 30.0) -> Iterator[None]:
+        """One process stopped (as Ctrl-C would) for the block, then started again."""
+        command = dict(stack_commands(self.settings))[name]
+        index = next(i for i, (n, _) in enumerate(self.processes) if n == name)
+        _stop_processes([self.processes[index][1]], timeout)
+        try:
+            yield
+        finally:
+            self.processes[index] = (name, self._spawn(command))
 
     def dagster_url(self) -> str:
         return f"http://{self.settings.dagster_host}:{self.settings.dagster_port}"
@@ -124,16 +137,7 @@ class Stack:
         raise TimeoutError(f"the stack did not become ready ({url}) in {timeout:.0f} s")
 
     def stop(self, timeout: float = 30.0) -> None:
-        for _, process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for _, process in self.processes:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        _stop_processes([process for _, process in self.processes], timeout)
         self.processes.clear()
 
     def __enter__(self) -> Stack:
@@ -142,6 +146,20 @@ class Stack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _stop_processes(processes: list[subprocess.Popen], timeout: float) -> None:
+    """SIGINT to each process group, then SIGKILL for any still there after ``timeout``."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _say(message: str) -> None:

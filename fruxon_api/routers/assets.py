@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from fruxon_api.auth import Reader, Writer
 from fruxon_api.deps import Paging, Services, Svc, load_asset, parse_uuid
-from fruxon_api.present import asset_out, long_operation
+from fruxon_api.present import asset_out, long_operation, webhook_out
 from fruxon_api.problems import Problem
 from fruxon_api.schemas import (
     AssetOut,
@@ -26,12 +26,16 @@ from fruxon_api.schemas import (
     PatchAssetRequest,
     RefreshRequest,
     UsageOut,
+    WebhookRegistrationOut,
 )
-from fruxon_pipelines.assets_admin import validate_embedding
+from fruxon_pipelines.assets_admin import check_auto_update, set_auto_update, validate_embedding
+from fruxon_pipelines.autoupdate import AutoUpdateConfig, InvalidAutoUpdate, parse_auto_update
 from fruxon_pipelines.catalog.models import KnowledgeAsset
 from fruxon_pipelines.embedding import UnknownEmbeddingModel
 from fruxon_pipelines.parsing import SUPPORTED_CONTENT_TYPES, content_type_for
+from fruxon_pipelines.secretbox import secret_box
 from fruxon_pipelines.sources.registry import InvalidSourceConfig, validate_parameters
+from fruxon_pipelines.webhooks import mint_webhook
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["assets"])
 
@@ -64,6 +68,19 @@ def _unsupported(body: Any, fields: tuple[str, ...]) -> None:
             raise _bad(f"{name} is not supported by this server yet")
 
 
+def auto_update_of(source_type: str, data: dict[str, Any] | None) -> AutoUpdateConfig | None:
+    """The request's auto-update config, checked against the source type (400 naming the
+    field otherwise)."""
+    if data is None:
+        return None
+    try:
+        config = parse_auto_update(data)
+        check_auto_update(source_type, config)
+    except InvalidAutoUpdate as error:
+        raise _bad(str(error)) from error
+    return config
+
+
 def _start(svc: Services, asset: KnowledgeAsset, kind: str, who: str, **request: Any):
     operation = svc.catalog.create_operation(
         asset_id=asset.id, tenant=asset.tenant, type=kind, created_by=who, request=request
@@ -81,6 +98,7 @@ def create_and_ingest(
     embedding: dict,
     who: str,
     asset_id: str | None = None,
+    auto_update: AutoUpdateConfig | None = None,
 ) -> AssetWithOperation:
     asset = svc.catalog.create_asset(
         asset_id=asset_id,
@@ -90,15 +108,20 @@ def create_and_ingest(
         source_config=parameters,
         embedding_config=embedding,
     )
+    webhook = None
+    if auto_update is not None:
+        minted = set_auto_update(svc.settings, svc.catalog, asset, auto_update)
+        webhook = webhook_out(minted, svc.settings.api_base_url) if minted else None
+        asset = svc.catalog.get_asset(asset.id)
     svc.runs.add_partition(asset.id)  # before any run names the partition
     operation = _start(svc, asset, "INGEST", who, documentIds=[], force=False)
-    return AssetWithOperation(asset=asset_out(asset), longOperation=operation)
+    return AssetWithOperation(asset=asset_out(asset), longOperation=operation, webhook=webhook)
 
 
 @router.post("/assets", response_model=AssetWithOperation)
 def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: Svc):
     """Create a knowledge asset from a source configuration and start its first ingestion."""
-    _unsupported(body, ("auth", "budget", "currencyBudget", "autoUpdate", "embeddingLLMConfigId"))
+    _unsupported(body, ("auth", "budget", "currencyBudget", "embeddingLLMConfigId"))
     source_type = body.config.sourceType
     if source_type == "file":
         raise _bad("file assets are created with POST /assets:file or /assets:import")
@@ -107,9 +130,17 @@ def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: 
     except InvalidSourceConfig as error:
         raise _bad(str(error)) from error
     embedding = embedding_config(body.embedding)
+    auto_update = auto_update_of(source_type, body.autoUpdate)
     name = body.name or _default_name(source_type, params.model_dump())
     return create_and_ingest(
-        svc, tenant, name, source_type, params.model_dump(), embedding, principal.subject
+        svc,
+        tenant,
+        name,
+        source_type,
+        params.model_dump(),
+        embedding,
+        principal.subject,
+        auto_update=auto_update,
     )
 
 
@@ -208,8 +239,12 @@ def get_asset(tenant: str, asset: str, principal: Reader, svc: Svc):
 def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Writer, svc: Svc):
     """Update settings; changing the model or the chunking re-ingests the asset."""
     current = load_asset(svc, tenant, asset)
-    _unsupported(body, ("budget", "currencyBudget", "autoUpdate", "embeddingLlmConfigId"))
+    _unsupported(body, ("budget", "currencyBudget", "embeddingLlmConfigId"))
     changes: dict[str, Any] = {}
+    if body.disableAutoUpdate:  # wins over autoUpdate, which is then not even read
+        auto_update: AutoUpdateConfig | None = AutoUpdateConfig()
+    else:
+        auto_update = auto_update_of(current.source_type, body.autoUpdate)
     if body.displayName is not None:
         if not body.displayName.strip():
             raise _bad("displayName must not be empty")
@@ -235,12 +270,34 @@ def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Wri
     if (reingest or refresh) and _active_operations(svc, current.id, limit=20):
         raise _busy()
     updated = svc.catalog.update_asset(current.id, **changes) if changes else current
+    webhook = None
+    if auto_update is not None:
+        minted = set_auto_update(svc.settings, svc.catalog, updated, auto_update)
+        webhook = webhook_out(minted, svc.settings.api_base_url) if minted else None
+        updated = svc.catalog.get_asset(current.id)
     operation = None
     if reingest:
         operation = _start(svc, updated, "INGEST", principal.subject, documentIds=[], force=True)
     elif refresh:
         operation = _start(svc, updated, "REFRESH", principal.subject, documentIds=[], force=False)
-    return AssetWithOperation(asset=asset_out(updated), longOperation=operation)
+    return AssetWithOperation(asset=asset_out(updated), longOperation=operation, webhook=webhook)
+
+
+@router.post("/assets/{asset}:regenerateWebhook", response_model=WebhookRegistrationOut)
+def regenerate_webhook(tenant: str, asset: str, principal: Writer, svc: Svc):
+    """Rotate the asset's webhook: a new URL (and secret) shown once; the old one stops now."""
+    current = load_asset(svc, tenant, asset)
+    config = AutoUpdateConfig.model_validate(current.auto_update or {})
+    if config.strategy != "WEBHOOK":
+        raise _bad("the asset has no webhook auto-update (set autoUpdate.strategy to WEBHOOK)")
+    minted = mint_webhook(
+        svc.catalog,
+        secret_box(svc.settings),
+        current.id,
+        config.provider or "generic",
+        config.authMode or "API_KEY",
+    )
+    return webhook_out(minted, svc.settings.api_base_url)
 
 
 @router.delete("/assets/{asset}", status_code=204)

@@ -23,6 +23,11 @@ class IngestConfig(dg.Config):
     document_ids: list[str] = Field(
         default_factory=list, description="Refresh only these documents (all when empty)."
     )
+    source_keys: list[str] = Field(
+        default_factory=list,
+        description="Refresh only these items by their source key (a web page's URL), known or "
+        "new; combined with document_ids.",
+    )
     force: bool = Field(default=False, description="Re-fetch, re-parse and re-embed everything.")
     allow_mass_deletion: bool = Field(
         default=False,
@@ -90,6 +95,8 @@ def fetched_documents(
         if unknown:
             raise dg.Failure(f"documents not in this knowledge asset: {', '.join(unknown)}")
         only_keys = {by_id[d] for d in config.document_ids}
+    if config.source_keys:
+        only_keys = (only_keys or set()) | set(config.source_keys)
 
     reach = SourceReach(
         files_dir=Path(source_access.files_dir),

@@ -48,6 +48,11 @@ class KnowledgeAsset(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     modified_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, onupdate=now_ms)
     processed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # AutoUpdateConfig as the API shows it (fruxon_pipelines.autoupdate); None: off.
+    auto_update: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    last_polled_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # When the poll sensor launches the next POLL operation; None unless polling is on.
+    next_poll_at: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
 
 
 class Document(Base):
@@ -133,3 +138,48 @@ class StoredFile(Base):
     path: Mapped[str] = mapped_column(Text)
     temporary: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, index=True)
+
+
+class WebhookRegistration(Base):
+    """The URL a source system delivers change events to, one per asset at a time.
+
+    The URL's webhook id is the credential (256 random bits), so only its SHA-256 is stored;
+    the signing secret is needed to check signatures, so it is stored encrypted.
+    """
+
+    __tablename__ = "webhooks"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    asset_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("knowledge_assets.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    # API_KEY: the URL alone authenticates; HMAC: a body signature is required as well.
+    auth_mode: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    signing_secret: Mapped[str] = mapped_column(Text)  # sealed by fruxon_pipelines.secretbox
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    modified_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, onupdate=now_ms)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class WebhookEvent(Base):
+    """One accepted delivery, stored before the receiver answers 202.
+
+    The webhook sensor gives waiting events (``operation_id`` None) to one operation per asset;
+    an event that names nothing asks for a full refresh.
+    """
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("knowledge_assets.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    document_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Items the catalog may not know yet (a web page's URL).
+    source_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
+    full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
+    operation_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)

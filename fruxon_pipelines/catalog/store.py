@@ -17,6 +17,8 @@ from fruxon_pipelines.catalog.models import (
     KnowledgeAsset,
     Operation,
     StoredFile,
+    WebhookEvent,
+    WebhookRegistration,
     now_ms,
 )
 
@@ -132,6 +134,10 @@ class Catalog:
         """The asset, its documents (cascade) and its operations."""
         with self.session() as session:
             session.execute(delete(Document).where(Document.asset_id == asset_id))
+            session.execute(delete(WebhookEvent).where(WebhookEvent.asset_id == asset_id))
+            session.execute(
+                delete(WebhookRegistration).where(WebhookRegistration.asset_id == asset_id)
+            )
             session.execute(delete(Operation).where(Operation.asset_id == asset_id))
             session.execute(delete(KnowledgeAsset).where(KnowledgeAsset.id == asset_id))
 
@@ -286,6 +292,133 @@ class Catalog:
     def update_operation(self, operation_id: str, **fields: Any) -> None:
         with self.session() as session:
             session.execute(update(Operation).where(Operation.id == operation_id).values(**fields))
+
+    @staticmethod
+    def _operation_once(session: Session, operation: Operation) -> Operation:
+        """``operation`` added, unless a sensor's earlier, interrupted tick added it already."""
+        existing = session.get(Operation, operation.id)
+        if existing is not None:
+            return existing
+        session.add(operation)
+        return operation
+
+    # Auto-update: webhooks ------------------------------------------------------------------
+
+    def replace_webhook(self, registration: WebhookRegistration) -> None:
+        """Make ``registration`` the asset's only webhook: any earlier URL stops working."""
+        with self.session() as session:
+            session.execute(
+                delete(WebhookRegistration).where(
+                    WebhookRegistration.asset_id == registration.asset_id
+                )
+            )
+            session.add(registration)
+
+    def delete_webhooks(self, asset_id: str) -> None:
+        with self.session() as session:
+            session.execute(
+                delete(WebhookRegistration).where(WebhookRegistration.asset_id == asset_id)
+            )
+
+    def webhook_of_asset(self, asset_id: str) -> WebhookRegistration | None:
+        with self.session() as session:
+            return session.scalars(
+                select(WebhookRegistration).where(WebhookRegistration.asset_id == asset_id)
+            ).first()
+
+    def find_webhook(
+        self, id_hash: str
+    ) -> tuple[WebhookRegistration | None, KnowledgeAsset | None]:
+        with self.session() as session:
+            registration = session.get(WebhookRegistration, id_hash)
+            if registration is None:
+                return None, None
+            return registration, session.get(KnowledgeAsset, registration.asset_id)
+
+    def add_webhook_event(self, event: WebhookEvent) -> int:
+        with self.session() as session:
+            session.add(event)
+            session.flush()
+            return event.id
+
+    def waiting_webhook_events(self, limit: int = 5000) -> list[WebhookEvent]:
+        """Events not yet given to an operation, oldest first."""
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(WebhookEvent)
+                    .where(WebhookEvent.operation_id.is_(None))
+                    .order_by(WebhookEvent.id)
+                    .limit(limit)
+                )
+            )
+
+    def assign_webhook_events(self, event_ids: list[int], operation: Operation) -> Operation:
+        """Write the operation and hand it the events, in one transaction."""
+        with self.session() as session:
+            stored = self._operation_once(session, operation)
+            session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id.in_(event_ids), WebhookEvent.operation_id.is_(None))
+                .values(operation_id=stored.id)
+            )
+            return stored
+
+    def discard_webhook_events(self, event_ids: list[int]) -> None:
+        with self.session() as session:
+            session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(event_ids)))
+
+    def webhook_events_of(self, operation_id: str) -> list[WebhookEvent]:
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(WebhookEvent).where(WebhookEvent.operation_id == operation_id)
+                )
+            )
+
+    def prune_webhook_events(self, received_before: int) -> int:
+        """Forget events that an operation took long ago (waiting ones are kept)."""
+        with self.session() as session:
+            result = session.execute(
+                delete(WebhookEvent).where(
+                    WebhookEvent.operation_id.is_not(None),
+                    WebhookEvent.received_at < received_before,
+                )
+            )
+            return result.rowcount or 0
+
+    # Auto-update: poll schedules ------------------------------------------------------------
+
+    def assets_due_for_poll(self, now: int, limit: int = 500) -> list[KnowledgeAsset]:
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(KnowledgeAsset)
+                    .where(
+                        KnowledgeAsset.next_poll_at.is_not(None),
+                        KnowledgeAsset.next_poll_at <= now,
+                        KnowledgeAsset.status != "DELETING",
+                    )
+                    .order_by(KnowledgeAsset.next_poll_at)
+                    .limit(limit)
+                )
+            )
+
+    def start_poll(self, operation: Operation, *, polled_at: int, next_poll_at: int) -> Operation:
+        """Write the POLL operation and move the asset's schedule on, in one transaction."""
+        with self.session() as session:
+            stored = self._operation_once(session, operation)
+            session.execute(
+                update(KnowledgeAsset)
+                .where(KnowledgeAsset.id == operation.asset_id)
+                .values(
+                    last_polled_at=polled_at,
+                    next_poll_at=next_poll_at,
+                    # A poll is not a settings change: modifiedAt stays.
+                    modified_at=KnowledgeAsset.modified_at,
+                )
+            )
+            return stored
 
     # Stored files (POST /storage) -------------------------------------------------------------
 

@@ -30,9 +30,14 @@ class SourceType:
     display_name: str
     parameters: type[BaseModel]
     build: Callable[[Any, SourceReach], Source]
-    supports_webhook: bool = False
+    # Webhook providers whose deliveries refresh this type (fruxon_pipelines.webhooks).
+    webhook_providers: tuple[str, ...] = ()
     supports_poll: bool = False
     supports_oauth: bool = False
+
+    @property
+    def supports_webhook(self) -> bool:
+        return bool(self.webhook_providers)
 
 
 class InvalidSourceConfig(ValueError):
@@ -53,8 +58,10 @@ def _file(params: FileParameters, reach: SourceReach) -> Source:
 
 
 SOURCE_TYPES: dict[str, SourceType] = {
-    "web": SourceType("web", "Web site", WebParameters, _web, supports_poll=True),
-    "file": SourceType("file", "File", FileParameters, _file),
+    "web": SourceType(
+        "web", "Web site", WebParameters, _web, webhook_providers=("generic",), supports_poll=True
+    ),
+    "file": SourceType("file", "File", FileParameters, _file, webhook_providers=("generic",)),
 }
 
 

@@ -234,6 +234,26 @@ class WebParameters(BaseModel):
     )
 
 
+def wanted_by_patterns(params: WebParameters, url: str) -> bool:
+    """Whether the include and exclude globs let ``url`` in."""
+    include, exclude = params.includePatterns, params.excludePatterns
+    if include and not any(fnmatch.fnmatchcase(url, p) for p in include):
+        return False
+    return not any(fnmatch.fnmatchcase(url, p) for p in exclude)
+
+
+def in_scope(params: WebParameters, url: str) -> str | None:
+    """The document key of ``url`` if a crawl of this source could list it (same site as a
+    start URL, let in by the patterns), else None."""
+    key = normalize_url(url)
+    if key is None:
+        return None
+    sites = {site_of(start) for start in (normalize_url(u) for u in params.urls) if start}
+    if site_of(key) not in sites or not wanted_by_patterns(params, key):
+        return None
+    return key
+
+
 # --------------------------------------------------------------------------------------------
 # robots.txt
 
@@ -724,10 +744,7 @@ class _Run:
         return True
 
     def _wanted(self, url: str) -> bool:
-        include, exclude = self.params.includePatterns, self.params.excludePatterns
-        if include and not any(fnmatch.fnmatchcase(url, p) for p in include):
-            return False
-        return not any(fnmatch.fnmatchcase(url, p) for p in exclude)
+        return wanted_by_patterns(self.params, url)
 
     def _enqueue(
         self,

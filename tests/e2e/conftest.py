@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 import time
 
+import httpx
 import pytest
 
+from fruxon_api.auth import READ, WRITE, issue_token
 from fruxon_pipelines.settings import Settings
 from fruxon_pipelines.stack import Stack
 
@@ -26,6 +28,8 @@ def stack(tmp_path_factory):
         "FRUXON_API_PORT": str(_free_port()),
         "FRUXON_ALLOW_PRIVATE_NETWORKS": "1",
         "FRUXON_EMBED_BATCH_SIZE": "16",
+        # A poll due in the next minute fires within seconds of it.
+        "FRUXON_POLL_SENSOR_INTERVAL_SECONDS": "5",
         # Small enough that a test can send one that is too large.
         "FRUXON_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024),
     }
@@ -46,3 +50,24 @@ def wait_for(predicate, timeout: float, what: str):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def api_client(stack, tenants, scopes=(READ, WRITE)) -> httpx.Client:
+    token = issue_token(stack.settings, tenants=list(tenants), scopes=list(scopes))
+    return httpx.Client(
+        base_url=stack.api_url(), headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+
+
+def wait_operation(
+    api: httpx.Client, tenant: str, asset_id: str, operation_id: str, timeout: float = 300
+) -> dict:
+    """The operation once it is done (COMPLETED, FAILED or CANCELLED)."""
+
+    def done():
+        response = api.get(f"/v1/tenants/{tenant}/assets/{asset_id}/operations/{operation_id}")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return body if body["done"] else None
+
+    return wait_for(done, timeout, f"operation {operation_id}")

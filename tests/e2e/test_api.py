@@ -10,8 +10,8 @@ import pytest
 from conftest import FIXTURES
 from sitegen import Site, generate_pages
 
-from e2e.conftest import wait_for
-from fruxon_api.auth import READ, WRITE, issue_token
+from e2e.conftest import api_client, wait_for, wait_operation
+from fruxon_api.auth import READ, WRITE
 
 pytestmark = pytest.mark.e2e
 TENANT = "acme"
@@ -19,10 +19,7 @@ MODEL = {"provider": "local", "model": "all-MiniLM-L6-v2", "chunkSize": 128, "ch
 
 
 def _client(stack, tenants=(TENANT,), scopes=(READ, WRITE)) -> httpx.Client:
-    token = issue_token(stack.settings, tenants=list(tenants), scopes=list(scopes))
-    return httpx.Client(
-        base_url=stack.api_url(), headers={"Authorization": f"Bearer {token}"}, timeout=60
-    )
+    return api_client(stack, tenants, scopes)
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +46,7 @@ def _base(asset_id: str = "") -> str:
 
 
 def _wait_done(api: httpx.Client, asset_id: str, operation_id: str, timeout=300) -> dict:
-    def done():
-        response = api.get(f"{_base(asset_id)}/operations/{operation_id}")
-        assert response.status_code == 200, response.text
-        body = response.json()
-        return body if body["done"] else None
-
-    return wait_for(done, timeout, f"operation {operation_id}")
+    return wait_operation(api, TENANT, asset_id, operation_id, timeout)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,78 @@
+"""The inbound webhook receiver: anonymous; the URL's webhook id (and, with HMAC, the body's
+signature) is the credential. A delivery is stored before the 202; the webhook sensor turns
+stored deliveries into WEBHOOK operations."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from fruxon_api.deps import Services, Svc
+from fruxon_api.problems import Problem
+from fruxon_api.schemas import WebhookAccepted
+from fruxon_pipelines.secretbox import secret_box
+from fruxon_pipelines.webhooks import (
+    SIGNATURE_HEADER,
+    WEBHOOK_PROVIDERS,
+    InvalidDelivery,
+    accept_delivery,
+    signature_matches,
+    webhook_id_hash,
+)
+
+router = APIRouter(tags=["webhooks"])
+MAX_WEBHOOK_ID_LENGTH = 128
+
+
+def _unknown() -> Problem:
+    # The same answer for a wrong provider, an unknown id and a revoked one.
+    return Problem(404, "Not Found", "no active webhook has this URL")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "Content Too Large", f"a delivery may be at most {limit} bytes")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise Problem(413, "Content Too Large", f"a delivery may be at most {limit} bytes")
+    return bytes(body)
+
+
+def _store(svc: Services, provider: str, webhook_id: str, body: bytes, signature: str | None):
+    registration, asset = svc.catalog.find_webhook(webhook_id_hash(webhook_id))
+    if (
+        registration is None
+        or asset is None
+        or registration.provider != provider
+        or registration.status != "ACTIVE"
+        or asset.status == "DELETING"
+    ):
+        raise _unknown()
+    if registration.auth_mode == "HMAC":
+        secret = secret_box(svc.settings).open(registration.signing_secret)
+        if not signature_matches(secret, body, signature):
+            raise Problem(
+                401,
+                "Unauthorized",
+                f"the {SIGNATURE_HEADER} header is missing or does not match the body",
+            )
+    try:
+        return accept_delivery(svc.catalog, asset, provider, body)
+    except InvalidDelivery as error:
+        raise Problem(400, "Bad Request", str(error)) from error
+
+
+@router.post(
+    "/v1/webhooks/{provider}/{webhook_id}", status_code=202, response_model=WebhookAccepted
+)
+async def receive_webhook(provider: str, webhook_id: str, request: Request, svc: Svc):
+    """Accept one delivery for the asset behind this URL; it refreshes what it names."""
+    if provider not in WEBHOOK_PROVIDERS or len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
+        raise _unknown()
+    body = await _read_body(request, svc.settings.webhook_max_body_bytes)
+    signature = request.headers.get(SIGNATURE_HEADER)
+    event_id = await run_in_threadpool(_store, svc, provider, webhook_id, body, signature)
+    return WebhookAccepted(eventId=event_id)

@@ -1,0 +1,175 @@
+"""Inbound webhooks: minting their URLs, checking deliveries, turning them into events.
+
+- The webhook id in the URL is the credential: 256 random bits, stored only as its SHA-256.
+- With ``authMode`` HMAC a delivery also carries ``X-Fruxon-Signature-256: sha256=<hex>``, the
+  HMAC-SHA256 of the raw body under the signing secret (compared in constant time).
+- A provider turns a body into the documents to refresh. ``generic`` takes
+  ``{"documentIds": [...]}``, ``{"urls": [...]}`` (both may be given) or an empty body / ``{}``
+  for a full refresh. Connector providers add their own parsers here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fruxon_pipelines.catalog.models import KnowledgeAsset, WebhookEvent, WebhookRegistration
+from fruxon_pipelines.catalog.store import Catalog
+from fruxon_pipelines.secretbox import SecretBox
+
+SIGNATURE_HEADER = "X-Fruxon-Signature-256"
+MAX_ITEMS_PER_DELIVERY = 10_000
+
+
+class InvalidDelivery(ValueError):
+    """The body is not what the provider sends; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class MintedWebhook:
+    """A new registration and the two values shown once: the webhook id and the secret."""
+
+    webhook_id: str
+    signing_secret: str
+    registration: WebhookRegistration
+
+
+def webhook_id_hash(webhook_id: str) -> str:
+    return hashlib.sha256(webhook_id.encode()).hexdigest()
+
+
+def mint_webhook(
+    catalog: Catalog, box: SecretBox, asset_id: str, provider: str, auth_mode: str
+) -> MintedWebhook:
+    """Replace the asset's webhook (if any) with a new one; the old URL stops at once."""
+    webhook_id = secrets.token_urlsafe(32)
+    signing_secret = "whsec_" + secrets.token_urlsafe(32)
+    registration = WebhookRegistration(
+        id_hash=webhook_id_hash(webhook_id),
+        asset_id=asset_id,
+        provider=provider,
+        auth_mode=auth_mode,
+        status="ACTIVE",
+        signing_secret=box.seal(signing_secret),
+    )
+    catalog.replace_webhook(registration)
+    return MintedWebhook(webhook_id, signing_secret, registration)
+
+
+def webhook_url(base_url: str, provider: str, webhook_id: str) -> str:
+    return f"{base_url}/v1/webhooks/{provider}/{webhook_id}"
+
+
+def signature_of(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
+    if not header:
+        return False
+    return hmac.compare_digest(signature_of(secret, body).encode(), header.strip().encode())
+
+
+# Providers -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RequestedChanges:
+    """What a delivery asks to refresh; nothing named means everything."""
+
+    document_ids: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+
+    @property
+    def full_refresh(self) -> bool:
+        return not self.document_ids and not self.urls
+
+
+def _string_list(body: dict[str, Any], name: str) -> list[str]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidDelivery(f"{name} must be a list of non-empty strings")
+    return value
+
+
+def parse_generic(body: bytes) -> RequestedChanges:
+    if not body.strip():
+        return RequestedChanges()
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidDelivery(f"the body is not JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise InvalidDelivery("the body must be a JSON object")
+    unknown = sorted(set(data) - {"documentIds", "urls"})
+    if unknown:
+        raise InvalidDelivery(
+            f"unknown members {unknown}; the generic provider takes documentIds and urls"
+        )
+    changes = RequestedChanges(_string_list(data, "documentIds"), _string_list(data, "urls"))
+    if len(changes.document_ids) + len(changes.urls) > MAX_ITEMS_PER_DELIVERY:
+        raise InvalidDelivery(f"at most {MAX_ITEMS_PER_DELIVERY} items per delivery")
+    return changes
+
+
+# provider → its body parser. The provider is part of the webhook's URL.
+WEBHOOK_PROVIDERS: dict[str, Callable[[bytes], RequestedChanges]] = {"generic": parse_generic}
+
+
+def _resolve(catalog: Catalog, asset: KnowledgeAsset, changes: RequestedChanges) -> WebhookEvent:
+    """The event for ``changes``: document ids checked against the asset, URLs mapped to it."""
+    document_ids = []
+    for value in changes.document_ids:
+        try:
+            document_ids.append(str(uuid.UUID(value)))
+        except ValueError as error:
+            raise InvalidDelivery(f"documentIds: {value!r} is not a UUID") from error
+    known = {d.id for d in catalog.documents_by_id(asset.id, document_ids)}
+    missing = [d for d in document_ids if d not in known]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise InvalidDelivery(f"documentIds not in this asset: {shown}")
+    source_keys: list[str] = []
+    if changes.urls:
+        if asset.source_type != "web":
+            raise InvalidDelivery(f"{asset.source_type} assets take documentIds, not urls")
+        from fruxon_pipelines.sources.registry import validate_parameters
+        from fruxon_pipelines.sources.web import in_scope
+
+        params = validate_parameters("web", asset.source_config)
+        for url in changes.urls:
+            key = in_scope(params, url)
+            if key is None:
+                raise InvalidDelivery(
+                    f"urls: {url!r} is not a page this asset crawls (another site, or "
+                    "excluded by its patterns)"
+                )
+            source_keys.append(key)
+    return WebhookEvent(
+        asset_id=asset.id,
+        document_ids=sorted(set(document_ids)),
+        source_keys=sorted(set(source_keys)),
+        full_refresh=changes.full_refresh,
+    )
+
+
+def accept_delivery(catalog: Catalog, asset: KnowledgeAsset, provider: str, body: bytes) -> int:
+    """Parse and store one delivery; returns the event id. Raises InvalidDelivery."""
+    event = _resolve(catalog, asset, WEBHOOK_PROVIDERS[provider](body))
+    event.provider = provider
+    return catalog.add_webhook_event(event)
+
+
+def merged_request(events: list[WebhookEvent]) -> dict[str, Any]:
+    """One operation's request for many events: the union, or a full refresh if any asks."""
+    if any(e.full_refresh for e in events):
+        return {"documentIds": [], "sourceKeys": [], "force": False}
+    document_ids = sorted({d for e in events for d in e.document_ids})
+    source_keys = sorted({k for e in events for k in e.source_keys})
+    return {"documentIds": document_ids, "sourceKeys": source_keys, "force": False}

@@ -1,0 +1,209 @@
+"""The webhook and poll sensors on a real Dagster instance and catalog (build_sensor_context)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import dagster as dg
+import pytest
+
+from fruxon_pipelines.autoupdate import parse_auto_update
+from fruxon_pipelines.catalog.models import WebhookEvent, now_ms
+from fruxon_pipelines.catalog.store import Catalog
+from fruxon_pipelines.definitions import defs
+from fruxon_pipelines.partitions import KNOWLEDGE_ASSET_PARTITIONS
+from fruxon_pipelines.resources import CatalogResource
+from fruxon_pipelines.sensors import auto_update
+from fruxon_pipelines.sensors.auto_update import build_poll_sensor, build_webhook_sensor
+from fruxon_pipelines.sensors.pending_operations import pending_operations_sensor
+from fruxon_pipelines.tags import ASSET_TAG, OPERATION_TAG, OPERATION_TYPE_TAG
+
+HOUR = 3600_000
+
+
+@pytest.fixture
+def catalog(settings):
+    return Catalog(settings.catalog_url)
+
+
+@pytest.fixture
+def asset(catalog, instance):
+    asset = catalog.create_asset(
+        tenant="acme",
+        name="docs",
+        source_type="web",
+        source_config={"urls": ["https://docs.example.test/"]},
+        embedding_config={},
+    )
+    instance.add_dynamic_partitions(KNOWLEDGE_ASSET_PARTITIONS, [asset.id])
+    asset.docs = [
+        catalog.upsert_document(asset.id, f"https://docs.example.test/{n}", status="COMPLETED").id
+        for n in range(3)
+    ]
+    return asset
+
+
+def _tick(sensor, instance, settings):
+    context = dg.build_sensor_context(
+        instance_ref=instance.get_ref(),
+        definitions=defs,
+        resources={"catalog": CatalogResource(database_url=settings.catalog_url)},
+    )
+    return sensor.evaluate_tick(context)
+
+
+def _run_of(instance, asset_id: str, status: dg.DagsterRunStatus) -> dg.DagsterRun:
+    """A run of the asset in ``status``, as the daemon would have recorded it."""
+    run = dg.DagsterRun(
+        job_name="ingest", run_id=str(uuid.uuid4()), tags={ASSET_TAG: asset_id}, status=status
+    )
+    instance.add_run(run)
+    return run
+
+
+def _event(catalog, asset_id, document_ids=(), source_keys=(), full=False) -> int:
+    return catalog.add_webhook_event(
+        WebhookEvent(
+            asset_id=asset_id,
+            provider="generic",
+            document_ids=list(document_ids),
+            source_keys=list(source_keys),
+            full_refresh=full,
+        )
+    )
+
+
+@pytest.fixture
+def webhook_sensor(settings):
+    return build_webhook_sensor(settings.model_copy(update={"webhook_debounce_seconds": 0}))
+
+
+def test_events_of_an_asset_become_one_operation_with_their_union(
+    catalog, asset, instance, settings, webhook_sensor
+):
+    d0, d1, _ = asset.docs
+    _event(catalog, asset.id, [d0])
+    _event(catalog, asset.id, [d1, d0])
+    last = _event(catalog, asset.id, source_keys=["https://docs.example.test/new"])
+
+    result = _tick(webhook_sensor, instance, settings)
+
+    [request] = result.run_requests
+    assert request.run_key == f"webhook:{asset.id}:{last}"
+    assert request.partition_key == asset.id
+    assert request.tags[OPERATION_TYPE_TAG] == "WEBHOOK"
+    config = request.run_config["ops"]["fetched_documents"]["config"]
+    assert config["document_ids"] == sorted([d0, d1])
+    assert config["source_keys"] == ["https://docs.example.test/new"]
+    operation = catalog.get_operation(request.tags[OPERATION_TAG])
+    assert operation.type == "WEBHOOK" and operation.asset_id == asset.id
+    assert len(catalog.webhook_events_of(operation.id)) == 3
+    # Consumed: the next tick has nothing to do.
+    assert isinstance(_tick(webhook_sensor, instance, settings).skip_message, str)
+
+
+def test_an_event_without_documents_makes_it_a_full_refresh(
+    catalog, asset, instance, settings, webhook_sensor
+):
+    _event(catalog, asset.id, [asset.docs[0]])
+    _event(catalog, asset.id, full=True)
+    [request] = _tick(webhook_sensor, instance, settings).run_requests
+    config = request.run_config["ops"]["fetched_documents"]["config"]
+    assert config["document_ids"] == [] and "source_keys" not in config
+
+
+def test_events_wait_while_the_asset_has_a_run_and_go_into_the_next(
+    catalog, asset, instance, settings, webhook_sensor
+):
+    running = _run_of(instance, asset.id, dg.DagsterRunStatus.STARTED)
+    _event(catalog, asset.id, [asset.docs[0]])
+    assert "busy" in _tick(webhook_sensor, instance, settings).skip_message
+    _event(catalog, asset.id, [asset.docs[1]])  # arrives while the run goes on
+    instance.delete_run(running.run_id)  # the run is over
+
+    [request] = _tick(webhook_sensor, instance, settings).run_requests
+    config = request.run_config["ops"]["fetched_documents"]["config"]
+    assert config["document_ids"] == sorted(asset.docs[:2])
+
+
+def test_an_interrupted_tick_is_launched_by_the_pending_operations_sensor(
+    catalog, asset, instance, settings
+):
+    _event(catalog, asset.id, [asset.docs[2]])
+    # The tick wrote the operation and consumed the event, then the daemon died before the run
+    # request reached Dagster.
+    [lost], _busy = auto_update.webhook_run_requests(
+        instance, catalog, catalog.waiting_webhook_events()
+    )
+    operation_id = lost.tags[OPERATION_TAG]
+    catalog.update_operation(operation_id, created_at=now_ms() - 60_000)
+
+    [request] = _tick(pending_operations_sensor, instance, settings).run_requests
+
+    assert request.run_key == operation_id and request.tags[OPERATION_TYPE_TAG] == "WEBHOOK"
+    config = request.run_config["ops"]["fetched_documents"]["config"]
+    assert config["document_ids"] == [asset.docs[2]]
+
+
+def test_events_naming_only_deleted_documents_launch_nothing(
+    catalog, asset, instance, settings, webhook_sensor
+):
+    _event(catalog, asset.id, [asset.docs[0]])
+    catalog.delete_documents([asset.docs[0]])
+    assert _tick(webhook_sensor, instance, settings).run_requests in (None, [])
+    assert catalog.waiting_webhook_events() == []
+
+
+def test_a_burst_arriving_during_the_debounce_joins_the_same_operation(
+    catalog, asset, instance, settings
+):
+    sensor = build_webhook_sensor(settings.model_copy(update={"webhook_debounce_seconds": 0.6}))
+    _event(catalog, asset.id, [asset.docs[0]])
+
+    def late():
+        time.sleep(0.3)
+        _event(catalog, asset.id, [asset.docs[1]])
+
+    thread = threading.Thread(target=late)
+    thread.start()
+    result = _tick(sensor, instance, settings)
+    thread.join()
+    [request] = result.run_requests
+    config = request.run_config["ops"]["fetched_documents"]["config"]
+    assert config["document_ids"] == sorted(asset.docs[:2])
+
+
+def test_missed_poll_ticks_run_once_and_the_schedule_moves_on(
+    catalog, asset, instance, settings, monkeypatch
+):
+    config = parse_auto_update({"strategy": "POLL", "pollFrequency": "HOURLY", "pollMinute": 0})
+    due = 1_798_761_600_000  # 2027-01-01T00:00:00Z, a tick
+    catalog.update_asset(asset.id, auto_update=config.model_dump(), next_poll_at=due)
+    sensor = build_poll_sensor(settings)
+    clock = {"now": due + 5 * HOUR + 10 * 60_000}  # the daemon was down for five hours
+    monkeypatch.setattr(auto_update, "now_ms", lambda: clock["now"])
+
+    [request] = _tick(sensor, instance, settings).run_requests
+
+    assert request.run_key == f"poll:{asset.id}:{due}"
+    assert request.tags["dagster/priority"] == "-1"
+    assert catalog.get_operation(request.tags[OPERATION_TAG]).type == "POLL"
+    stored = catalog.get_asset(asset.id)
+    assert stored.last_polled_at == clock["now"]
+    assert stored.next_poll_at == due + 6 * HOUR  # the next tick after now, not a missed one
+    assert _tick(sensor, instance, settings).run_requests in (None, [])
+    clock["now"] = due + 6 * HOUR
+    [following] = _tick(sensor, instance, settings).run_requests
+    assert following.run_key == f"poll:{asset.id}:{due + 6 * HOUR}"
+
+
+def test_a_due_poll_waits_for_the_running_operation(catalog, asset, instance, settings):
+    config = parse_auto_update({"strategy": "POLL", "pollFrequency": "DAILY"})
+    catalog.update_asset(asset.id, auto_update=config.model_dump(), next_poll_at=now_ms() - 1)
+    running = _run_of(instance, asset.id, dg.DagsterRunStatus.STARTING)
+    sensor = build_poll_sensor(settings)
+    assert _tick(sensor, instance, settings).run_requests in (None, [])
+    instance.delete_run(running.run_id)
+    assert len(_tick(sensor, instance, settings).run_requests) == 1
