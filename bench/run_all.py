@@ -20,6 +20,7 @@ BENCHES = [
     "bench_launch.py",  # 5
     "bench_polling.py",  # 6
     "bench_search.py",  # 7
+    "bench_freshness.py",  # 8
 ]
 
 

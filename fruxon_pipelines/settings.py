@@ -53,7 +53,11 @@ class Settings(BaseSettings):
         "generated into home/secret_key on first use.",
     )
     webhook_sensor_interval_seconds: int = Field(
-        default=5, ge=1, description="How often the webhook sensor looks for new events."
+        default=1,
+        ge=1,
+        description="Least time between two webhook sensor ticks. The daemon evaluates sensors "
+        "every 5 s at most, so anything up to 5 means every evaluation (a 5 here would often "
+        "mean 10: an evaluation 4.99 s after the last one is skipped).",
     )
     webhook_debounce_seconds: float = Field(
         default=1.0,

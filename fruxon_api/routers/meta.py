@@ -45,6 +45,7 @@ def source_types(tenant: str, principal: Reader) -> dict[str, Any]:
                 "parameters": _parameters(kind.parameters.model_json_schema()),
                 "supportsOAuth": kind.supports_oauth,
                 "supportsWebhook": kind.supports_webhook,
+                "webhookProviders": list(kind.webhook_providers),
                 "supportsPollSchedule": kind.supports_poll,
                 "createdWith": "POST /assets:file" if kind.key == "file" else "POST /assets",
             }
