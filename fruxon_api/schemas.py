@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from fruxon_pipelines.autoupdate import AutoUpdateConfig
 
 T = TypeVar("T")
 
@@ -18,6 +20,18 @@ class Wire(BaseModel):
 
 
 # Requests -------------------------------------------------------------------------------------
+
+# Taken as an object and validated by fruxon_pipelines.autoupdate (so that errors name
+# `autoUpdate.<field>`, cross-field rules included); documented with the model's schema.
+AutoUpdateIn = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [{"$ref": "#/components/schemas/AutoUpdateConfig"}, {"type": "null"}],
+            "description": "How the asset keeps itself fresh; null or absent: no change.",
+        }
+    ),
+]
 
 
 class AssetConfig(Request):
@@ -40,7 +54,7 @@ class CreateAssetRequest(Request):
     embedding: EmbeddingConfigIn | None = None
     budget: dict[str, Any] | None = None
     currencyBudget: dict[str, Any] | None = None
-    autoUpdate: dict[str, Any] | None = None
+    autoUpdate: AutoUpdateIn = None
     embeddingLLMConfigId: str | None = None
 
 
@@ -63,7 +77,7 @@ class PatchAssetRequest(Request):
     embedding: EmbeddingConfigIn | None = None
     sourceConfig: dict[str, Any] | None = None
     embeddingLlmConfigId: str | None = None
-    autoUpdate: dict[str, Any] | None = None
+    autoUpdate: AutoUpdateIn = None
     disableAutoUpdate: bool | None = None
 
 
@@ -124,7 +138,7 @@ class AssetOut(Wire):
     createdAt: int
     modifiedAt: int
     autoUpdate: bool = False
-    autoUpdateConfig: dict[str, Any] | None = None
+    autoUpdateConfig: AutoUpdateConfig
     lastPolledAt: int | None = None
     embeddingLlmConfigId: str | None = None
     supportsAutoUpdate: bool

@@ -18,7 +18,7 @@ from fruxon_pipelines.resources import CatalogResource
 from fruxon_pipelines.sensors import auto_update
 from fruxon_pipelines.sensors.auto_update import build_poll_sensor, build_webhook_sensor
 from fruxon_pipelines.sensors.pending_operations import pending_operations_sensor
-from fruxon_pipelines.tags import ASSET_TAG, OPERATION_TAG, OPERATION_TYPE_TAG
+from fruxon_pipelines.tags import OPERATION_TAG, OPERATION_TYPE_TAG, PARTITION_TAG
 
 HOUR = 3600_000
 
@@ -57,7 +57,7 @@ def _tick(sensor, instance, settings):
 def _run_of(instance, asset_id: str, status: dg.DagsterRunStatus) -> dg.DagsterRun:
     """A run of the asset in ``status``, as the daemon would have recorded it."""
     run = dg.DagsterRun(
-        job_name="ingest", run_id=str(uuid.uuid4()), tags={ASSET_TAG: asset_id}, status=status
+        job_name="ingest", run_id=str(uuid.uuid4()), tags={PARTITION_TAG: asset_id}, status=status
     )
     instance.add_run(run)
     return run

@@ -23,7 +23,7 @@ from fruxon_pipelines.launcher import operation_id_for, operation_run_config, ru
 from fruxon_pipelines.partitions import KNOWLEDGE_ASSET_PARTITIONS
 from fruxon_pipelines.resources import CatalogResource
 from fruxon_pipelines.settings import Settings
-from fruxon_pipelines.tags import ASSET_TAG
+from fruxon_pipelines.tags import PARTITION_TAG
 from fruxon_pipelines.webhooks import merged_request
 
 ACTIVE_RUN_STATUSES = [
@@ -37,12 +37,14 @@ ACTIVE_RUN_STATUSES = [
 MAX_DEBOUNCE_SECONDS = 10.0
 # Events an operation took are kept this long (what triggered an operation), then pruned.
 EVENT_RETENTION_MS = 7 * 24 * 3600 * 1000
+PRUNE_EVERY_SECONDS = 600
+_last_prune = {"at": float("-inf")}
 
 
 def asset_is_busy(instance: dg.DagsterInstance, asset_id: str) -> bool:
-    """A run of the asset is queued or in progress."""
+    """A run of the asset is queued or in progress (by partition: runs started in the UI too)."""
     records = instance.get_run_records(
-        dg.RunsFilter(tags={ASSET_TAG: asset_id}, statuses=ACTIVE_RUN_STATUSES), limit=1
+        dg.RunsFilter(tags={PARTITION_TAG: asset_id}, statuses=ACTIVE_RUN_STATUSES), limit=1
     )
     return bool(records)
 
@@ -123,7 +125,9 @@ def build_webhook_sensor(settings: Settings) -> dg.SensorDefinition:
         context: dg.SensorEvaluationContext, catalog: CatalogResource
     ) -> dg.SensorResult | dg.SkipReason:
         store = catalog.get()
-        store.prune_webhook_events(received_before=now_ms() - EVENT_RETENTION_MS)
+        if time.monotonic() - _last_prune["at"] > PRUNE_EVERY_SECONDS:
+            _last_prune["at"] = time.monotonic()
+            store.prune_webhook_events(received_before=now_ms() - EVENT_RETENTION_MS)
         events = _quiet_events(store, settings.webhook_debounce_seconds)
         if not events:
             return dg.SkipReason("no webhook event is waiting")

@@ -212,6 +212,7 @@ def test_a_burst_of_500_events_is_a_few_operations_and_refreshes_every_document(
         return found if found and all(o["done"] for o in found) else None
 
     operations = wait_for(settled, 180, "the burst's operations")
+    print(f"500 deliveries → {len(operations)} WEBHOOK operation(s)")
     assert 1 <= len(operations) <= 3, operations
     assert all(o["status"] == "COMPLETED" for o in operations)
     for n in range(10):
