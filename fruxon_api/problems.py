@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -34,6 +35,14 @@ class Problem(Exception):
         self.extensions = extensions
 
 
+# A webhook URL's last segment is its credential: never logged.
+_WEBHOOK_PATH = re.compile(r"^(/v1/webhooks/[^/]+/)[^/]+")
+
+
+def loggable_path(request: Request) -> str:
+    return _WEBHOOK_PATH.sub(r"\1<redacted>", request.url.path)
+
+
 def not_found(what: str) -> Problem:
     return Problem(404, "Not Found", f"{what} does not exist")
 
@@ -51,7 +60,7 @@ def problem_response(
         "title": title,
         "status": status,
         "detail": detail or title,
-        "instance": request.url.path,
+        "instance": loggable_path(request),
         **extensions,
     }
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
@@ -86,7 +95,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        logger.exception("unhandled error on %s %s", request.method, loggable_path(request))
         return problem_response(
             request, 500, "Internal Server Error", "an unexpected error occurred; it was logged"
         )

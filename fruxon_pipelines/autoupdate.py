@@ -86,8 +86,11 @@ class AutoUpdateConfig(BaseModel):
         if value is None:
             return None
         try:
+            if len(value) > 64:
+                raise ValueError(value)
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
+        # A directory of the zone database ("America") or an odd path raises OSError.
+        except (ZoneInfoNotFoundError, ValueError, OSError) as error:
             raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from error
         return value
 

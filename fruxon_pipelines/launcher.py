@@ -86,13 +86,16 @@ class LaunchedRun:
 
 def run_tags(operation: Operation) -> dict[str, str]:
     """The tags that tie a run to its knowledge asset and operation."""
-    return {
+    tags = {
         PARTITION_TAG: operation.asset_id,
         ASSET_TAG: operation.asset_id,
         TENANT_TAG: operation.tenant,
         OPERATION_TAG: operation.id,
         OPERATION_TYPE_TAG: operation.type,
     }
+    if operation.type == "POLL":
+        tags["dagster/priority"] = "-1"  # scheduled polls yield to refreshes people asked for
+    return tags
 
 
 def operation_run_config(operation: Operation) -> dict:

@@ -23,16 +23,22 @@ class SecretUnreadable(ValueError):
 
 
 def ensure_secret_file(path: Path) -> bytes:
-    """Random material in ``path`` (mode 0600), created on first use; returns it."""
+    """Random material in ``path`` (mode 0600), created on first use; returns it.
+
+    Written to a private temporary file and linked into place, so a process racing this one
+    reads either nothing (and creates its own, losing the race to link) or the whole key."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process linked its key first: that one is the key
+        finally:
+            temporary.unlink()
     return path.read_bytes().strip()
 
 

@@ -103,8 +103,8 @@ def parse_generic(body: bytes) -> RequestedChanges:
         return RequestedChanges()
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidDelivery(f"the body is not JSON: {error}") from error
+    except (ValueError, RecursionError) as error:  # also: huge integers, deep nesting
+        raise InvalidDelivery(f"the body is not JSON we can read: {error}") from error
     if not isinstance(data, dict):
         raise InvalidDelivery("the body must be a JSON object")
     unknown = sorted(set(data) - {"documentIds", "urls"})
@@ -159,11 +159,24 @@ def _resolve(catalog: Catalog, asset: KnowledgeAsset, changes: RequestedChanges)
     )
 
 
-def accept_delivery(catalog: Catalog, asset: KnowledgeAsset, provider: str, body: bytes) -> int:
-    """Parse and store one delivery; returns the event id. Raises InvalidDelivery."""
-    event = _resolve(catalog, asset, WEBHOOK_PROVIDERS[provider](body))
-    event.provider = provider
-    return catalog.add_webhook_event(event)
+class WebhookRevoked(LookupError):
+    """The registration was rotated or revoked while the delivery was being read."""
+
+
+def accept_delivery(
+    catalog: Catalog, asset: KnowledgeAsset, registration: WebhookRegistration, body: bytes
+) -> int:
+    """Parse and store one delivery; returns the event id.
+
+    Raises InvalidDelivery for a body the provider would not send, WebhookRevoked when the
+    URL stopped working meanwhile."""
+    event = _resolve(catalog, asset, WEBHOOK_PROVIDERS[registration.provider](body))
+    event.provider = registration.provider
+    event.webhook_id_hash = registration.id_hash
+    event_id = catalog.add_webhook_event(event)
+    if event_id is None:
+        raise WebhookRevoked(registration.id_hash)
+    return event_id
 
 
 def merged_request(events: list[WebhookEvent]) -> dict[str, Any]:

@@ -11,11 +11,18 @@ import sqlite3
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from fruxon_api.app import create_app
 from fruxon_api.auth import READ, WRITE, issue_token
 from fruxon_pipelines.catalog.models import now_ms
-from fruxon_pipelines.webhooks import SIGNATURE_HEADER, signature_of
+from fruxon_pipelines.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookRevoked,
+    accept_delivery,
+    signature_of,
+    webhook_id_hash,
+)
 
 TENANT = "acme"
 BASE = f"/v1/tenants/{TENANT}/assets"
@@ -78,8 +85,13 @@ def test_webhook_is_minted_on_create_and_shown_only_then(client):
     dump = "\n".join(raw.iterdump())
     assert webhook["id"] not in dump and webhook["signingSecret"] not in dump
     # A PATCH that keeps the same webhook settings keeps the URL and shows nothing.
-    patched = client.patch(f"{BASE}/{asset['id']}", json={"displayName": "renamed"}).json()
+    same = {"strategy": "WEBHOOK", "authMode": "HMAC", "filter": "guides"}
+    patched = client.patch(f"{BASE}/{asset['id']}", json={"autoUpdate": same}).json()
     assert patched["webhook"] is None
+    assert patched["asset"]["autoUpdateConfig"]["filter"] == "guides"
+    body = b"{}"
+    headers = {SIGNATURE_HEADER: signature_of(webhook["signingSecret"], body)}
+    assert client.post(_path(webhook), content=body, headers=headers).status_code == 202
 
 
 def test_signed_delivery_is_stored_and_a_bad_signature_stores_nothing(client):
@@ -116,6 +128,8 @@ def test_url_alone_authenticates_in_api_key_mode_and_payloads_are_checked(client
         (b'{"documentIds": ["2b1d0f0e-6a52-4c43-9a43-0d6f4b7c9e11"]}', "not in this asset"),
         (b'{"urls": ["https://elsewhere.example.test/x"]}', "not a page this asset crawls"),
         (b'{"pages": []}', "unknown members"),
+        (b"[" * 100_000, "not JSON"),  # nesting deeper than the parser's recursion
+        (b'{"documentIds": [' + b"9" * 5000 + b"]}", "not JSON"),  # beyond the digit limit
     ]
     for body, said in bad:
         response = client.post(path, content=body)
@@ -240,3 +254,36 @@ def test_deleting_the_asset_removes_its_webhook_and_events(client):
     assert client.delete(f"{BASE}/{created['asset']['id']}").status_code == 204
     assert client.post(path).status_code == 404
     assert _events(client) == 0
+
+
+def test_a_delivery_racing_a_revocation_is_refused(client):
+    created = _web(client, {"strategy": "WEBHOOK"}).json()
+    asset_id = created["asset"]["id"]
+    catalog = client.services.catalog
+    registration, asset = catalog.find_webhook(webhook_id_hash(created["webhook"]["id"]))
+    # The receiver looked the URL up; then a PATCH revoked it before the event was stored.
+    catalog.delete_webhooks(asset_id)
+    with pytest.raises(WebhookRevoked):
+        accept_delivery(catalog, asset, registration, b"{}")
+    assert _events(client) == 0
+
+
+def test_events_survive_a_rotation(client):
+    created = _web(client, {"strategy": "WEBHOOK"}).json()
+    assert client.post(_path(created["webhook"])).status_code == 202
+    client.post(f"{BASE}/{created['asset']['id']}:regenerateWebhook")
+    [event] = client.services.catalog.waiting_webhook_events()
+    assert event.full_refresh and event.webhook_id_hash is None
+
+
+def test_a_changed_secret_key_is_a_503_that_says_so(client, app_settings):
+    created = _web(client, {"strategy": "WEBHOOK", "authMode": "HMAC"}).json()
+    webhook = created["webhook"]
+    other = create_app(app_settings.model_copy(update={"secret_key": SecretStr("another key")}))
+    body = b"{}"
+    headers = {SIGNATURE_HEADER: signature_of(webhook["signingSecret"], body)}
+    with TestClient(other) as stranger:
+        response = stranger.post(_path(webhook), content=body, headers=headers)
+    assert response.status_code == 503, response.text
+    assert "FRUXON_SECRET_KEY" in response.json()["detail"]
+    assert webhook["id"] not in response.text  # the problem's instance is redacted too

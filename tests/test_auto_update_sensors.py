@@ -54,11 +54,12 @@ def _tick(sensor, instance, settings):
     return sensor.evaluate_tick(context)
 
 
-def _run_of(instance, asset_id: str, status: dg.DagsterRunStatus) -> dg.DagsterRun:
+def _run_of(
+    instance, asset_id: str, status: dg.DagsterRunStatus, operation_id: str | None = None
+) -> dg.DagsterRun:
     """A run of the asset in ``status``, as the daemon would have recorded it."""
-    run = dg.DagsterRun(
-        job_name="ingest", run_id=str(uuid.uuid4()), tags={PARTITION_TAG: asset_id}, status=status
-    )
+    tags = {PARTITION_TAG: asset_id} | ({OPERATION_TAG: operation_id} if operation_id else {})
+    run = dg.DagsterRun(job_name="ingest", run_id=str(uuid.uuid4()), tags=tags, status=status)
     instance.add_run(run)
     return run
 
@@ -100,8 +101,13 @@ def test_events_of_an_asset_become_one_operation_with_their_union(
     operation = catalog.get_operation(request.tags[OPERATION_TAG])
     assert operation.type == "WEBHOOK" and operation.asset_id == asset.id
     assert len(catalog.webhook_events_of(operation.id)) == 3
-    # Consumed: the next tick has nothing to do.
+    # Until its run exists, the next tick asks again under the same run key (Dagster launches
+    # one run per key and sensor); no second operation is written.
+    [again] = _tick(webhook_sensor, instance, settings).run_requests
+    assert again.run_key == request.run_key
+    run = _run_of(instance, asset.id, dg.DagsterRunStatus.SUCCESS, operation_id=operation.id)
     assert isinstance(_tick(webhook_sensor, instance, settings).skip_message, str)
+    assert catalog.get_operation(operation.id).run_id == run.run_id
 
 
 def test_an_event_without_documents_makes_it_a_full_refresh(
@@ -128,23 +134,53 @@ def test_events_wait_while_the_asset_has_a_run_and_go_into_the_next(
     assert config["document_ids"] == sorted(asset.docs[:2])
 
 
-def test_an_interrupted_tick_is_launched_by_the_pending_operations_sensor(
-    catalog, asset, instance, settings
+def test_an_interrupted_tick_is_relaunched_by_the_same_sensor_only(
+    catalog, asset, instance, settings, webhook_sensor
 ):
     _event(catalog, asset.id, [asset.docs[2]])
     # The tick wrote the operation and consumed the event, then the daemon died before the run
     # request reached Dagster.
-    [lost], _busy = auto_update.webhook_run_requests(
-        instance, catalog, catalog.waiting_webhook_events()
-    )
+    [lost], _busy = auto_update.webhook_run_requests(instance, catalog, [asset.id])
     operation_id = lost.tags[OPERATION_TAG]
     catalog.update_operation(operation_id, created_at=now_ms() - 60_000)
 
-    [request] = _tick(pending_operations_sensor, instance, settings).run_requests
+    # Not the pending-operations sensor: its run key would not dedupe against this sensor's.
+    assert _tick(pending_operations_sensor, instance, settings).run_requests in (None, [])
+    [request] = _tick(webhook_sensor, instance, settings).run_requests
 
-    assert request.run_key == operation_id and request.tags[OPERATION_TYPE_TAG] == "WEBHOOK"
+    assert request.run_key == lost.run_key and request.tags[OPERATION_TAG] == operation_id
     config = request.run_config["ops"]["fetched_documents"]["config"]
     assert config["document_ids"] == [asset.docs[2]]
+
+
+def test_a_busy_assets_backlog_does_not_hide_another_assets_event(
+    catalog, asset, instance, settings, webhook_sensor
+):
+    other = catalog.create_asset(
+        tenant="acme", name="other", source_type="web",
+        source_config={"urls": ["https://other.example.test/"]}, embedding_config={},
+    )  # fmt: skip
+    instance.add_dynamic_partitions(KNOWLEDGE_ASSET_PARTITIONS, [other.id])
+    _run_of(instance, asset.id, dg.DagsterRunStatus.STARTED)
+    for _ in range(30):
+        _event(catalog, asset.id, [asset.docs[0]])
+    _event(catalog, other.id, full=True)
+    with pytest.MonkeyPatch.context() as patch:
+        # As if the backlog were larger than one read.
+        patch.setattr(Catalog, "assets_with_waiting_events", _limited(1))
+        assert _tick(webhook_sensor, instance, settings).run_requests in (None, [])
+    [request] = _tick(webhook_sensor, instance, settings).run_requests
+    assert request.partition_key == other.id
+    assert len(catalog.waiting_webhook_events(asset.id)) == 30
+
+
+def _limited(limit: int):
+    original = Catalog.assets_with_waiting_events
+
+    def read(self, limit_=None):
+        return original(self, limit=limit)
+
+    return read
 
 
 def test_events_naming_only_deleted_documents_launch_nothing(
@@ -193,10 +229,26 @@ def test_missed_poll_ticks_run_once_and_the_schedule_moves_on(
     stored = catalog.get_asset(asset.id)
     assert stored.last_polled_at == clock["now"]
     assert stored.next_poll_at == due + 6 * HOUR  # the next tick after now, not a missed one
+    # Asked again, under the same key, only until its run exists: no second poll.
+    assert [r.run_key for r in _tick(sensor, instance, settings).run_requests] == [request.run_key]
+    _run_of(instance, asset.id, dg.DagsterRunStatus.SUCCESS, request.tags[OPERATION_TAG])
     assert _tick(sensor, instance, settings).run_requests in (None, [])
     clock["now"] = due + 6 * HOUR
     [following] = _tick(sensor, instance, settings).run_requests
     assert following.run_key == f"poll:{asset.id}:{due + 6 * HOUR}"
+
+
+def test_a_patch_between_reading_and_starting_a_poll_wins(catalog, asset, instance, settings):
+    config = parse_auto_update({"strategy": "POLL", "pollFrequency": "DAILY"})
+    catalog.update_asset(asset.id, auto_update=config.model_dump(), next_poll_at=now_ms() - 1)
+    [seen] = catalog.assets_due_for_poll(now_ms())
+    catalog.update_asset(asset.id, auto_update=None, next_poll_at=None)  # the PATCH
+    from fruxon_pipelines.catalog.models import Operation
+
+    operation = Operation(id=str(uuid.uuid4()), asset_id=asset.id, tenant="acme", type="POLL")
+    assert catalog.start_poll(operation, seen, polled_at=now_ms(), next_poll_at=1) is None
+    assert catalog.get_operation(operation.id) is None
+    assert catalog.get_asset(asset.id).next_poll_at is None
 
 
 def test_a_due_poll_waits_for_the_running_operation(catalog, asset, instance, settings):

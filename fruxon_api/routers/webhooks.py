@@ -10,11 +10,12 @@ from starlette.concurrency import run_in_threadpool
 from fruxon_api.deps import Services, Svc
 from fruxon_api.problems import Problem
 from fruxon_api.schemas import WebhookAccepted
-from fruxon_pipelines.secretbox import secret_box
+from fruxon_pipelines.secretbox import SecretUnreadable, secret_box
 from fruxon_pipelines.webhooks import (
     SIGNATURE_HEADER,
     WEBHOOK_PROVIDERS,
     InvalidDelivery,
+    WebhookRevoked,
     accept_delivery,
     signature_matches,
     webhook_id_hash,
@@ -52,7 +53,15 @@ def _store(svc: Services, provider: str, webhook_id: str, body: bytes, signature
     ):
         raise _unknown()
     if registration.auth_mode == "HMAC":
-        secret = secret_box(svc.settings).open(registration.signing_secret)
+        try:
+            secret = secret_box(svc.settings).open(registration.signing_secret)
+        except SecretUnreadable as error:
+            raise Problem(
+                503,
+                "Service Unavailable",
+                "the webhook's signing secret cannot be read with the server's FRUXON_SECRET_KEY "
+                "(was the key changed?); rotate the webhook with :regenerateWebhook",
+            ) from error
         if not signature_matches(secret, body, signature):
             raise Problem(
                 401,
@@ -60,9 +69,11 @@ def _store(svc: Services, provider: str, webhook_id: str, body: bytes, signature
                 f"the {SIGNATURE_HEADER} header is missing or does not match the body",
             )
     try:
-        return accept_delivery(svc.catalog, asset, provider, body)
+        return accept_delivery(svc.catalog, asset, registration, body)
     except InvalidDelivery as error:
         raise Problem(400, "Bad Request", str(error)) from error
+    except WebhookRevoked as error:
+        raise _unknown() from error
 
 
 @router.post(

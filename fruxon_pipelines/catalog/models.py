@@ -177,6 +177,11 @@ class WebhookEvent(Base):
         String(36), ForeignKey("knowledge_assets.id", ondelete="CASCADE"), index=True
     )
     provider: Mapped[str] = mapped_column(String(32))
+    # The registration it came through; emptied when that is rotated or revoked (the event
+    # still counts), and a revoked registration cannot take new ones.
+    webhook_id_hash: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("webhooks.id_hash", ondelete="SET NULL"), default=None
+    )
     received_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     document_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Items the catalog may not know yet (a web page's URL).

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fruxon_pipelines.catalog.models import (
@@ -273,21 +274,27 @@ class Catalog:
         with self.session() as session:
             return list(session.scalars(query))
 
-    def operations_without_run(self, *, created_before: int, limit: int = 100) -> list[Operation]:
+    def operations_without_run(
+        self,
+        *,
+        created_before: int,
+        limit: int = 100,
+        types: Iterable[str] | None = None,
+        exclude_types: Iterable[str] = (),
+    ) -> list[Operation]:
         """Operations written but never submitted (and not cancelled), oldest first."""
+        query = select(Operation).where(
+            Operation.run_id.is_(None),
+            Operation.cancel_requested_at.is_(None),
+            Operation.final_status.is_(None),
+            Operation.created_at < created_before,
+        )
+        if types is not None:
+            query = query.where(Operation.type.in_(list(types)))
+        if exclude_types:
+            query = query.where(Operation.type.not_in(list(exclude_types)))
         with self.session() as session:
-            return list(
-                session.scalars(
-                    select(Operation)
-                    .where(
-                        Operation.run_id.is_(None),
-                        Operation.cancel_requested_at.is_(None),
-                        Operation.created_at < created_before,
-                    )
-                    .order_by(Operation.created_at)
-                    .limit(limit)
-                )
-            )
+            return list(session.scalars(query.order_by(Operation.created_at).limit(limit)))
 
     def update_operation(self, operation_id: str, **fields: Any) -> None:
         with self.session() as session:
@@ -335,23 +342,44 @@ class Catalog:
                 return None, None
             return registration, session.get(KnowledgeAsset, registration.asset_id)
 
-    def add_webhook_event(self, event: WebhookEvent) -> int:
-        with self.session() as session:
-            session.add(event)
-            session.flush()
-            return event.id
+    def add_webhook_event(self, event: WebhookEvent) -> int | None:
+        """Store a delivery; None when its webhook was revoked meanwhile (the event's
+        foreign key to the registration refuses it, so no revoked URL can add one)."""
+        try:
+            with self.session() as session:
+                session.add(event)
+                session.flush()
+                return event.id
+        except IntegrityError:
+            return None
 
-    def waiting_webhook_events(self, limit: int = 5000) -> list[WebhookEvent]:
-        """Events not yet given to an operation, oldest first."""
+    def waiting_webhook_events(
+        self, asset_id: str | None = None, limit: int = 5000
+    ) -> list[WebhookEvent]:
+        """Events not yet given to an operation (of one asset, or all), oldest first."""
+        query = select(WebhookEvent).where(WebhookEvent.operation_id.is_(None))
+        if asset_id is not None:
+            query = query.where(WebhookEvent.asset_id == asset_id)
         with self.session() as session:
-            return list(
-                session.scalars(
-                    select(WebhookEvent)
-                    .where(WebhookEvent.operation_id.is_(None))
-                    .order_by(WebhookEvent.id)
-                    .limit(limit)
+            return list(session.scalars(query.order_by(WebhookEvent.id).limit(limit)))
+
+    def assets_with_waiting_events(self, limit: int = 500) -> list[tuple[str, int]]:
+        """(asset id, receipt time of its newest waiting event), longest-waiting asset first.
+
+        Per asset, so that a busy asset's backlog never hides another asset's events."""
+        with self.session() as session:
+            rows = session.execute(
+                select(
+                    WebhookEvent.asset_id,
+                    func.min(WebhookEvent.id),
+                    func.max(WebhookEvent.received_at),
                 )
+                .where(WebhookEvent.operation_id.is_(None))
+                .group_by(WebhookEvent.asset_id)
+                .order_by(func.min(WebhookEvent.id))
+                .limit(limit)
             )
+            return [(asset_id, newest) for asset_id, _oldest, newest in rows]
 
     def assign_webhook_events(self, event_ids: list[int], operation: Operation) -> Operation:
         """Write the operation and hand it the events, in one transaction."""
@@ -404,13 +432,19 @@ class Catalog:
                 )
             )
 
-    def start_poll(self, operation: Operation, *, polled_at: int, next_poll_at: int) -> Operation:
-        """Write the POLL operation and move the asset's schedule on, in one transaction."""
+    def start_poll(
+        self, operation: Operation, seen: KnowledgeAsset, *, polled_at: int, next_poll_at: int
+    ) -> Operation | None:
+        """Write the POLL operation and move the asset's schedule on, in one transaction, if
+        the asset is still as ``seen`` (a PATCH in between wins: None, nothing written)."""
         with self.session() as session:
-            stored = self._operation_once(session, operation)
-            session.execute(
+            moved = session.execute(
                 update(KnowledgeAsset)
-                .where(KnowledgeAsset.id == operation.asset_id)
+                .where(
+                    KnowledgeAsset.id == operation.asset_id,
+                    KnowledgeAsset.next_poll_at == seen.next_poll_at,
+                    KnowledgeAsset.modified_at == seen.modified_at,
+                )
                 .values(
                     last_polled_at=polled_at,
                     next_poll_at=next_poll_at,
@@ -418,7 +452,9 @@ class Catalog:
                     modified_at=KnowledgeAsset.modified_at,
                 )
             )
-            return stored
+            if moved.rowcount != 1:
+                return None
+            return self._operation_once(session, operation)
 
     # Stored files (POST /storage) -------------------------------------------------------------
 

@@ -10,18 +10,21 @@ left alone: its waiting events, or its due poll, go into the operation after tha
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 
 import dagster as dg
 
 from fruxon_pipelines.autoupdate import AutoUpdateConfig, next_poll_ms
-from fruxon_pipelines.catalog.models import Operation, WebhookEvent, now_ms
+from fruxon_pipelines.catalog.models import Operation, now_ms
 from fruxon_pipelines.catalog.store import Catalog
 from fruxon_pipelines.jobs import ingest_job
-from fruxon_pipelines.launcher import operation_id_for, operation_run_config, run_tags
+from fruxon_pipelines.launcher import operation_id_for
 from fruxon_pipelines.partitions import KNOWLEDGE_ASSET_PARTITIONS
 from fruxon_pipelines.resources import CatalogResource
+from fruxon_pipelines.sensors.pending_operations import (
+    operation_run_request,
+    unsubmitted_run_requests,
+)
 from fruxon_pipelines.settings import Settings
 from fruxon_pipelines.tags import PARTITION_TAG
 from fruxon_pipelines.webhooks import merged_request
@@ -49,39 +52,28 @@ def asset_is_busy(instance: dg.DagsterInstance, asset_id: str) -> bool:
     return bool(records)
 
 
-def _run_request(run_key: str, operation: Operation, **tags: str) -> dg.RunRequest:
-    return dg.RunRequest(
-        run_key=run_key,
-        partition_key=operation.asset_id,
-        run_config=operation_run_config(operation),
-        tags=run_tags(operation) | tags,
-    )
-
-
-def _quiet_events(store: Catalog, debounce_seconds: float) -> list[WebhookEvent]:
-    """The waiting events, once none has arrived for ``debounce_seconds`` (bounded wait)."""
-    events = store.waiting_webhook_events()
+def _quiet_assets(store: Catalog, debounce_seconds: float) -> list[str]:
+    """Assets with waiting events, once none has arrived for ``debounce_seconds`` (a bounded
+    wait), longest-waiting first."""
+    waiting = store.assets_with_waiting_events()
     deadline = time.monotonic() + MAX_DEBOUNCE_SECONDS
-    while events and debounce_seconds > 0:
-        quiet = (now_ms() - max(e.received_at for e in events)) / 1000
+    while waiting and debounce_seconds > 0:
+        quiet = (now_ms() - max(newest for _, newest in waiting)) / 1000
         left = deadline - time.monotonic()
         if quiet >= debounce_seconds or left <= 0:
             break
         time.sleep(min(debounce_seconds - quiet, left))
-        events = store.waiting_webhook_events()
-    return events
+        waiting = store.assets_with_waiting_events()
+    return [asset_id for asset_id, _ in waiting]
 
 
 def webhook_run_requests(
-    instance: dg.DagsterInstance, store: Catalog, events: Sequence[WebhookEvent]
+    instance: dg.DagsterInstance, store: Catalog, asset_ids: Sequence[str]
 ) -> tuple[list[dg.RunRequest], int]:
     """One WEBHOOK operation per idle asset for its waiting events; returns the run requests
     and how many assets were busy (their events wait)."""
-    by_asset: dict[str, list[WebhookEvent]] = defaultdict(list)
-    for event in events:
-        by_asset[event.asset_id].append(event)
     requests, busy = [], 0
-    for asset_id, batch in by_asset.items():
+    for asset_id in asset_ids:
         asset = store.get_asset(asset_id)
         if asset is None or asset.status == "DELETING":
             continue
@@ -89,6 +81,9 @@ def webhook_run_requests(
             continue
         if asset_is_busy(instance, asset_id):
             busy += 1
+            continue
+        batch = store.waiting_webhook_events(asset_id)
+        if not batch:
             continue
         request = merged_request(batch)
         partial = bool(request["documentIds"] or request["sourceKeys"])
@@ -106,11 +101,20 @@ def webhook_run_requests(
             tenant=asset.tenant,
             type="WEBHOOK",
             created_by="webhook",
-            request=request,
+            request=request | {"runKey": run_key},
         )
         stored = store.assign_webhook_events(event_ids, operation)
-        requests.append(_run_request(run_key, stored))
+        requests.append(operation_run_request(stored, run_key))
     return requests, busy
+
+
+def _unlaunched(instance: dg.DagsterInstance, store: Catalog, kind: str) -> list[dg.RunRequest]:
+    """This sensor's operations that an interrupted tick wrote but never got a run: asked for
+    again under their own run key, which Dagster launches at most once per sensor."""
+    operations = store.operations_without_run(created_before=now_ms(), types=(kind,))
+    return unsubmitted_run_requests(
+        instance, store, operations, run_key_of=lambda op: op.request["runKey"]
+    )
 
 
 def build_webhook_sensor(settings: Settings) -> dg.SensorDefinition:
@@ -128,14 +132,15 @@ def build_webhook_sensor(settings: Settings) -> dg.SensorDefinition:
         if time.monotonic() - _last_prune["at"] > PRUNE_EVERY_SECONDS:
             _last_prune["at"] = time.monotonic()
             store.prune_webhook_events(received_before=now_ms() - EVENT_RETENTION_MS)
-        events = _quiet_events(store, settings.webhook_debounce_seconds)
-        if not events:
-            return dg.SkipReason("no webhook event is waiting")
-        requests, busy = webhook_run_requests(context.instance, store, events)
+        requests = _unlaunched(context.instance, store, "WEBHOOK")
+        asset_ids = _quiet_assets(store, settings.webhook_debounce_seconds)
+        made, busy = webhook_run_requests(context.instance, store, asset_ids)
+        requests += made
         if not requests:
-            return dg.SkipReason(f"{len(events)} events wait for {busy} busy assets")
-        # The cursor only shows progress in the UI; the catalog says what is consumed.
-        return dg.SensorResult(run_requests=requests, cursor=str(events[-1].id))
+            if asset_ids:
+                return dg.SkipReason(f"events of {busy} busy assets wait for their runs")
+            return dg.SkipReason("no webhook event is waiting")
+        return dg.SensorResult(run_requests=requests)
 
     return webhook_events_sensor
 
@@ -143,12 +148,11 @@ def build_webhook_sensor(settings: Settings) -> dg.SensorDefinition:
 def poll_run_requests(instance: dg.DagsterInstance, store: Catalog) -> list[dg.RunRequest]:
     """A POLL operation for every idle asset whose next poll is due; missed ticks are one."""
     now = now_ms()
-    requests = []
+    requests = _unlaunched(instance, store, "POLL")
     for asset in store.assets_due_for_poll(now):
         config = AutoUpdateConfig.model_validate(asset.auto_update or {})
         if config.strategy != "POLL":
-            store.update_asset(asset.id, next_poll_at=None)
-            continue
+            continue  # set_auto_update clears next_poll_at itself; nothing is due
         if not instance.has_dynamic_partition(KNOWLEDGE_ASSET_PARTITIONS, asset.id):
             continue
         if asset_is_busy(instance, asset.id):
@@ -160,11 +164,13 @@ def poll_run_requests(instance: dg.DagsterInstance, store: Catalog) -> list[dg.R
             tenant=asset.tenant,
             type="POLL",
             created_by="poll schedule",
-            request={"documentIds": [], "force": False},
+            request={"documentIds": [], "force": False, "runKey": run_key},
         )
-        stored = store.start_poll(operation, polled_at=now, next_poll_at=next_poll_ms(config, now))
-        # Scheduled polls yield to refreshes people asked for.
-        requests.append(_run_request(run_key, stored, **{"dagster/priority": "-1"}))
+        stored = store.start_poll(
+            operation, asset, polled_at=now, next_poll_at=next_poll_ms(config, now)
+        )
+        if stored is not None:  # None: a PATCH changed the schedule meanwhile
+            requests.append(operation_run_request(stored, run_key))
     return requests
 
 

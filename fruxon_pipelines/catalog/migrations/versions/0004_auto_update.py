@@ -42,12 +42,14 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("asset_id", sa.String(length=36), nullable=False),
         sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("webhook_id_hash", sa.String(length=64), nullable=True),
         sa.Column("received_at", sa.BigInteger(), nullable=False),
         sa.Column("document_ids", sa.JSON(), nullable=False),
         sa.Column("source_keys", sa.JSON(), nullable=False),
         sa.Column("full_refresh", sa.Boolean(), nullable=False),
         sa.Column("operation_id", sa.String(length=36), nullable=True),
         sa.ForeignKeyConstraint(["asset_id"], ["knowledge_assets.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["webhook_id_hash"], ["webhooks.id_hash"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_webhook_events_asset_id", "webhook_events", ["asset_id"], unique=False)
