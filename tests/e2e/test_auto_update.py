@@ -8,12 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import dagster as dg
 import httpx
 import pytest
 from sitegen import Site, generate_pages
 
 from e2e.conftest import api_client, wait_for, wait_operation
 from fruxon_pipelines.catalog.store import Catalog
+from fruxon_pipelines.launcher import dagster_instance
+from fruxon_pipelines.sensors.auto_update import ACTIVE_RUN_STATUSES as IN_PROGRESS
 from fruxon_pipelines.webhooks import SIGNATURE_HEADER, signature_of
 
 pytestmark = pytest.mark.e2e
@@ -220,23 +223,6 @@ def test_a_burst_of_500_events_is_a_few_operations_and_refreshes_every_document(
     site.stop()
 
 
-def test_a_daemon_restarted_between_receipt_and_launch_still_launches(
-    api, stack, catalog, poll_asset
-):
-    site = _site(2, seed=51)
-    created = _create(api, site, {"strategy": "WEBHOOK"}, "restart site")
-    asset_id, url = created["asset"]["id"], created["webhook"]["webhookUrl"]
-    _edit(site, "/page-0.html", "Indigo walruses hum beneath the pier.")
-    with stack.down("dagster-daemon"):
-        body = _json(urls=[site.url("/page-0.html")])
-        assert _deliver(url, body).status_code == 202
-        assert [e.asset_id for e in catalog.waiting_webhook_events()] == [asset_id]
-    [operation] = _wait_operations(api, asset_id, "WEBHOOK", 1, timeout=180)
-    assert operation["status"] == "COMPLETED", operation
-    assert _found(api, asset_id, "indigo walruses")
-    site.stop()
-
-
 def test_a_poll_schedule_fires_within_two_minutes(api, poll_asset):
     asset, tick = poll_asset
     [operation] = _wait_operations(api, asset["id"], "POLL", 1, timeout=180)
@@ -246,3 +232,28 @@ def test_a_poll_schedule_fires_within_two_minutes(api, poll_asset):
     fired = shown["lastPolledAt"] / 1000
     assert tick.timestamp() <= fired <= tick.timestamp() + 120
     assert _found(api, asset["id"], "saffron herons")
+
+
+def test_a_daemon_restarted_between_receipt_and_launch_still_launches(
+    api, stack, catalog, poll_asset
+):
+    site = _site(2, seed=51)
+    created = _create(api, site, {"strategy": "WEBHOOK"}, "restart site")
+    asset_id, url = created["asset"]["id"], created["webhook"]["webhookUrl"]
+    _edit(site, "/page-0.html", "Indigo walruses hum beneath the pier.")
+    # Stopping the daemon stops the runs it launched (they are its code server's children),
+    # so let the module's other runs (the poll's above all) finish first.
+    instance = dagster_instance(stack.settings)
+    wait_for(
+        lambda: not instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS), limit=1),
+        240,
+        "no run in progress",
+    )
+    with stack.down("dagster-daemon"):
+        body = _json(urls=[site.url("/page-0.html")])
+        assert _deliver(url, body).status_code == 202
+        assert [e.asset_id for e in catalog.waiting_webhook_events()] == [asset_id]
+    [operation] = _wait_operations(api, asset_id, "WEBHOOK", 1, timeout=180)
+    assert operation["status"] == "COMPLETED", operation
+    assert _found(api, asset_id, "indigo walruses")
+    site.stop()
