@@ -17,6 +17,7 @@ from fruxon_api.schemas import (
     WebhookRegistrationOut,
 )
 from fruxon_pipelines.autoupdate import wire_config
+from fruxon_pipelines.budgets import COST_FIELDS, TOKEN_FIELDS, Usage
 from fruxon_pipelines.catalog.models import Document, KnowledgeAsset, Operation
 from fruxon_pipelines.embedding import find_model
 from fruxon_pipelines.sources.registry import SOURCE_TYPES
@@ -28,7 +29,28 @@ def price_of(asset: KnowledgeAsset) -> float:
     return find_model(config["provider"], config["model"]).price_per_million_tokens
 
 
-def asset_out(asset: KnowledgeAsset) -> AssetOut:
+def budget_out(asset: KnowledgeAsset, usage: Usage | None) -> BudgetOut:
+    """Limits as set, spending so far (UTC day and month), costs at the current price."""
+    price = price_of(asset)
+    budget = asset.budget or {}
+    used = usage or Usage(0, 0, 0)
+
+    def cost(tokens: int) -> float:
+        return tokens * price / 1_000_000
+
+    return BudgetOut(
+        **{k: budget.get(k) for k in (*TOKEN_FIELDS, *COST_FIELDS)},
+        totalTokenCount=used.total,
+        dailyTokensUsed=used.daily,
+        monthlyTokensUsed=used.monthly,
+        totalCost=cost(used.total),
+        dailyCostUsed=cost(used.daily),
+        monthlyCostUsed=cost(used.monthly),
+        pricePerMillionTokens=price,
+    )
+
+
+def asset_out(asset: KnowledgeAsset, usage: Usage | None = None) -> AssetOut:
     kind = SOURCE_TYPES[asset.source_type]
     auto_update = wire_config(asset.auto_update)
     return AssetOut(
@@ -45,7 +67,7 @@ def asset_out(asset: KnowledgeAsset) -> AssetOut:
         supportsWebhookRegistration=kind.supports_webhook,
         supportsPollSchedule=kind.supports_poll,
         embedding=EmbeddingOut(**asset.embedding_config),
-        budget=BudgetOut(pricePerMillionTokens=price_of(asset)),
+        budget=budget_out(asset, usage),
     )
 
 
@@ -66,6 +88,7 @@ def operation_out(operation: Operation, state: OperationState, price: float) -> 
         # Priced on read, from the asset's current model price.
         cost=operation.token_count * price / 1_000_000,
         errorMessage=state.error,
+        errorCategory=operation.error_category if state.status == "FAILED" else None,
         createdBy=operation.created_by,
     )
 

@@ -200,6 +200,8 @@ class OperationOut(Wire):
     chunkCount: int
     cost: float
     errorMessage: str | None
+    # Our extension: BUDGET, CREDENTIALS, RATE_LIMIT … when the operation FAILED for that.
+    errorCategory: str | None = None
     createdBy: str | None
 
 

@@ -5,10 +5,20 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PRODUCT_USER_AGENT = "fruxon/0.1 (+https://github.com/fruxon/fruxon; knowledge-index crawler)"
+
+
+class OpenAIModelSetting(BaseModel):
+    """One model of the OpenAI-compatible endpoint, as FRUXON_OPENAI_MODELS lists it."""
+
+    model: str = Field(min_length=1)
+    dimensions: int = Field(ge=1, le=8192)
+    maxTokens: int = Field(default=8191, ge=16)
+    pricePerMillionTokens: float = Field(default=0.0, ge=0)
+    description: str = ""
 
 
 class Settings(BaseSettings):
@@ -42,6 +52,22 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = 20.0
     user_agent: str = PRODUCT_USER_AGENT
     embed_batch_size: int = 32
+    local_price_per_million_tokens: float = Field(
+        default=0.0, ge=0, description="Price the `local` model is accounted at (USD)."
+    )
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="Base URL of the OpenAI-compatible embeddings API (OpenAI, Azure OpenAI, "
+        "Ollama, vLLM, TEI): POST {base}/embeddings.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key for the `openai` provider (an asset's own wins)."
+    )
+    openai_models: list[OpenAIModelSetting] = Field(
+        default_factory=list,
+        description='JSON list: [{"model", "dimensions", "maxTokens", "pricePerMillionTokens"}].',
+    )
+    openai_max_retries: int = Field(default=6, ge=0, description="Retries on 429 and 5xx.")
     public_url: str | None = Field(
         default=None,
         description="Base URL the outside world reaches the API at; webhook URLs are built on "

@@ -30,7 +30,8 @@ from fruxon_api.schemas import (
 )
 from fruxon_pipelines.assets_admin import check_auto_update, set_auto_update, validate_embedding
 from fruxon_pipelines.autoupdate import AutoUpdateConfig, InvalidAutoUpdate, parse_auto_update
-from fruxon_pipelines.catalog.models import KnowledgeAsset
+from fruxon_pipelines.budgets import InvalidBudget, merged_budget
+from fruxon_pipelines.catalog.models import KnowledgeAsset, now_ms
 from fruxon_pipelines.embedding import UnknownEmbeddingModel
 from fruxon_pipelines.parsing import SUPPORTED_CONTENT_TYPES, content_type_for
 from fruxon_pipelines.secretbox import secret_box
@@ -68,6 +69,21 @@ def _unsupported(body: Any, fields: tuple[str, ...]) -> None:
             raise _bad(f"{name} is not supported by this server yet")
 
 
+def shown(svc: Services, asset: KnowledgeAsset) -> AssetOut:
+    """The asset as the API shows it, with its budget's spending so far."""
+    return asset_out(asset, svc.catalog.token_usage(asset.id, now_ms()))
+
+
+def budget_of(current: dict | None, body: Any) -> dict[str, Any] | None:
+    """The asset's budget after the request's `budget` and `currencyBudget` (400 if invalid)."""
+    if body.budget is None and body.currencyBudget is None:
+        return current
+    try:
+        return merged_budget(current, body.budget, body.currencyBudget)
+    except InvalidBudget as error:
+        raise _bad(str(error)) from error
+
+
 def auto_update_of(source_type: str, data: dict[str, Any] | None) -> AutoUpdateConfig | None:
     """The request's auto-update config, checked against the source type (400 naming the
     field otherwise)."""
@@ -99,6 +115,7 @@ def create_and_ingest(
     who: str,
     asset_id: str | None = None,
     auto_update: AutoUpdateConfig | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> AssetWithOperation:
     asset = svc.catalog.create_asset(
         asset_id=asset_id,
@@ -108,6 +125,8 @@ def create_and_ingest(
         source_config=parameters,
         embedding_config=embedding,
     )
+    if budget:
+        asset = svc.catalog.update_asset(asset.id, budget=budget)
     webhook = None
     if auto_update is not None:
         minted = set_auto_update(svc.settings, svc.catalog, asset, auto_update)
@@ -115,13 +134,13 @@ def create_and_ingest(
         asset = svc.catalog.get_asset(asset.id)
     svc.runs.add_partition(asset.id)  # before any run names the partition
     operation = _start(svc, asset, "INGEST", who, documentIds=[], force=False)
-    return AssetWithOperation(asset=asset_out(asset), longOperation=operation, webhook=webhook)
+    return AssetWithOperation(asset=shown(svc, asset), longOperation=operation, webhook=webhook)
 
 
 @router.post("/assets", response_model=AssetWithOperation)
 def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: Svc):
     """Create a knowledge asset from a source configuration and start its first ingestion."""
-    _unsupported(body, ("auth", "budget", "currencyBudget", "embeddingLLMConfigId"))
+    _unsupported(body, ("auth", "embeddingLLMConfigId"))
     source_type = body.config.sourceType
     if source_type == "file":
         raise _bad("file assets are created with POST /assets:file or /assets:import")
@@ -131,6 +150,7 @@ def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: 
         raise _bad(str(error)) from error
     embedding = embedding_config(body.embedding)
     auto_update = auto_update_of(source_type, body.autoUpdate)
+    budget = budget_of(None, body)
     name = body.name or _default_name(source_type, params.model_dump())
     return create_and_ingest(
         svc,
@@ -141,6 +161,7 @@ def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: 
         embedding,
         principal.subject,
         auto_update=auto_update,
+        budget=budget,
     )
 
 
@@ -224,7 +245,7 @@ def list_assets(
         assets = [a for a in assets if search.lower() in a.name.lower()]
     assets.sort(key=lambda a: a.created_at, reverse=True)
     return Page[AssetOut](
-        items=[asset_out(a) for a in paging.window(assets)],
+        items=[shown(svc, a) for a in paging.window(assets)],
         nextPageToken=paging.next_token(len(assets)),
         totalCount=len(assets),
     )
@@ -232,15 +253,18 @@ def list_assets(
 
 @router.get("/assets/{asset}", response_model=AssetOut)
 def get_asset(tenant: str, asset: str, principal: Reader, svc: Svc):
-    return asset_out(load_asset(svc, tenant, asset))
+    return shown(svc, load_asset(svc, tenant, asset))
 
 
 @router.patch("/assets/{asset}", response_model=AssetWithOperation)
 def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Writer, svc: Svc):
     """Update settings; changing the model or the chunking re-ingests the asset."""
     current = load_asset(svc, tenant, asset)
-    _unsupported(body, ("budget", "currencyBudget", "embeddingLlmConfigId"))
+    _unsupported(body, ("embeddingLlmConfigId",))
     changes: dict[str, Any] = {}
+    budget = budget_of(current.budget, body)
+    if budget != current.budget:
+        changes["budget"] = budget  # applies to the next batch or search; nothing re-ingests
     if body.disableAutoUpdate:  # wins over autoUpdate, which is then not even read
         auto_update: AutoUpdateConfig | None = AutoUpdateConfig()
     else:
@@ -280,7 +304,7 @@ def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Wri
         operation = _start(svc, updated, "INGEST", principal.subject, documentIds=[], force=True)
     elif refresh:
         operation = _start(svc, updated, "REFRESH", principal.subject, documentIds=[], force=False)
-    return AssetWithOperation(asset=asset_out(updated), longOperation=operation, webhook=webhook)
+    return AssetWithOperation(asset=shown(svc, updated), longOperation=operation, webhook=webhook)
 
 
 @router.post("/assets/{asset}:regenerateWebhook", response_model=WebhookRegistrationOut)
@@ -362,7 +386,7 @@ def refresh_asset(
     operation = _start(
         svc, current, "REFRESH", principal.subject, documentIds=document_ids, force=bool(body.force)
     )
-    return AssetWithOperation(asset=asset_out(current), longOperation=operation)
+    return AssetWithOperation(asset=shown(svc, current), longOperation=operation)
 
 
 @router.get("/assets/{asset}/usage", response_model=UsageOut)

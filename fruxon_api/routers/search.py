@@ -4,7 +4,9 @@ from fastapi import APIRouter
 
 from fruxon_api.auth import Reader
 from fruxon_api.deps import Svc, load_asset
+from fruxon_api.problems import Problem
 from fruxon_api.schemas import SearchHitOut, SearchRequestBody, SearchResponse
+from fruxon_pipelines.budgets import BudgetExceeded, MeteredEmbedder, token_limits
 from fruxon_pipelines.embedding import find_model, get_embedder
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["search"])
@@ -27,14 +29,27 @@ def search(tenant: str, asset: str, body: SearchRequestBody, principal: Reader, 
         fts_weight=0.5 if body.ftsWeight is None else body.ftsWeight,
         rrf_k=body.rrfK or 60,
     )
-    hits = search_asset(
-        svc.vectors,
-        tenant=tenant,
-        asset_id=current.id,
-        embedding_model=model,
-        embedder=get_embedder(model.provider, model.model),
-        request=request,
+    # The query's embedding is booked against the asset's budgets (FULL_TEXT embeds nothing).
+    embedder = MeteredEmbedder(
+        get_embedder(model.provider, model.model),
+        svc.catalog,
+        current.id,
+        kind="SEARCH",
+        limits=lambda: token_limits(current.budget, model.price_per_million_tokens),
     )
+    try:
+        hits = search_asset(
+            svc.vectors,
+            tenant=tenant,
+            asset_id=current.id,
+            embedding_model=model,
+            embedder=embedder,
+            request=request,
+        )
+    except BudgetExceeded as exceeded:
+        raise Problem(
+            429, "Too Many Requests", f"the query cannot be embedded: {exceeded}"
+        ) from exceeded
     return SearchResponse(
         results=[
             SearchHitOut(

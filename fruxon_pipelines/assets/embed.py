@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
 
 from fruxon_pipelines.assets.manifests import ChunkedDocument, ChunkManifest
+from fruxon_pipelines.budgets import BudgetExceeded, MeteredEmbedder, token_limits
 from fruxon_pipelines.catalog.models import now_ms
 from fruxon_pipelines.chunking import Chunk
 from fruxon_pipelines.embedding.catalogue import find_model
@@ -136,7 +138,21 @@ def vector_index(
         tenant, dims, [p.document.record.document_id for p in pending]
     )
 
-    embedder = embedding.embedder(model.provider, model.model) if pending else None
+    embedder = None
+    if pending:
+
+        def limits() -> dict[str, int]:
+            current = store.get_asset(request.asset_id)
+            return token_limits(current.budget if current else None, model.price_per_million_tokens)
+
+        embedder = MeteredEmbedder(
+            embedding.embedder(model.provider, model.model),
+            store,
+            request.asset_id,
+            kind="INGEST",
+            limits=limits,
+            operation_id=request.operation_id,
+        )
     changes = manifest.changes
     processed = changes.unchanged + changes.failed + changes.removed + manifest.parse_failures
     stats = EmbedStats()
@@ -197,11 +213,14 @@ def vector_index(
                 if row.content_hash not in known_vectors:
                     new_texts.setdefault(row.content_hash, row.content)
             if new_texts:
-                embedded = embedder.embed(list(new_texts.values()))
+                try:
+                    embedded, used = embedder.embed_counted(list(new_texts.values()))
+                except BudgetExceeded as exceeded:
+                    _stop_for_budget(store, request, pending, str(exceeded))
+                    raise dg.Failure(description=f"token budget: {exceeded}") from exceeded
                 for content_hash, vector in zip(new_texts, embedded, strict=True):
                     known_vectors[content_hash] = vector
-                tokens = {r.content_hash: r.token_count for r in rows}
-                stats.tokens += sum(tokens[h] for h in new_texts)
+                stats.tokens += used
             stats.embedded += len(new_texts)
             stats.reused += sum(1 for r in rows if r.content_hash not in new_texts)
             if rows:
@@ -256,6 +275,21 @@ def vector_index(
                 "| # | heading | content |\n|---|---|---|\n" + preview if preview else "(none)"
             ),
         }
+    )
+
+
+def _stop_for_budget(store: Any, request: Any, pending: list[_Pending], message: str) -> None:
+    """What was embedded stays; documents not finished wait, FAILED, for the next refresh."""
+    for item in pending:
+        if item.remaining != -1:
+            store.upsert_document(
+                request.asset_id,
+                item.document.record.source_key,
+                status="FAILED",
+                error_message=f"not indexed: {message}",
+            )
+    store.update_operation(
+        request.operation_id, error_category="BUDGET", error_message=f"token budget: {message}"
     )
 
 

@@ -53,6 +53,9 @@ class KnowledgeAsset(Base):
     last_polled_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # When the poll sensor launches the next POLL operation; None unless polling is on.
     next_poll_at: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
+    # tokenBudget, dailyTokenBudget, monthlyTokenBudget, costBudget, dailyCostBudget,
+    # monthlyCostBudget (fruxon_pipelines.budgets); None: unlimited.
+    budget: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class Document(Base):
@@ -119,6 +122,8 @@ class Operation(Base):
     cancel_requested_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # COMPLETED, FAILED or CANCELLED once the run has ended; None while it may still change.
     final_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Why it failed, in a word the user can act on (BUDGET, CREDENTIALS, RATE_LIMIT …).
+    error_category: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class StoredFile(Base):
@@ -188,3 +193,30 @@ class WebhookEvent(Base):
     source_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
     full_refresh: Mapped[bool] = mapped_column(Boolean, default=False)
     operation_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
+
+
+class TokenUsage(Base):
+    """Tokens an asset spent on embedding (ingestion batches and search queries), by UTC day.
+
+    A row is written as a reservation of at most what a batch can cost before the embedder is
+    called, under a lock on the asset, and corrected to the service's count afterwards, so
+    concurrent runs and searches never spend past a budget together.
+    """
+
+    __tablename__ = "token_usage"
+    __table_args__ = (
+        Index("ix_token_usage_asset_day", "asset_id", "day"),
+        Index("ix_token_usage_asset_month", "asset_id", "month"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("knowledge_assets.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # INGEST or SEARCH
+    operation_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    at: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD, UTC
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, UTC
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -9,15 +9,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, case, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from fruxon_pipelines.budgets import Usage, check, windows_of
 from fruxon_pipelines.catalog.models import (
     Document,
     KnowledgeAsset,
     Operation,
     StoredFile,
+    TokenUsage,
     WebhookEvent,
     WebhookRegistration,
     now_ms,
@@ -136,6 +138,7 @@ class Catalog:
         with self.session() as session:
             session.execute(delete(Document).where(Document.asset_id == asset_id))
             session.execute(delete(WebhookEvent).where(WebhookEvent.asset_id == asset_id))
+            session.execute(delete(TokenUsage).where(TokenUsage.asset_id == asset_id))
             session.execute(
                 delete(WebhookRegistration).where(WebhookRegistration.asset_id == asset_id)
             )
@@ -260,6 +263,7 @@ class Catalog:
                 # A retried run starts counting again: its counters describe this attempt.
                 operation.completed_at = None
                 operation.error_message = None
+                operation.error_category = None
                 operation.final_status = None  # a re-executed run reopens the operation
 
     def list_operations(self, asset_id: str, limit: int | None = None) -> list[Operation]:
@@ -455,6 +459,77 @@ class Catalog:
             if moved.rowcount != 1:
                 return None
             return self._operation_once(session, operation)
+
+    # Token budgets ---------------------------------------------------------------------------
+
+    def token_usage(self, asset_id: str, now: int) -> Usage:
+        with self.session() as session:
+            return self._usage(session, asset_id, now)
+
+    @staticmethod
+    def _usage(session: Session, asset_id: str, now: int) -> Usage:
+        day, month = windows_of(now)
+        row = session.execute(
+            select(
+                func.coalesce(func.sum(TokenUsage.tokens), 0),
+                func.coalesce(
+                    func.sum(case((TokenUsage.day == day, TokenUsage.tokens), else_=0)), 0
+                ),
+                func.coalesce(
+                    func.sum(case((TokenUsage.month == month, TokenUsage.tokens), else_=0)), 0
+                ),
+            ).where(TokenUsage.asset_id == asset_id)
+        ).one()
+        return Usage(total=int(row[0]), daily=int(row[1]), monthly=int(row[2]))
+
+    def reserve_tokens(
+        self,
+        asset_id: str,
+        tokens: int,
+        *,
+        now: int,
+        kind: str,
+        limits: dict[str, int],
+        operation_id: str | None = None,
+    ) -> int:
+        """Book at most ``tokens`` against the asset's budgets, or raise BudgetExceeded.
+
+        The asset's row is written first: that takes the write lock (SQLite) or the row lock
+        (PostgreSQL), so concurrent reservations of one asset see each other's rows."""
+        with self.session() as session:
+            session.execute(
+                update(KnowledgeAsset)
+                .where(KnowledgeAsset.id == asset_id)
+                .values(modified_at=KnowledgeAsset.modified_at)
+            )
+            check(self._usage(session, asset_id, now), limits, tokens)
+            day, month = windows_of(now)
+            row = TokenUsage(
+                asset_id=asset_id,
+                kind=kind,
+                operation_id=operation_id,
+                at=now,
+                day=day,
+                month=month,
+                tokens=tokens,
+                settled=False,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def settle_tokens(self, reservation_id: int, tokens: int) -> None:
+        """The reservation becomes what was actually spent (the service's count)."""
+        with self.session() as session:
+            session.execute(
+                update(TokenUsage)
+                .where(TokenUsage.id == reservation_id)
+                .values(tokens=tokens, settled=True)
+            )
+
+    def release_tokens(self, reservation_id: int) -> None:
+        with self.session() as session:
+            session.execute(delete(TokenUsage).where(TokenUsage.id == reservation_id))
 
     # Stored files (POST /storage) -------------------------------------------------------------
 

@@ -6,6 +6,8 @@ Importing this package is cheap: onnxruntime and tokenizers load on first use on
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .base import Embedder, EmbeddingModel, TokenCounter
 from .catalogue import (
@@ -13,9 +15,13 @@ from .catalogue import (
     DEFAULT_PROVIDER,
     MODELS,
     UnknownEmbeddingModel,
+    configured_models,
     find_model,
 )
 from .tokenizer import get_tokenizer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -26,9 +32,11 @@ __all__ = [
     "TokenCounter",
     "UnknownEmbeddingModel",
     "find_model",
+    "embed_counted",
     "get_embedder",
     "get_tokenizer",
     "list_models",
+    "token_bound",
     "tokenizer_for",
 ]
 
@@ -45,6 +53,19 @@ def _build(info: EmbeddingModel) -> Embedder:
         from .hashing import HashEmbedder
 
         return HashEmbedder(info)
+    if info.provider == "openai":
+        from fruxon_pipelines.settings import get_settings
+
+        from .openai import OpenAIEmbedder
+
+        settings = get_settings()
+        key = settings.openai_api_key
+        return OpenAIEmbedder(
+            info,
+            base_url=settings.openai_base_url,
+            api_key=key.get_secret_value() if key else None,
+            max_retries=settings.openai_max_retries,
+        )
     raise UnknownEmbeddingModel(f"no implementation for provider {info.provider!r}")
 
 
@@ -66,11 +87,29 @@ def tokenizer_for(provider: str, model: str) -> TokenCounter:
     """The model's tokenizer, without loading the model where the tokenizer stands alone
     (the chunker needs only this, and parse workers must not each load a model)."""
     info = find_model(provider, model)
-    if info.provider in ("local", "hash"):
-        return get_tokenizer()
+    if info.provider in ("local", "hash", "openai"):
+        return get_tokenizer()  # openai: chunks are sized with it; the server counts billing
     return get_embedder(provider, model).tokenizer
 
 
 def list_models() -> list[EmbeddingModel]:
     """Every model a knowledge asset may name, for the API and the CLI."""
-    return list(MODELS)
+    return list(configured_models())
+
+
+def embed_counted(embedder: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+    """Vectors and the tokens they cost: the service's count where it reports one, else the
+    model's own tokenizer's (what the local model reads, special tokens aside)."""
+    counted = getattr(embedder, "embed_counted", None)
+    if counted is not None:
+        return counted(texts)
+    return embedder.embed(texts), sum(embedder.tokenizer.count(texts))
+
+
+def token_bound(embedder: Embedder, texts: Sequence[str]) -> int:
+    """At least what embedding ``texts`` will cost (exact for the local models), for checking
+    a budget before spending."""
+    bound = getattr(embedder, "token_bound", None)
+    if bound is not None:
+        return bound(texts)
+    return sum(embedder.tokenizer.count(texts))

@@ -33,16 +33,45 @@ MODELS: tuple[EmbeddingModel, ...] = (
 )
 
 
+def configured_models() -> tuple[EmbeddingModel, ...]:
+    """The built-in models (the local one at its configured price) and the OpenAI-compatible
+    endpoint's models from FRUXON_OPENAI_MODELS."""
+    from dataclasses import replace
+
+    from fruxon_pipelines.settings import get_settings
+
+    settings = get_settings()
+    built_in = tuple(
+        replace(m, price_per_million_tokens=settings.local_price_per_million_tokens)
+        if m.provider == "local"
+        else m
+        for m in MODELS
+    )
+    remote = tuple(
+        EmbeddingModel(
+            provider="openai",
+            model=m.model,
+            dimensions=m.dimensions,
+            max_tokens=m.maxTokens,
+            price_per_million_tokens=m.pricePerMillionTokens,
+            description=m.description or f"{m.model} at {settings.openai_base_url}",
+        )
+        for m in settings.openai_models
+    )
+    return built_in + remote
+
+
 class UnknownEmbeddingModel(ValueError):
     """The (provider, model) pair of a config is not in the catalogue."""
 
 
 def find_model(provider: str, model: str) -> EmbeddingModel:
     """The catalogue entry for ``provider``/``model``; fails loudly on a typo in a config."""
-    for entry in MODELS:
+    models = configured_models()
+    for entry in models:
         if entry.provider == provider and entry.model == model:
             return entry
-    known = ", ".join(f"{m.provider}/{m.model}" for m in MODELS)
+    known = ", ".join(f"{m.provider}/{m.model}" for m in models)
     raise UnknownEmbeddingModel(
         f"unknown embedding model provider={provider!r} model={model!r}; known: {known}"
     )

@@ -1,0 +1,135 @@
+"""The ``openai`` provider: any OpenAI-compatible ``POST {base}/embeddings`` endpoint (OpenAI,
+Azure OpenAI, Ollama, vLLM, TEI).
+
+Token counts are the server's own (``usage.prompt_tokens``): they are what is billed. Chunks
+are still measured with the local WordPiece tokenizer (no tokenizer is downloaded at run
+time); before a batch, budgets are checked against :meth:`OpenAIEmbedder.token_bound`, the
+texts' UTF-8 length, which no byte-level BPE tokenizer exceeds.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .base import EmbeddingModel
+from .tokenizer import MiniLMTokenizer, get_tokenizer
+
+RETRYABLE = {429, 500, 502, 503, 504}
+MAX_WAIT_SECONDS = 60.0
+
+
+class EmbeddingServiceError(RuntimeError):
+    """The endpoint refused or failed; ``category`` says what the user can do about it."""
+
+    def __init__(self, message: str, category: str) -> None:
+        super().__init__(message)
+        self.category = category
+
+
+def retry_after_seconds(value: str | None, attempt: int) -> float:
+    """Seconds to wait: the server's Retry-After (seconds or an HTTP date), else exponential."""
+    if value:
+        value = value.strip()
+        if value.replace(".", "", 1).isdigit():
+            return min(float(value), MAX_WAIT_SECONDS)
+        try:
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+            return min(max(0.0, when - time.time()), MAX_WAIT_SECONDS)
+        except (TypeError, ValueError):
+            pass
+    return min(0.5 * 2**attempt, MAX_WAIT_SECONDS)
+
+
+class OpenAIEmbedder:
+    def __init__(
+        self,
+        info: EmbeddingModel,
+        *,
+        base_url: str,
+        api_key: str | None,
+        max_retries: int = 6,
+        timeout: float = 60.0,
+        sleep: Any = time.sleep,
+    ) -> None:
+        import httpx
+
+        self.info = info
+        self.url = base_url.rstrip("/") + "/embeddings"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(headers=headers, timeout=timeout)
+        self.max_retries = max_retries
+        self._sleep = sleep
+        self.last_usage = 0
+
+    @property
+    def tokenizer(self) -> MiniLMTokenizer:
+        return get_tokenizer()
+
+    @staticmethod
+    def token_bound(texts: Sequence[str]) -> int:
+        return sum(len(t.encode("utf-8")) for t in texts)
+
+    def embed_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Vectors (L2-normalised, in order) and the tokens the server says it read."""
+        body = {"model": self.info.model, "input": list(texts), "encoding_format": "float"}
+        if self.info.dimensions:
+            body["dimensions"] = self.info.dimensions
+        data = self._post(body)
+        try:
+            items = sorted(data["data"], key=lambda d: d["index"])
+            matrix = np.asarray([d["embedding"] for d in items], dtype=np.float32)
+            usage = data.get("usage") or {}
+            tokens = int(usage.get("prompt_tokens", usage.get("total_tokens")))
+        except (KeyError, TypeError, ValueError) as error:
+            raise EmbeddingServiceError(
+                f"the embeddings endpoint answered without data or usage: {error!r}",
+                "SOURCE_UNAVAILABLE",
+            ) from error
+        if matrix.shape != (len(texts), self.info.dimensions):
+            raise EmbeddingServiceError(
+                f"the endpoint returned vectors of shape {matrix.shape}; the model is configured "
+                f"with {self.info.dimensions} dimensions",
+                "INVALID_CONFIG",
+            )
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        self.last_usage = tokens
+        return matrix / np.where(norms == 0, 1, norms), tokens
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_counted(texts)[0]
+
+    def _post(self, body: dict) -> dict:
+        import httpx
+
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._client.post(self.url, json=body)
+            except httpx.HTTPError as error:
+                if attempt == self.max_retries:
+                    raise EmbeddingServiceError(
+                        f"the embeddings endpoint is unreachable: {error}", "SOURCE_UNAVAILABLE"
+                    ) from error
+                self._sleep(retry_after_seconds(None, attempt))
+                continue
+            if response.status_code == 200:
+                return response.json()
+            if response.status_code in RETRYABLE and attempt < self.max_retries:
+                self._sleep(retry_after_seconds(response.headers.get("retry-after"), attempt))
+                continue
+            category = {
+                401: "CREDENTIALS",
+                403: "PERMISSIONS",
+                429: "RATE_LIMIT",
+                400: "INVALID_CONFIG",
+                404: "INVALID_CONFIG",
+            }.get(response.status_code, "SOURCE_UNAVAILABLE")
+            raise EmbeddingServiceError(
+                f"the embeddings endpoint answered {response.status_code}: {response.text[:300]}",
+                category,
+            )
+        raise AssertionError("unreachable")

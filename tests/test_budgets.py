@@ -1,0 +1,215 @@
+"""Token budgets, cost accounting and the `openai` provider against a local OpenAI-compatible
+server on 127.0.0.1 (real HTTP, real JSON, injected 429s)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from fastapi.testclient import TestClient
+from openai_server import OpenAIServer
+from pipeline import Pipeline
+from sitegen import generate_pages
+
+from fruxon_api.app import create_app
+from fruxon_api.auth import READ, WRITE, issue_token
+from fruxon_pipelines import embedding
+from fruxon_pipelines.budgets import BudgetExceeded, merged_budget, token_limits
+from fruxon_pipelines.catalog.models import now_ms
+from fruxon_pipelines.embedding.openai import EmbeddingServiceError, OpenAIEmbedder
+from fruxon_pipelines.settings import get_settings
+
+MODEL = "text-embedding-3-small"
+PRICE = 0.02
+OPENAI = {"provider": "openai", "model": MODEL, "chunkSize": 64, "chunkOverlap": 8}
+DAY = 24 * 3600 * 1000
+
+
+@pytest.fixture
+def server(monkeypatch):
+    with OpenAIServer() as running:
+        models = [{"model": MODEL, "dimensions": 64, "pricePerMillionTokens": PRICE}]
+        monkeypatch.setenv("FRUXON_OPENAI_BASE_URL", running.base_url)
+        monkeypatch.setenv("FRUXON_OPENAI_API_KEY", running.api_key)
+        monkeypatch.setenv("FRUXON_OPENAI_MODELS", json.dumps(models))
+        monkeypatch.setenv("FRUXON_OPENAI_MAX_RETRIES", "3")
+        get_settings.cache_clear()
+        embedding._embedders.clear()
+        yield running
+    get_settings.cache_clear()
+    embedding._embedders.clear()
+
+
+@pytest.fixture
+def pipeline(settings, instance) -> Pipeline:
+    return Pipeline(settings, instance)
+
+
+def test_embedder_counts_the_servers_tokens_and_waits_out_429s(server):
+    waits = []
+    info = embedding.find_model("openai", MODEL)
+    embedder = OpenAIEmbedder(
+        info, base_url=server.base_url, api_key=server.api_key, sleep=waits.append
+    )
+    server.fail_next(429, times=2, retry_after="1")
+    server.fail_next(503)
+    vectors, tokens = embedder.embed_counted(["alpha beta gamma", "delta epsilon"])
+    assert tokens == 5 == server.tokens_billed
+    assert vectors.shape == (2, 64)
+    assert waits[:2] == [1.0, 1.0] and len(waits) == 3  # Retry-After, then a backoff
+    assert embedder.token_bound(["alpha beta gamma"]) >= 3
+    wrong = OpenAIEmbedder(info, base_url=server.base_url, api_key="sk-wrong", sleep=waits.append)
+    with pytest.raises(EmbeddingServiceError) as raised:
+        wrong.embed_counted(["x"])
+    assert raised.value.category == "CREDENTIALS"
+
+
+def _site_asset(pipeline, site, **budget):
+    for path, body in generate_pages(6, links="all", seed=5).items():
+        site.put(path, body)
+    asset_id = pipeline.create_asset(
+        "web", {"urls": [site.url("/")], "maxDepth": 1}, embedding=OPENAI
+    )
+    if budget:
+        pipeline.catalog.update_asset(asset_id, budget=budget)
+    return asset_id
+
+
+def test_ingest_tokens_and_cost_are_the_servers_usage(pipeline, site, server):
+    asset_id = _site_asset(pipeline, site)
+    outcome = pipeline.run(asset_id)
+    operation = pipeline.catalog.get_operation(outcome.operation_id)
+    assert operation.token_count == server.tokens_billed > 0
+    assert outcome.metadata()["cost_usd"] == pytest.approx(server.tokens_billed * PRICE / 1e6)
+    usage = pipeline.catalog.token_usage(asset_id, now_ms())
+    assert usage.total == usage.daily == usage.monthly == server.tokens_billed
+
+
+def test_a_budget_is_never_exceeded_and_raising_it_lets_the_next_refresh_finish(
+    pipeline, site, server
+):
+    full = _site_asset(pipeline, site)
+    pipeline.run(full)
+    needed = server.tokens_billed
+    server.tokens_billed = 0
+
+    budget = needed // 3
+    asset_id = _site_asset(pipeline, site, tokenBudget=budget)
+    outcome = pipeline.run(asset_id, raise_on_error=False)
+
+    assert not outcome.result.success
+    operation = pipeline.catalog.get_operation(outcome.operation_id)
+    assert operation.error_category == "BUDGET"
+    assert (
+        "total token budget" in operation.error_message and "exceeded by" in operation.error_message
+    )
+    spent = pipeline.catalog.token_usage(asset_id, now_ms()).total
+    assert spent == server.tokens_billed <= budget  # never more than the budget, by zero
+    documents = pipeline.documents(asset_id).values()
+    assert any(d.status == "FAILED" and "not indexed" in d.error_message for d in documents)
+
+    pipeline.catalog.update_asset(asset_id, budget={"tokenBudget": needed * 10})
+    pipeline.run(asset_id)
+    assert {d.status for d in pipeline.documents(asset_id).values()} == {"COMPLETED"}
+    # What the first run embedded was kept: the whole asset cost what one full ingest costs.
+    assert pipeline.catalog.token_usage(asset_id, now_ms()).total == needed
+
+
+def test_daily_and_monthly_windows_roll_over_at_utc_midnight(pipeline):
+    asset_id = pipeline.create_asset("web", {"urls": ["https://example.test/"]})
+    catalog = pipeline.catalog
+    limits = {"daily": 100, "monthly": 150}
+    jan_31 = 1_801_353_600_000  # 2027-01-31T00:00:00Z
+    late = jan_31 + DAY - 1  # 23:59:59.999 the same day
+
+    catalog.reserve_tokens(asset_id, 60, now=jan_31, kind="INGEST", limits=limits)
+    with pytest.raises(BudgetExceeded, match="daily"):
+        catalog.reserve_tokens(asset_id, 41, now=late, kind="INGEST", limits=limits)
+    catalog.reserve_tokens(asset_id, 40, now=late, kind="INGEST", limits=limits)  # exactly 100
+    feb_1 = jan_31 + DAY
+    with pytest.raises(BudgetExceeded, match="daily"):  # a new day: 101 is still over 100
+        catalog.reserve_tokens(asset_id, 101, now=feb_1, kind="SEARCH", limits=limits)
+    catalog.reserve_tokens(asset_id, 100, now=feb_1, kind="SEARCH", limits=limits)  # new month
+    with pytest.raises(BudgetExceeded, match="monthly"):
+        catalog.reserve_tokens(asset_id, 51, now=feb_1 + DAY, kind="INGEST", limits=limits)
+    usage = catalog.token_usage(asset_id, feb_1)
+    assert (usage.total, usage.daily, usage.monthly) == (200, 100, 100)
+
+
+def test_currency_budgets_convert_with_the_price_and_the_stricter_limit_wins():
+    budget = merged_budget(None, {"dailyTokenBudget": 90_000}, {"dailyCostBudget": 0.001})
+    assert token_limits(budget, PRICE) == {"daily": 50_000}
+    assert token_limits(budget, 0.0) == {"daily": 90_000}  # a free model: tokens only
+    assert merged_budget(budget, {"dailyTokenBudget": None}) == {"dailyCostBudget": 0.001}
+
+
+def _unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def client(settings):
+    app_settings = settings.model_copy(update={"dagster_port": _unused_port()})
+    app = create_app(app_settings)
+    token = issue_token(app_settings, tenants=["acme"], scopes=[READ, WRITE])
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
+        c.services = app.state.services
+        yield c
+
+
+def test_search_is_429_past_the_budget_and_a_patch_lifts_it(client, server):
+    created = client.post(
+        "/v1/tenants/acme/assets",
+        json={
+            "config": {"sourceType": "web", "parameters": {"urls": ["https://example.test/"]}},
+            "embedding": OPENAI,
+            "budget": {"tokenBudget": 0},
+        },
+    )
+    assert created.status_code == 200, created.text
+    asset = created.json()["asset"]
+    assert asset["budget"]["tokenBudget"] == 0 and asset["budget"]["pricePerMillionTokens"] == PRICE
+    base = f"/v1/tenants/acme/assets/{asset['id']}"
+    query = {"query": "owls nest in the archive", "searchMode": "VECTOR"}
+    refused = client.post(f"{base}:search", json=query)
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "total token budget" in refused.json()["detail"] and server.tokens_billed == 0
+    assert (
+        client.post(f"{base}:search", json=query | {"searchMode": "FULL_TEXT"}).status_code == 200
+    )
+
+    patched = client.patch(base, json={"budget": {"tokenBudget": 1000}})
+    assert patched.status_code == 200 and patched.json()["longOperation"] is None
+    assert client.post(f"{base}:search", json=query).status_code == 200
+    shown = client.get(base).json()["budget"]
+    assert shown["totalTokenCount"] == shown["dailyTokensUsed"] == server.tokens_billed == 5
+    assert shown["totalCost"] == pytest.approx(5 * PRICE / 1e6)
+
+
+def test_budgets_are_validated_and_models_are_listed_with_prices(client, server):
+    bad = client.patch(
+        "/v1/tenants/acme/assets/00000000-0000-0000-0000-000000000000",
+        json={"budget": {"tokenBudget": 1}},
+    )
+    assert bad.status_code == 404
+    body = {"config": {"sourceType": "web", "parameters": {"urls": ["https://example.test/"]}}}
+    for budget, named in (
+        ({"budget": {"tokenBudget": -1}}, "budget.tokenBudget"),
+        ({"budget": {"weeklyTokenBudget": 5}}, "budget.weeklyTokenBudget"),
+        ({"currencyBudget": {"costBudget": "lots"}}, "currencyBudget.costBudget"),
+        ({"budget": 7}, "budget"),
+    ):
+        response = client.post("/v1/tenants/acme/assets", json=body | budget)
+        assert response.status_code == 400, response.text
+        assert named in response.json()["detail"]
+    models = client.get("/v1/tenants/acme/assets:embeddingModels").json()["items"]
+    remote = next(m for m in models if m["provider"] == "openai")
+    assert (remote["model"], remote["dimensions"], remote["pricePerMillionTokens"]) == (
+        MODEL,
+        64,
+        PRICE,
+    )
