@@ -90,6 +90,7 @@ def operation_out(operation: Operation, state: OperationState, price: float) -> 
         errorMessage=state.error,
         errorCategory=operation.error_category if state.status == "FAILED" else None,
         createdBy=operation.created_by,
+        dryRun=operation.dry_run_report if state.status == "COMPLETED" else None,
     )
 
 

@@ -84,6 +84,9 @@ class PatchAssetRequest(Request):
 class RefreshRequest(Request):
     documentIds: list[str] | None = None
     force: bool | None = None
+    # Our extension: a DRY_RUN operation that reports what would change and cost, and does
+    # nothing else (its report is the operation's `dryRun` once COMPLETED).
+    dryRun: bool | None = None
 
 
 class SearchRequestBody(Request):
@@ -203,6 +206,9 @@ class OperationOut(Wire):
     # Our extension: BUDGET, CREDENTIALS, RATE_LIMIT … when the operation FAILED for that.
     errorCategory: str | None = None
     createdBy: str | None
+    # DRY_RUN operations, once COMPLETED: {added, changed, removed: [{documentId, sourceKey}],
+    # unchanged, failed, chunksToEmbed, tokens, tokensExact, cost}.
+    dryRun: dict[str, Any] | None = None
 
 
 class DocumentOut(Wire):

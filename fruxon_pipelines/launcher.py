@@ -62,10 +62,13 @@ def ingest_run_config(
     document_ids: list[str] | None = None,
     force: bool = False,
     source_keys: list[str] | None = None,
+    dry_run: bool = False,
 ) -> dict:
     config: dict[str, Any] = {"document_ids": list(document_ids or []), "force": force}
     if source_keys:
         config["source_keys"] = list(source_keys)
+    if dry_run:
+        config["dry_run"] = True
     return {"ops": {"fetched_documents": {"config": config}}}
 
 
@@ -101,7 +104,10 @@ def run_tags(operation: Operation) -> dict[str, str]:
 def operation_run_config(operation: Operation) -> dict:
     request = operation.request or {}
     return ingest_run_config(
-        request.get("documentIds"), bool(request.get("force")), request.get("sourceKeys")
+        request.get("documentIds"),
+        bool(request.get("force")),
+        request.get("sourceKeys"),
+        dry_run=bool(request.get("dryRun")),
     )
 
 

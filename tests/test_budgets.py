@@ -213,3 +213,62 @@ def test_budgets_are_validated_and_models_are_listed_with_prices(client, server)
         64,
         PRICE,
     )
+
+
+def test_a_dry_run_changes_nothing_and_predicts_what_the_refresh_spends(pipeline, site):
+    pages = generate_pages(6, links="all", seed=9)
+    for path, body in pages.items():
+        site.put(path, body)
+    asset_id = pipeline.create_asset("web", {"urls": [site.url("/")], "maxDepth": 1})
+    pipeline.run(asset_id)
+    for path in ("/page-1.html", "/page-2.html"):
+        site.put(path, pages[path].replace("</h1>", "</h1><p>Brand new words for owls.</p>", 1))
+    site.put("/page-9.html", generate_pages(1, seed=77)["/page-0.html"])
+    site.put("/", pages["/"].replace("</body>", '<a href="/page-9.html">new</a></body>'))
+    site.remove("/page-5.html")
+    before = {k: (d.status, d.content_hash) for k, d in pipeline.documents(asset_id).items()}
+    chunks_before = sorted(c["chunk_id"] for c in pipeline.chunks(asset_id))
+
+    dry = pipeline.run(asset_id, dry_run=True)
+
+    report = pipeline.catalog.get_operation(dry.operation_id).dry_run_report
+    assert {d["sourceKey"] for d in report["changed"]} >= {
+        site.url("/page-1.html"),
+        site.url("/page-2.html"),
+    }
+    assert [d["sourceKey"] for d in report["added"]] == [site.url("/page-9.html")]
+    assert [d["sourceKey"] for d in report["removed"]] == [site.url("/page-5.html")]
+    assert report["tokens"] > 0 and report["tokensExact"] is True
+    after = {k: (d.status, d.content_hash) for k, d in pipeline.documents(asset_id).items()}
+    assert after == before
+    assert sorted(c["chunk_id"] for c in pipeline.chunks(asset_id)) == chunks_before
+
+    real = pipeline.run(asset_id)
+    operation = pipeline.catalog.get_operation(real.operation_id)
+    assert operation.token_count == report["tokens"]
+    metadata = real.metadata()
+    assert metadata["documents_added"] == len(report["added"])
+    assert metadata["documents_changed"] == len(report["changed"])
+    assert metadata["documents_removed"] == len(report["removed"])
+
+
+def test_refresh_takes_dry_run_as_a_dry_run_operation(client):
+    created = client.post(
+        "/v1/tenants/acme/assets",
+        json={"config": {"sourceType": "web", "parameters": {"urls": ["https://example.test/"]}}},
+    ).json()
+    asset_id = created["asset"]["id"]
+    operation = client.services.catalog.get_operation(created["longOperation"]["name"])
+    client.services.catalog.update_operation(operation.id, final_status="COMPLETED")
+    response = client.post(f"/v1/tenants/acme/assets/{asset_id}:refresh", json={"dryRun": True})
+    assert response.status_code == 200, response.text
+    dry = response.json()["longOperation"]
+    assert dry["metadata"]["type"] == "DRY_RUN"
+    stored = client.services.catalog.get_operation(dry["name"])
+    assert stored.request["dryRun"] is True and stored.type == "DRY_RUN"
+    assert (
+        client.post(
+            f"/v1/tenants/acme/assets/{asset_id}:refresh", json={"dryRun": "maybe"}
+        ).status_code
+        == 400
+    )

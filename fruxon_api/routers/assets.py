@@ -383,8 +383,15 @@ def refresh_asset(
         document_ids = ids
     if _active_operations(svc, current.id, limit=20):
         raise _busy()
+    kind, extra = ("DRY_RUN", {"dryRun": True}) if body.dryRun else ("REFRESH", {})
     operation = _start(
-        svc, current, "REFRESH", principal.subject, documentIds=document_ids, force=bool(body.force)
+        svc,
+        current,
+        kind,
+        principal.subject,
+        documentIds=document_ids,
+        force=bool(body.force),
+        **extra,
     )
     return AssetWithOperation(asset=shown(svc, current), longOperation=operation)
 

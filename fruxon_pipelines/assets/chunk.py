@@ -108,9 +108,10 @@ def document_chunks(
     ):
         if chunks is None:
             context.log.warning(f"{record.source_key}: {message}")
-            store.upsert_document(
-                request.asset_id, record.source_key, status="FAILED", error_message=message
-            )
+            if not request.dry_run:
+                store.upsert_document(
+                    request.asset_id, record.source_key, status="FAILED", error_message=message
+                )
             manifest.parse_failures += 1
             continue
         manifest.documents.append(ChunkedDocument(record=record, chunks=chunks))

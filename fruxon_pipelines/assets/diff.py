@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from fruxon_pipelines.assets.manifests import ChangeSet, FetchManifest
-from fruxon_pipelines.catalog.models import now_ms
+from fruxon_pipelines.assets.manifests import ChangeSet, FetchedRecord, FetchManifest
+from fruxon_pipelines.catalog.models import Document, now_ms
 from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import CatalogResource, OperationProgress, VectorStoreResource
 
@@ -50,12 +50,19 @@ def document_changes(
         mass_deletion_guard(len(known), len(listed), request.allow_mass_deletion)
         removed_keys = set(known) - listed
     removed = [known[k] for k in removed_keys if k in known]
+    if request.dry_run:
+        return _dry_run_changes(fetched_documents, known, removed)
     if removed:
         vector_store.get().delete_documents(request.tenant, [d.id for d in removed])
         store.delete_documents([d.id for d in removed])
         context.log.info(f"removed {len(removed)} documents that are gone upstream")
 
-    changes = ChangeSet(request=request, to_process=[], removed=len(removed))
+    changes = ChangeSet(
+        request=request,
+        to_process=[],
+        removed=len(removed),
+        removed_keys=sorted(d.source_key for d in removed),
+    )
     for record in records:
         previous = known.get(record.source_key)
         if record.status == "gone":
@@ -73,12 +80,7 @@ def document_changes(
             )
             changes.failed += 1
             continue
-        same_content = (
-            previous is not None
-            and previous.status == "COMPLETED"
-            and (record.status == "unchanged" or record.content_hash == previous.content_hash)
-        )
-        if same_content and not request.force:
+        if _same_content(record, previous) and not request.force:
             if record.status == "fetched":
                 # New validators for the same bytes: the next refresh can be a 304.
                 store.upsert_document(
@@ -113,11 +115,7 @@ def document_changes(
             content_type=(record.content_type or "").split(";")[0].strip() or None,
             file_size=record.size,
         )
-        changes.to_process.append(record)
-        if previous is None:
-            changes.added += 1
-        else:
-            changes.changed += 1
+        changes.process(record, new=previous is None)
 
     done = changes.unchanged + changes.failed + changes.removed
     progress.report(
@@ -134,5 +132,48 @@ def document_changes(
             "unchanged": changes.unchanged,
             "removed": changes.removed,
             "failed": changes.failed,
+        },
+    )
+
+
+def _same_content(record: FetchedRecord, previous: Document | None) -> bool:
+    """The indexed document already holds this content."""
+    return (
+        previous is not None
+        and previous.status == "COMPLETED"
+        and (record.status == "unchanged" or record.content_hash == previous.content_hash)
+    )
+
+
+def _dry_run_changes(
+    manifest: FetchManifest, known: dict[str, Document], removed: list[Document]
+) -> dg.Output[ChangeSet]:
+    """The same classification as a real run, without a single catalog or index write."""
+    changes = ChangeSet(
+        request=manifest.request,
+        to_process=[],
+        removed=len(removed),
+        removed_keys=sorted(d.source_key for d in removed),
+    )
+    for record in manifest.records:
+        previous = known.get(record.source_key)
+        if record.status == "gone":
+            continue
+        same = _same_content(record, previous)
+        if record.status == "failed":
+            changes.failed += 1
+        elif same and not manifest.request.force:
+            changes.unchanged += 1
+        elif record.staged_path is None:
+            changes.failed += 1
+        else:
+            changes.process(record, new=previous is None)
+    return dg.Output(
+        changes,
+        metadata={
+            "dry_run": True,
+            "added": changes.added,
+            "changed": changes.changed,
+            "removed": changes.removed,
         },
     )

@@ -19,6 +19,7 @@ import numpy as np
 from fruxon_pipelines.assets.manifests import ChunkedDocument, ChunkManifest
 from fruxon_pipelines.budgets import BudgetExceeded, MeteredEmbedder, token_limits
 from fruxon_pipelines.catalog.models import now_ms
+from fruxon_pipelines.catalog.store import document_id_for
 from fruxon_pipelines.chunking import Chunk
 from fruxon_pipelines.embedding.catalogue import find_model
 from fruxon_pipelines.partitions import knowledge_assets
@@ -137,6 +138,9 @@ def vector_index(
     existing_ids = vectors.chunk_ids_of_documents(
         tenant, dims, [p.document.record.document_id for p in pending]
     )
+
+    if request.dry_run:
+        return _dry_run_report(store, manifest, pending, known_vectors, model)
 
     embedder = None
     if pending:
@@ -274,6 +278,55 @@ def vector_index(
             "preview": dg.MetadataValue.md(
                 "| # | heading | content |\n|---|---|---|\n" + preview if preview else "(none)"
             ),
+        }
+    )
+
+
+def _dry_run_report(
+    store: Any,
+    manifest: ChunkManifest,
+    pending: list[_Pending],
+    known_vectors: dict[str, np.ndarray],
+    model: Any,
+) -> dg.MaterializeResult:
+    """What a real run would embed: each content hash without a vector, once, counted with the
+    model's tokenizer (what the local model is billed; an estimate for remote services)."""
+    from fruxon_pipelines.embedding import tokenizer_for
+
+    request, changes = manifest.request, manifest.changes
+    new_texts: dict[str, str] = {}
+    for item in pending:
+        for row in item.rows:
+            if row.content_hash not in known_vectors:
+                new_texts.setdefault(row.content_hash, row.content)
+    tokens = sum(tokenizer_for(model.provider, model.model).count(list(new_texts.values())))
+
+    def listed(keys: list[str]) -> list[dict[str, str]]:
+        return [
+            {"documentId": document_id_for(request.asset_id, key), "sourceKey": key} for key in keys
+        ]
+
+    report = {
+        "added": listed(changes.added_keys),
+        "changed": listed(changes.changed_keys),
+        "removed": listed(changes.removed_keys),
+        "unchanged": changes.unchanged,
+        "failed": changes.failed + manifest.parse_failures,
+        "chunksToEmbed": len(new_texts),
+        "tokens": tokens,
+        "tokensExact": model.provider != "openai",
+        "cost": tokens * model.price_per_million_tokens / 1_000_000,
+    }
+    store.update_operation(request.operation_id, dry_run_report=report, completed_at=now_ms())
+    _clean_staging(manifest)
+    return dg.MaterializeResult(
+        metadata={
+            "dry_run": True,
+            "documents_added": changes.added,
+            "documents_changed": changes.changed,
+            "documents_removed": changes.removed,
+            "tokens_to_embed": tokens,
+            "cost_usd": report["cost"],
         }
     )
 

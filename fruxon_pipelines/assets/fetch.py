@@ -29,6 +29,11 @@ class IngestConfig(dg.Config):
         "new; combined with document_ids.",
     )
     force: bool = Field(default=False, description="Re-fetch, re-parse and re-embed everything.")
+    dry_run: bool = Field(
+        default=False,
+        description="Report what would be added, changed and removed and the tokens it would "
+        "cost; change nothing.",
+    )
     allow_mass_deletion: bool = Field(
         default=False,
         description="Remove documents even when the listing shrank by more than half.",
@@ -150,6 +155,7 @@ def fetched_documents(
         force=config.force,
         partial=only_keys is not None,
         allow_mass_deletion=config.allow_mass_deletion,
+        dry_run=config.dry_run,
     )
     return dg.Output(
         FetchManifest(request=request, records=records),

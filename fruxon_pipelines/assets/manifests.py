@@ -36,6 +36,8 @@ class IngestRequest:
     # Only these documents were asked for: the listing is partial, nothing is "removed".
     partial: bool
     allow_mass_deletion: bool = False
+    # Work out what would change and what it would cost; write nothing, embed nothing.
+    dry_run: bool = False
 
 
 @dataclass
@@ -53,6 +55,20 @@ class ChangeSet:
     unchanged: int = 0
     removed: int = 0
     failed: int = 0
+    # Source keys by kind of change (the dry-run report names them).
+    added_keys: list[str] = field(default_factory=list)
+    changed_keys: list[str] = field(default_factory=list)
+    removed_keys: list[str] = field(default_factory=list)
+
+    def process(self, record: FetchedRecord, *, new: bool) -> None:
+        """``record`` goes on to be chunked and embedded, as an added or a changed document."""
+        self.to_process.append(record)
+        if new:
+            self.added += 1
+            self.added_keys.append(record.source_key)
+        else:
+            self.changed += 1
+            self.changed_keys.append(record.source_key)
 
 
 @dataclass

@@ -105,7 +105,7 @@ class Operation(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     asset_id: Mapped[str] = mapped_column(String(36), index=True)
     tenant: Mapped[str] = mapped_column(String(64))
-    # INGEST, REFRESH, WEBHOOK, POLL or MANUAL
+    # INGEST, REFRESH, DRY_RUN, WEBHOOK, POLL or MANUAL
     type: Mapped[str] = mapped_column(String(16))
     run_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     created_by: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -124,6 +124,8 @@ class Operation(Base):
     final_status: Mapped[str | None] = mapped_column(String(16), default=None)
     # Why it failed, in a word the user can act on (BUDGET, CREDENTIALS, RATE_LIMIT …).
     error_category: Mapped[str | None] = mapped_column(String(32), default=None)
+    # A DRY_RUN operation's findings: documents added / changed / removed, tokens, cost.
+    dry_run_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class StoredFile(Base):

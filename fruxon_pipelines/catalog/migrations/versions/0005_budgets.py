@@ -19,6 +19,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("budget", sa.JSON(), nullable=True))
     with op.batch_alter_table("operations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("error_category", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("dry_run_report", sa.JSON(), nullable=True))
     op.create_table(
         "token_usage",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -44,6 +45,7 @@ def downgrade() -> None:
     op.drop_index("ix_token_usage_asset_day", table_name="token_usage")
     op.drop_table("token_usage")
     with op.batch_alter_table("operations", schema=None) as batch_op:
+        batch_op.drop_column("dry_run_report")
         batch_op.drop_column("error_category")
     with op.batch_alter_table("knowledge_assets", schema=None) as batch_op:
         batch_op.drop_column("budget")
