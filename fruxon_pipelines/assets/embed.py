@@ -216,16 +216,19 @@ def vector_index(
             for row in rows:
                 if row.content_hash not in known_vectors:
                     new_texts.setdefault(row.content_hash, row.content)
+            exhausted = None
             if new_texts:
                 try:
                     embedded, used = embedder.embed_counted(list(new_texts.values()))
-                except BudgetExceeded as exceeded:
-                    _stop_for_budget(store, request, pending, str(exceeded))
-                    raise dg.Failure(description=f"token budget: {exceeded}") from exceeded
-                for content_hash, vector in zip(new_texts, embedded, strict=True):
-                    known_vectors[content_hash] = vector
-                stats.tokens += used
-            stats.embedded += len(new_texts)
+                    known_vectors.update(zip(new_texts, embedded, strict=True))
+                    stats.tokens += used
+                except BudgetExceeded:
+                    # The batch's bound does not fit: embed what still fits one text at a time
+                    # (texts' bounds are loose), keep it, and stop once one does not.
+                    spent, exhausted = _embed_while_it_fits(embedder, new_texts, known_vectors)
+                    stats.tokens += spent
+                    rows = [r for r in rows if r.content_hash in known_vectors]
+            stats.embedded += sum(1 for h in new_texts if h in known_vectors)
             stats.reused += sum(1 for r in rows if r.content_hash not in new_texts)
             if rows:
                 matrix = np.stack([known_vectors[r.content_hash] for r in rows])
@@ -233,11 +236,16 @@ def vector_index(
                 if len(stats.preview) < 5:
                     stats.preview.extend(rows[: 5 - len(stats.preview)])
             for item, row in batch:
-                if row is not None:
+                if row is not None and row.content_hash in known_vectors:
                     item.remaining -= 1
                 if item.remaining == 0:
                     finish(item)
                     item.remaining = -1
+            if exhausted is not None:
+                progress.report(request.operation_id, force=True, token_count=stats.tokens,
+                                items_processed=processed + stats.documents)  # fmt: skip
+                _stop_for_budget(store, request, pending, str(exhausted))
+                raise dg.Failure(description=f"token budget: {exhausted}")
             progress.report(
                 request.operation_id,
                 items_processed=processed + stats.documents,
@@ -329,6 +337,22 @@ def _dry_run_report(
             "cost_usd": report["cost"],
         }
     )
+
+
+def _embed_while_it_fits(
+    embedder: MeteredEmbedder, texts: dict[str, str], known_vectors: dict[str, np.ndarray]
+) -> tuple[int, BudgetExceeded | None]:
+    """Embed ``texts`` one by one until the next one would pass the budget; returns the tokens
+    spent and that refusal (None if all of them fitted after all)."""
+    spent = 0
+    for content_hash, text in texts.items():
+        try:
+            vectors, used = embedder.embed_counted([text])
+        except BudgetExceeded as refusal:
+            return spent, refusal
+        known_vectors[content_hash] = vectors[0]
+        spent += used
+    return spent, None
 
 
 def _stop_for_budget(store: Any, request: Any, pending: list[_Pending], message: str) -> None:

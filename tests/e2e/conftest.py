@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -19,10 +20,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+OPENAI_MODEL = {"model": "text-embedding-3-small", "dimensions": 64, "pricePerMillionTokens": 0.02}
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def openai_server():
+    """The OpenAI-compatible endpoint the stack's `openai` provider talks to."""
+    from openai_server import OpenAIServer
+
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, openai_server):
     home = tmp_path_factory.mktemp("stack")
     env = {
+        "FRUXON_OPENAI_BASE_URL": openai_server.base_url,
+        "FRUXON_OPENAI_API_KEY": openai_server.api_key,
+        "FRUXON_OPENAI_MODELS": json.dumps([OPENAI_MODEL]),
         "FRUXON_HOME": str(home),
         "FRUXON_DAGSTER_PORT": str(_free_port()),
         "FRUXON_API_PORT": str(_free_port()),
