@@ -76,7 +76,8 @@ def _text_leg(store, tenant, asset_id, model, query, limit) -> list[SearchHit]:
     if not words:
         return []
     try:
-        rows = store.full_text_search(tenant, model.dimensions, store.scope(asset_id), words, limit)
+        where = store.scope(asset_id, f"{model.provider}/{model.model}")
+        rows = store.full_text_search(tenant, model.dimensions, where, words, limit)
     except ValueError as error:  # LanceDB's "invalid input": a query its parser still refuses
         log.warning("full-text search refused %r: %s", words, error)
         return []

@@ -172,16 +172,6 @@ class VectorStore:
         for start in range(0, len(ids), 500):
             table.delete(_in_list("chunk_id", ids[start : start + 500]))
 
-    def delete_documents_of_other_widths(
-        self, tenant: str, dimensions: int, document_ids: Iterable[str]
-    ) -> None:
-        """Rows left in the tenant's tables of another width (the asset changed its model)."""
-        ids = list(document_ids)
-        for width in self._tenant_widths(tenant):
-            if width != dimensions and ids:
-                table = self._existing_table(tenant, width)
-                table.delete(_in_list("document_id", ids))
-
     def delete_documents(self, tenant: str, document_ids: Iterable[str]) -> None:
         ids = list(document_ids)
         if not ids:
@@ -189,6 +179,13 @@ class VectorStore:
         for table in self._tenant_tables(tenant):
             for start in range(0, len(ids), 500):
                 table.delete(_in_list("document_id", ids[start : start + 500]))
+
+    def delete_other_models(self, tenant: str, asset_id: str, embedding_model: str) -> None:
+        """The asset's rows of every model but this one (a model change is complete)."""
+        for table in self._tenant_tables(tenant):
+            table.delete(
+                f"asset_id = {_quote(asset_id)} AND embedding_model != {_quote(embedding_model)}"
+            )
 
     def delete_asset(self, tenant: str, asset_id: str) -> None:
         for table in self._tenant_tables(tenant):
@@ -231,17 +228,23 @@ class VectorStore:
         return table.search().where(where).select(columns).limit(None).to_arrow()
 
     def chunk_ids_of_documents(
-        self, tenant: str, dimensions: int, document_ids: Iterable[str]
+        self,
+        tenant: str,
+        dimensions: int,
+        document_ids: Iterable[str],
+        embedding_model: str | None = None,
     ) -> dict[str, set[str]]:
+        """The documents' chunk ids in the table of this width (of one model, if given)."""
         ids = list(document_ids)
         result: dict[str, set[str]] = {d: set() for d in ids}
         table = self._existing_table(tenant, dimensions)
         if table is None or not ids:
             return result
+        model = f" AND embedding_model = {_quote(embedding_model)}" if embedding_model else ""
         for start in range(0, len(ids), 500):
             data = self._select(
                 table,
-                _in_list("document_id", ids[start : start + 500]),
+                _in_list("document_id", ids[start : start + 500]) + model,
                 ["chunk_id", "document_id"],
             )
             for chunk_id, document_id in zip(
@@ -274,11 +277,13 @@ class VectorStore:
                 found.setdefault(content_hash, vector.astype(np.float32))
         return found
 
-    def chunk_counts_by_document(self, tenant: str, asset_id: str) -> dict[str, int]:
-        """How many chunks each document of the asset has in the index."""
+    def chunk_counts_by_document(
+        self, tenant: str, asset_id: str, embedding_model: str | None = None
+    ) -> dict[str, int]:
+        """How many chunks each document of the asset has in the index (of one model)."""
         counts: dict[str, int] = {}
         for table in self._tenant_tables(tenant):
-            data = self._select(table, f"asset_id = {_quote(asset_id)}", ["document_id"])
+            data = self._select(table, self.scope(asset_id, embedding_model), ["document_id"])
             for document_id in data["document_id"].to_pylist():
                 counts[document_id] = counts.get(document_id, 0) + 1
         return counts
@@ -293,11 +298,18 @@ class VectorStore:
         return pa.concat_tables(tables)
 
     def chunks_of_document(
-        self, tenant: str, document_id: str, columns: list[str]
+        self,
+        tenant: str,
+        document_id: str,
+        columns: list[str],
+        embedding_model: str | None = None,
     ) -> list[dict[str, Any]]:
+        where = f"document_id = {_quote(document_id)}"
+        if embedding_model:
+            where += f" AND embedding_model = {_quote(embedding_model)}"
         rows: list[dict[str, Any]] = []
         for table in self._tenant_tables(tenant):
-            rows += self._select(table, f"document_id = {_quote(document_id)}", columns).to_pylist()
+            rows += self._select(table, where, columns).to_pylist()
         return rows
 
     HIT_COLUMNS = [

@@ -273,3 +273,56 @@ def test_refresh_takes_dry_run_as_a_dry_run_operation(client):
         ).status_code
         == 400
     )
+
+
+def _vector_search(pipeline, asset_id: str, config: dict, query: str) -> list:
+    from fruxon_pipelines.search import SearchRequest, search_asset
+
+    model = embedding.find_model(config["provider"], config["model"])
+    return search_asset(
+        pipeline.vectors,
+        tenant="acme",
+        asset_id=asset_id,
+        embedding_model=model,
+        embedder=embedding.get_embedder(model.provider, model.model),
+        request=SearchRequest(query=query, mode="VECTOR", top_k=50),
+    )
+
+
+def test_a_model_change_serves_the_old_vectors_until_the_new_ones_are_complete(
+    pipeline, site, server
+):
+    from pipeline import HASH_EMBEDDING
+
+    for path, body in generate_pages(6, links="all", seed=13).items():
+        site.put(path, body)
+    asset_id = pipeline.create_asset("web", {"urls": [site.url("/")], "maxDepth": 1})
+    pipeline.run(asset_id)
+    old_key, new_key = "hash/hash-384", f"openai/{MODEL}"
+    old_rows = pipeline.vectors.chunk_counts_by_document("acme", asset_id, old_key)
+    hits_before = _vector_search(pipeline, asset_id, HASH_EMBEDDING, "the")
+    assert hits_before
+
+    spent_on_hash = pipeline.catalog.token_usage(asset_id, now_ms()).total
+    # What PATCH does on a model change: the new model for runs, the old one for searches.
+    pipeline.catalog.update_asset(
+        asset_id, embedding_config=OPENAI, serving_embedding=HASH_EMBEDDING,
+        budget={"tokenBudget": spent_on_hash + 2000},
+    )  # fmt: skip
+    stopped = pipeline.run(asset_id, force=True, raise_on_error=False)
+    assert not stopped.result.success  # the budget ran out half-way
+    asset = pipeline.catalog.get_asset(asset_id)
+    assert asset.serving_embedding == HASH_EMBEDDING
+    assert sum(pipeline.vectors.chunk_counts_by_document("acme", asset_id, new_key).values()) > 0
+    assert pipeline.vectors.chunk_counts_by_document("acme", asset_id, old_key) == old_rows
+    hits_during = _vector_search(pipeline, asset_id, HASH_EMBEDDING, "the")
+    assert [h.chunk_id for h in hits_during] == [h.chunk_id for h in hits_before]
+
+    pipeline.catalog.update_asset(asset_id, budget=None)
+    finished = pipeline.run(asset_id)
+    assert finished.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
+    assert pipeline.catalog.get_asset(asset_id).serving_embedding is None
+    assert pipeline.vectors.chunk_counts_by_document("acme", asset_id, old_key) == {}
+    new_rows = pipeline.vectors.chunk_counts_by_document("acme", asset_id, new_key)
+    assert new_rows == old_rows  # the same chunks, every one with the new model's vector
+    assert _vector_search(pipeline, asset_id, OPENAI, "the")

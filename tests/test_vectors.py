@@ -34,14 +34,17 @@ def test_upsert_twice_keeps_one_row_per_chunk(tmp_path):
     assert store.table_name("acme", 8) != store.table_name("other", 8)
 
 
-def test_a_model_change_of_width_leaves_no_rows_in_the_old_table(tmp_path):
+def test_a_finished_model_change_leaves_no_rows_of_other_models(tmp_path):
     store = VectorStore(str(tmp_path))
     store.upsert("acme", [_row("c1"), _row("x", document_id="d2")], np.ones((2, 8), np.float32))
-    store.upsert("acme", [_row("c1")], np.ones((1, 4), np.float32))
+    new = _row("n1")
+    new.embedding_model = "openai/other"
+    store.upsert("acme", [new], np.ones((1, 4), np.float32))
 
-    store.delete_documents_of_other_widths("acme", 4, ["d1"])
+    assert store.chunk_counts_by_document("acme", "a1", "openai/other") == {"d1": 1}
+    store.delete_other_models("acme", "a1", "openai/other")
 
-    assert store.chunk_counts_by_document("acme", "a1") == {"d1": 1, "d2": 1}
+    assert store.chunk_counts_by_document("acme", "a1") == {"d1": 1}
 
 
 def test_a_tenant_named_like_another_tenants_table_does_not_break_it(tmp_path):

@@ -278,6 +278,14 @@ def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Wri
         embedding = embedding_config(body.embedding, current.embedding_config)
         reingest = any(embedding[k] != current.embedding_config.get(k) for k in REINGEST_KEYS)
         changes["embedding_config"] = embedding
+        model_changed = (embedding["provider"], embedding["model"]) != (
+            current.embedding_config["provider"],
+            current.embedding_config["model"],
+        )
+        if model_changed and current.serving_embedding is None:
+            # Searches keep the current vectors until the re-ingestion with the new model is
+            # complete (the embed stage switches them over).
+            changes["serving_embedding"] = current.embedding_config
     if body.sourceConfig is not None:
         try:
             params = validate_parameters(current.source_type, body.sourceConfig)

@@ -7,7 +7,7 @@ from fruxon_api.deps import Paging, Services, Svc, load_asset, parse_uuid
 from fruxon_api.present import chunk_out, document_out
 from fruxon_api.problems import Problem, not_found
 from fruxon_api.schemas import ChunkPage, DocumentOut, Page
-from fruxon_pipelines.catalog.models import Document, KnowledgeAsset
+from fruxon_pipelines.catalog.models import Document, KnowledgeAsset, serving_model_config
 from fruxon_pipelines.vectors import VectorStore
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["documents"])
@@ -71,7 +71,10 @@ def list_chunks(
 ):
     current = load_asset(svc, tenant, asset)
     found = _document(svc, current, document)
-    rows = svc.vectors.chunks_of_document(tenant, found.id, VectorStore.HIT_COLUMNS)
+    serving = serving_model_config(current)
+    rows = svc.vectors.chunks_of_document(
+        tenant, found.id, VectorStore.HIT_COLUMNS, f"{serving['provider']}/{serving['model']}"
+    )
     rows.sort(key=lambda r: r["chunk_index"])
     return ChunkPage(
         documentId=found.id,

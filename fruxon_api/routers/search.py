@@ -7,6 +7,7 @@ from fruxon_api.deps import Svc, load_asset
 from fruxon_api.problems import Problem
 from fruxon_api.schemas import SearchHitOut, SearchRequestBody, SearchResponse
 from fruxon_pipelines.budgets import BudgetExceeded, MeteredEmbedder, token_limits
+from fruxon_pipelines.catalog.models import serving_model_config
 from fruxon_pipelines.embedding import find_model, get_embedder
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["search"])
@@ -17,7 +18,7 @@ def search(tenant: str, asset: str, body: SearchRequestBody, principal: Reader, 
     from fruxon_pipelines.search import SearchRequest, search_asset
 
     current = load_asset(svc, tenant, asset)
-    config = current.embedding_config
+    config = serving_model_config(current)  # the previous model until a change is complete
     model = find_model(config["provider"], config["model"])
     mode = body.searchMode if body.searchMode not in (None, "UNSPECIFIED") else "HYBRID"
     request = SearchRequest(

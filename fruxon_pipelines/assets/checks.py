@@ -22,7 +22,10 @@ def _catalog_and_index(
     if asset is None:
         raise dg.Failure(f"knowledge asset {asset_id} is not in the catalog")
     documents = list(catalog.get().documents_by_key(asset_id).values())
-    return documents, vector_store.get().chunk_counts_by_document(asset.tenant, asset_id)
+    # The model runs embed with: during a model change the previous one's rows still serve.
+    model_key = f"{asset.embedding_config['provider']}/{asset.embedding_config['model']}"
+    counts = vector_store.get().chunk_counts_by_document(asset.tenant, asset_id, model_key)
+    return documents, counts
 
 
 @dg.asset_check(

@@ -32,9 +32,10 @@ from fruxon_pipelines.resources import (
 from fruxon_pipelines.vectors import ChunkRow
 
 
-def chunk_id_for(document_id: str, content_hash: str, occurrence: int) -> str:
-    """Same document and content → same id, so an unchanged chunk keeps its id and vector."""
-    return str(uuid.uuid5(uuid.UUID(document_id), f"{content_hash}:{occurrence}"))
+def chunk_id_for(document_id: str, content_hash: str, occurrence: int, model_key: str) -> str:
+    """Same document, content and model → same id, so an unchanged chunk keeps its id and
+    vector; another model's vectors of it are other rows, which serve until a change is done."""
+    return str(uuid.uuid5(uuid.UUID(document_id), f"{content_hash}:{occurrence}:{model_key}"))
 
 
 @contextmanager
@@ -85,7 +86,7 @@ def _row(
 ) -> ChunkRow:
     record = document.record
     return ChunkRow(
-        chunk_id=chunk_id_for(record.document_id, chunk.content_hash, occurrence),
+        chunk_id=chunk_id_for(record.document_id, chunk.content_hash, occurrence, model_key),
         asset_id=asset_id,
         document_id=record.document_id,
         chunk_index=chunk.index,
@@ -136,7 +137,7 @@ def vector_index(
         hashes = {row.content_hash for p in pending for row in p.rows}
         known_vectors = vectors.vectors_by_hash(tenant, dims, request.asset_id, model_key, hashes)
     existing_ids = vectors.chunk_ids_of_documents(
-        tenant, dims, [p.document.record.document_id for p in pending]
+        tenant, dims, [p.document.record.document_id for p in pending], model_key
     )
 
     if request.dry_run:
@@ -167,7 +168,6 @@ def vector_index(
         keep = {row.chunk_id for row in item.rows}
         stale = existing_ids.get(record.document_id, set()) - keep
         vectors.delete_chunks(tenant, dims, stale)
-        vectors.delete_documents_of_other_widths(tenant, dims, [record.document_id])
         stats.stale_deleted += len(stale)
         previous = store.documents_by_id(request.asset_id, [record.document_id])
         version = previous[0].version if previous else 0
@@ -254,6 +254,11 @@ def vector_index(
 
     if stats.documents or changes.removed:
         vectors.ensure_indices(tenant, dims)
+    if not request.partial and asset.serving_embedding is not None:
+        # A model change is complete: searches move to the new vectors, the old ones go.
+        vectors.delete_other_models(tenant, request.asset_id, model_key)
+        store.update_asset(request.asset_id, serving_embedding=None)
+        context.log.info(f"searches now use {model_key}")
     store.mark_asset_processed(request.asset_id)
     progress.report(
         request.operation_id,

@@ -41,8 +41,11 @@ class KnowledgeAsset(Base):
     name: Mapped[str] = mapped_column(String(512))
     source_type: Mapped[str] = mapped_column(String(32))
     source_config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # provider, model, chunkSize, chunkOverlap
+    # provider, model, chunkSize, chunkOverlap: what runs embed with.
     embedding_config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The model whose vectors searches use while a model change re-ingests (until the new
+    # vectors are complete); None: embedding_config's.
+    serving_embedding: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
@@ -222,3 +225,8 @@ class TokenUsage(Base):
     month: Mapped[str] = mapped_column(String(7))  # YYYY-MM, UTC
     tokens: Mapped[int] = mapped_column(BigInteger)
     settled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+def serving_model_config(asset: KnowledgeAsset) -> dict[str, Any]:
+    """The embedding config searches use: the previous model until a change is complete."""
+    return asset.serving_embedding or asset.embedding_config

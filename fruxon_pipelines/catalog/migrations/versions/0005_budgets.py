@@ -1,4 +1,5 @@
-"""token budgets: assets' budget, operations' error category, the token usage ledger
+"""token budgets and model changes: assets' budget and serving model, operations' error
+category and dry-run report, the token usage ledger
 
 Revision ID: 0005
 Revises: 0004
@@ -17,6 +18,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("knowledge_assets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("budget", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("serving_embedding", sa.JSON(), nullable=True))
     with op.batch_alter_table("operations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("error_category", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("dry_run_report", sa.JSON(), nullable=True))
@@ -48,4 +50,5 @@ def downgrade() -> None:
         batch_op.drop_column("dry_run_report")
         batch_op.drop_column("error_category")
     with op.batch_alter_table("knowledge_assets", schema=None) as batch_op:
+        batch_op.drop_column("serving_embedding")
         batch_op.drop_column("budget")
