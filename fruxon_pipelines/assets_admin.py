@@ -77,8 +77,19 @@ def set_auto_update(
     existing = catalog.webhook_of_asset(asset.id)
     if existing and (existing.provider, existing.auth_mode) == (config.provider, config.authMode):
         return None
+    return rotate_webhook(settings, catalog, asset.id, config)
+
+
+def rotate_webhook(
+    settings: Settings, catalog: Catalog, asset_id: str, config: AutoUpdateConfig
+) -> MintedWebhook:
+    """A new URL and secret for the asset's webhook config; any earlier URL stops at once."""
     return mint_webhook(
-        catalog, secret_box(settings), asset.id, config.provider or "generic", config.authMode
+        catalog,
+        secret_box(settings),
+        asset_id,
+        config.provider or "generic",
+        config.authMode or "API_KEY",
     )
 
 

@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from fruxon_pipelines.validation import field_problems
+
 Strategy = Literal["UNSPECIFIED", "WEBHOOK", "POLL"]
 PollFrequency = Literal["HOURLY", "DAILY", "WEEKLY", "MONTHLY"]
 Weekday = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
@@ -124,12 +126,7 @@ def parse_auto_update(data: Any, field: str = "autoUpdate") -> AutoUpdateConfig:
     try:
         return AutoUpdateConfig.model_validate(data)
     except ValidationError as error:
-        problems = []
-        for e in error.errors():
-            where = ".".join(str(p) for p in e["loc"])
-            message = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{field}.{where}: {message}" if where else f"{field}.{message}")
-        raise InvalidAutoUpdate("; ".join(problems)) from error
+        raise InvalidAutoUpdate(field_problems(error, field)) from error
 
 
 def wire_config(stored: dict[str, Any] | None) -> dict[str, Any]:

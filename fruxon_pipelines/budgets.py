@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fruxon_pipelines.validation import field_problems
+
 TOKEN_FIELDS = ("tokenBudget", "dailyTokenBudget", "monthlyTokenBudget")
 COST_FIELDS = ("costBudget", "dailyCostBudget", "monthlyCostBudget")
 WINDOWS = ("total", "daily", "monthly")
@@ -51,10 +53,7 @@ def _parse(model: type[BaseModel], data: Any, field: str) -> dict[str, Any]:
     try:
         parsed = model.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{field}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
-        raise InvalidBudget(problems) from error
+        raise InvalidBudget(field_problems(error, field)) from error
     # Only what was sent changes; an explicit null removes that limit.
     return {name: getattr(parsed, name) for name in data}
 

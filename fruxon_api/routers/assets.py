@@ -28,15 +28,18 @@ from fruxon_api.schemas import (
     UsageOut,
     WebhookRegistrationOut,
 )
-from fruxon_pipelines.assets_admin import check_auto_update, set_auto_update, validate_embedding
+from fruxon_pipelines.assets_admin import (
+    check_auto_update,
+    rotate_webhook,
+    set_auto_update,
+    validate_embedding,
+)
 from fruxon_pipelines.autoupdate import AutoUpdateConfig, InvalidAutoUpdate, parse_auto_update
 from fruxon_pipelines.budgets import InvalidBudget, merged_budget
 from fruxon_pipelines.catalog.models import KnowledgeAsset, now_ms
 from fruxon_pipelines.embedding import UnknownEmbeddingModel
 from fruxon_pipelines.parsing import SUPPORTED_CONTENT_TYPES, content_type_for
-from fruxon_pipelines.secretbox import secret_box
 from fruxon_pipelines.sources.registry import InvalidSourceConfig, validate_parameters
-from fruxon_pipelines.webhooks import mint_webhook
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["assets"])
 
@@ -97,6 +100,18 @@ def auto_update_of(source_type: str, data: dict[str, Any] | None) -> AutoUpdateC
     return config
 
 
+def _apply_auto_update(
+    svc: Services, asset: KnowledgeAsset, config: AutoUpdateConfig | None
+) -> tuple[KnowledgeAsset, WebhookRegistrationOut | None]:
+    """The asset after its auto-update config is stored, and the webhook to show once, if one
+    was minted."""
+    if config is None:
+        return asset, None
+    minted = set_auto_update(svc.settings, svc.catalog, asset, config)
+    webhook = webhook_out(minted, svc.settings.api_base_url) if minted else None
+    return svc.catalog.get_asset(asset.id), webhook
+
+
 def _start(svc: Services, asset: KnowledgeAsset, kind: str, who: str, **request: Any):
     operation = svc.catalog.create_operation(
         asset_id=asset.id, tenant=asset.tenant, type=kind, created_by=who, request=request
@@ -127,11 +142,7 @@ def create_and_ingest(
     )
     if budget:
         asset = svc.catalog.update_asset(asset.id, budget=budget)
-    webhook = None
-    if auto_update is not None:
-        minted = set_auto_update(svc.settings, svc.catalog, asset, auto_update)
-        webhook = webhook_out(minted, svc.settings.api_base_url) if minted else None
-        asset = svc.catalog.get_asset(asset.id)
+    asset, webhook = _apply_auto_update(svc, asset, auto_update)
     svc.runs.add_partition(asset.id)  # before any run names the partition
     operation = _start(svc, asset, "INGEST", who, documentIds=[], force=False)
     return AssetWithOperation(asset=shown(svc, asset), longOperation=operation, webhook=webhook)
@@ -302,11 +313,7 @@ def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Wri
     if (reingest or refresh) and _active_operations(svc, current.id, limit=20):
         raise _busy()
     updated = svc.catalog.update_asset(current.id, **changes) if changes else current
-    webhook = None
-    if auto_update is not None:
-        minted = set_auto_update(svc.settings, svc.catalog, updated, auto_update)
-        webhook = webhook_out(minted, svc.settings.api_base_url) if minted else None
-        updated = svc.catalog.get_asset(current.id)
+    updated, webhook = _apply_auto_update(svc, updated, auto_update)
     operation = None
     if reingest:
         operation = _start(svc, updated, "INGEST", principal.subject, documentIds=[], force=True)
@@ -322,13 +329,7 @@ def regenerate_webhook(tenant: str, asset: str, principal: Writer, svc: Svc):
     config = AutoUpdateConfig.model_validate(current.auto_update or {})
     if config.strategy != "WEBHOOK":
         raise _bad("the asset has no webhook auto-update (set autoUpdate.strategy to WEBHOOK)")
-    minted = mint_webhook(
-        svc.catalog,
-        secret_box(svc.settings),
-        current.id,
-        config.provider or "generic",
-        config.authMode or "API_KEY",
-    )
+    minted = rotate_webhook(svc.settings, svc.catalog, current.id, config)
     return webhook_out(minted, svc.settings.api_base_url)
 
 

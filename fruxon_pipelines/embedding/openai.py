@@ -64,7 +64,6 @@ class OpenAIEmbedder:
         self._client = httpx.Client(headers=headers, timeout=timeout)
         self.max_retries = max_retries
         self._sleep = sleep
-        self.last_usage = 0
 
     @property
     def tokenizer(self) -> MiniLMTokenizer:
@@ -97,7 +96,6 @@ class OpenAIEmbedder:
                 "INVALID_CONFIG",
             )
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        self.last_usage = tokens
         return matrix / np.where(norms == 0, 1, norms), tokens
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
