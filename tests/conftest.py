@@ -39,3 +39,37 @@ def site() -> Iterator:
 
     with Site() as site:
         yield site
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_settings(settings):
+    """Settings for an in-process API: no Dagster webserver answers (operations stay
+    PENDING), webhook URLs on a public address."""
+    return settings.model_copy(
+        update={"dagster_port": free_port(), "public_url": "https://fruxon.example.test/"}
+    )
+
+
+@pytest.fixture
+def client(app_settings):
+    """The real app in-process (TestClient) with a read/write token for tenant acme; the
+    app's services are at ``client.services``."""
+    from fastapi.testclient import TestClient
+
+    from fruxon_api.app import create_app
+    from fruxon_api.auth import READ, WRITE, issue_token
+
+    app = create_app(app_settings)
+    token = issue_token(app_settings, tenants=["acme"], scopes=[READ, WRITE])
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
+        c.services = app.state.services
+        yield c

@@ -6,7 +6,6 @@ so operations stay PENDING, which these tests do not need. The stack tests run t
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 
 import pytest
@@ -14,7 +13,6 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from fruxon_api.app import create_app
-from fruxon_api.auth import READ, WRITE, issue_token
 from fruxon_pipelines.catalog.models import now_ms
 from fruxon_pipelines.webhooks import (
     SIGNATURE_HEADER,
@@ -26,28 +24,6 @@ from fruxon_pipelines.webhooks import (
 
 TENANT = "acme"
 BASE = f"/v1/tenants/{TENANT}/assets"
-
-
-def _unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def app_settings(settings):
-    return settings.model_copy(
-        update={"dagster_port": _unused_port(), "public_url": "https://fruxon.example.test/"}
-    )
-
-
-@pytest.fixture
-def client(app_settings):
-    app = create_app(app_settings)
-    token = issue_token(app_settings, tenants=[TENANT], scopes=[READ, WRITE])
-    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
-        c.services = app.state.services
-        yield c
 
 
 def _web(client, auto_update=None, url="https://docs.example.test/"):

@@ -4,16 +4,12 @@ server on 127.0.0.1 (real HTTP, real JSON, injected 429s)."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
-from fastapi.testclient import TestClient
 from openai_server import OpenAIServer
 from pipeline import Pipeline
 from sitegen import generate_pages
 
-from fruxon_api.app import create_app
-from fruxon_api.auth import READ, WRITE, issue_token
 from fruxon_pipelines import embedding
 from fruxon_pipelines.budgets import BudgetExceeded, merged_budget, token_limits
 from fruxon_pipelines.catalog.models import now_ms
@@ -143,22 +139,6 @@ def test_currency_budgets_convert_with_the_price_and_the_stricter_limit_wins():
     assert token_limits(budget, PRICE) == {"daily": 50_000}
     assert token_limits(budget, 0.0) == {"daily": 90_000}  # a free model: tokens only
     assert merged_budget(budget, {"dailyTokenBudget": None}) == {"dailyCostBudget": 0.001}
-
-
-def _unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def client(settings):
-    app_settings = settings.model_copy(update={"dagster_port": _unused_port()})
-    app = create_app(app_settings)
-    token = issue_token(app_settings, tenants=["acme"], scopes=[READ, WRITE])
-    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
-        c.services = app.state.services
-        yield c
 
 
 def test_search_is_429_past_the_budget_and_a_patch_lifts_it(client, server):

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import httpx
 import pytest
+from conftest import free_port
 
 from fruxon_api.auth import READ, WRITE, issue_token
 from fruxon_pipelines.settings import Settings
 from fruxon_pipelines.stack import Stack
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 OPENAI_MODEL = {"model": "text-embedding-3-small", "dimensions": 64, "pricePerMillionTokens": 0.02}
 
@@ -40,8 +33,8 @@ def stack(tmp_path_factory, openai_server):
         "FRUXON_OPENAI_API_KEY": openai_server.api_key,
         "FRUXON_OPENAI_MODELS": json.dumps([OPENAI_MODEL]),
         "FRUXON_HOME": str(home),
-        "FRUXON_DAGSTER_PORT": str(_free_port()),
-        "FRUXON_API_PORT": str(_free_port()),
+        "FRUXON_DAGSTER_PORT": str(free_port()),
+        "FRUXON_API_PORT": str(free_port()),
         "FRUXON_ALLOW_PRIVATE_NETWORKS": "1",
         "FRUXON_EMBED_BATCH_SIZE": "16",
         # A poll due in the next minute fires within seconds of it.
