@@ -25,6 +25,23 @@ def settings(tmp_path: Path):
     return Settings(home=tmp_path / "fruxon", allow_private_networks=True, embed_batch_size=8)
 
 
+@pytest.fixture(autouse=True)
+def _no_dagster_instance_outlives_its_test() -> Iterator:
+    """Fail the test that leaves a Dagster instance open, not a random later one.
+
+    An instance that is entered as a context manager sets Dagster's current definitions-state
+    storage for the thread. Left open (a sensor context built from an instance ref and never
+    closed), it is closed whenever the garbage collector gets to it, and that restores the
+    storage of a test long finished: the next `materialize` then fails with "undefined
+    DagsterInstance weakref" in whichever test happens to be running.
+    """
+    from dagster._core.storage.defs_state.base import DefsStateStorage
+
+    before = DefsStateStorage.get()
+    yield
+    assert DefsStateStorage.get() is before, "a Dagster instance was left open by this test"
+
+
 @pytest.fixture
 def instance() -> Iterator:
     import dagster as dg

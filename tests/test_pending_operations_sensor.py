@@ -27,12 +27,12 @@ def test_sensor_requests_a_run_for_an_orphaned_operation_only(tmp_path, instance
     cancelled = catalog.create_operation(asset_id=asset.id, tenant="acme", type="REFRESH")
     catalog.update_operation(cancelled.id, created_at=1, cancel_requested_at=2)
 
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance_ref=instance.get_ref(),
         definitions=defs,
         resources={"catalog": CatalogResource(database_url=url)},
-    )
-    result = pending_operations_sensor.evaluate_tick(context)
+    ) as context:  # closed here, so its instance does not outlive the test (see _tick there)
+        result = pending_operations_sensor.evaluate_tick(context)
 
     [request] = result.run_requests
     assert request.run_key == orphan.id
