@@ -8,7 +8,16 @@ from fastapi.responses import JSONResponse
 from fruxon_api.auth import ensure_jwt_secret
 from fruxon_api.deps import Services
 from fruxon_api.problems import install_problem_handlers
-from fruxon_api.routers import assets, documents, meta, operations, search, storage, webhooks
+from fruxon_api.routers import (
+    assets,
+    documents,
+    llm_configs,
+    meta,
+    operations,
+    search,
+    storage,
+    webhooks,
+)
 from fruxon_api.runs import Runs
 from fruxon_pipelines.catalog.store import Catalog
 from fruxon_pipelines.settings import Settings, get_settings
@@ -34,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     storage.sweep_temporary_uploads(app.state.services)
     # meta first: `/assets:sourceTypes` must not be taken for an asset id.
-    for module in (meta, storage, assets, operations, documents, search, webhooks):
+    for module in (meta, storage, assets, operations, documents, search, webhooks, llm_configs):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

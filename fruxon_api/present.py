@@ -63,6 +63,7 @@ def asset_out(asset: KnowledgeAsset, usage: Usage | None = None) -> AssetOut:
         autoUpdate=auto_update["strategy"] != "UNSPECIFIED",
         autoUpdateConfig=auto_update,
         lastPolledAt=asset.last_polled_at,
+        embeddingLlmConfigId=asset.embedding_llm_config_id,
         supportsAutoUpdate=kind.supports_webhook or kind.supports_poll,
         supportsWebhookRegistration=kind.supports_webhook,
         supportsPollSchedule=kind.supports_poll,

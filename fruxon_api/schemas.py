@@ -55,7 +55,8 @@ class CreateAssetRequest(Request):
     budget: dict[str, Any] | None = None
     currencyBudget: dict[str, Any] | None = None
     autoUpdate: AutoUpdateIn = None
-    embeddingLLMConfigId: str | None = None
+    embeddingLLMConfigId: str | None = None  # the spelling of Fruxon's create docs
+    embeddingLlmConfigId: str | None = None  # the spelling of every other request
 
 
 class FilePayload(Request):
@@ -76,7 +77,8 @@ class PatchAssetRequest(Request):
     currencyBudget: dict[str, Any] | None = None
     embedding: EmbeddingConfigIn | None = None
     sourceConfig: dict[str, Any] | None = None
-    embeddingLlmConfigId: str | None = None
+    embeddingLlmConfigId: str | None = None  # null: embed with embedding.apiKey (or none)
+    embeddingLLMConfigId: str | None = None
     autoUpdate: AutoUpdateIn = None
     disableAutoUpdate: bool | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -57,10 +58,26 @@ class EmbeddingResource(dg.ConfigurableResource):
 
     batch_size: int = 32
 
-    def embedder(self, provider: str, model: str) -> Any:
+    def embedder(self, provider: str, model: str, api_key: str | None = None) -> Any:
         from fruxon_pipelines.embedding import get_embedder
 
-        return get_embedder(provider, model)
+        return get_embedder(provider, model, api_key)
+
+
+class SecretsResource(dg.ConfigurableResource):
+    """Opens what is sealed at rest (API keys, provider tokens) in the run that needs it.
+
+    The key is FRUXON_SECRET_KEY from the run's environment, else the key file at
+    ``key_path``; the key itself is never resource config, which the Dagster UI shows.
+    """
+
+    key_path: str
+
+    def box(self) -> Any:
+        from fruxon_pipelines.secretbox import secret_box_at
+        from fruxon_pipelines.settings import get_settings
+
+        return secret_box_at(Path(self.key_path), get_settings().secret_key)
 
 
 class OperationProgress(dg.ConfigurableResource):
@@ -94,4 +111,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ),
         "embedding": EmbeddingResource(batch_size=settings.embed_batch_size),
         "progress": OperationProgress(database_url=settings.catalog_url),
+        "secrets": SecretsResource(key_path=str(settings.secret_key_path)),
     }

@@ -15,6 +15,8 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from fruxon_pipelines.settings import Settings
 
 
@@ -68,6 +70,11 @@ def _box(material: bytes) -> SecretBox:
 
 def secret_box(settings: Settings) -> SecretBox:
     """The box for FRUXON_SECRET_KEY, else for the key file under FRUXON_HOME."""
-    if settings.secret_key:
-        return _box(settings.secret_key.get_secret_value().encode())
-    return _box(ensure_secret_file(settings.secret_key_path))
+    return secret_box_at(settings.secret_key_path, settings.secret_key)
+
+
+def secret_box_at(key_path: Path, secret_key: SecretStr | None) -> SecretBox:
+    """The box for ``secret_key`` if set, else for the key file at ``key_path``."""
+    if secret_key:
+        return _box(secret_key.get_secret_value().encode())
+    return _box(ensure_secret_file(key_path))

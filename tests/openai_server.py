@@ -24,6 +24,7 @@ import numpy as np
 class OpenAIServer:
     def __init__(self, *, api_key: str = "sk-test", models: dict[str, int] | None = None) -> None:
         self.api_key = api_key
+        self.accepted_keys = {api_key}  # `accept` adds more (assets' own keys, LLM configs')
         self.models = models or {"text-embedding-3-small": 64}
         self.tokens_billed = 0
         self.requests: list[dict] = []
@@ -34,6 +35,15 @@ class OpenAIServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def accept(self, *keys: str) -> None:
+        with self._lock:
+            self.accepted_keys.update(keys)
+
+    def keys_used(self) -> list[str]:
+        """The key of every request answered 200, in order."""
+        with self._lock:
+            return [r["key"] for r in self.requests]
 
     def fail_next(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
@@ -60,7 +70,10 @@ class OpenAIServer:
         if failure is not None:
             status, extra = failure
             return status, _error(f"injected {status}", "rate_limit_exceeded"), extra
-        if headers.get("Authorization") != f"Bearer {self.api_key}":
+        key = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        with self._lock:
+            known = key in self.accepted_keys
+        if not known:
             return 401, _error("Incorrect API key provided", "invalid_api_key"), {}
         try:
             request = json.loads(body)
@@ -80,7 +93,9 @@ class OpenAIServer:
         ]
         with self._lock:
             self.tokens_billed += tokens
-            self.requests.append({"model": model, "texts": len(texts), "tokens": tokens})
+            self.requests.append(
+                {"model": model, "texts": len(texts), "tokens": tokens, "key": key}
+            )
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return 200, {"object": "list", "data": data, "model": model, "usage": usage}, {}
 

@@ -306,3 +306,148 @@ def test_a_model_change_serves_the_old_vectors_until_the_new_ones_are_complete(
     new_rows = pipeline.vectors.chunk_counts_by_document("acme", asset_id, new_key)
     assert new_rows == old_rows  # the same chunks, every one with the new model's vector
     assert _vector_search(pipeline, asset_id, OPENAI, "the")
+
+
+# Embedding credentials: an asset's own key, a tenant's LLM config, and neither ever shown.
+
+ASSET_KEY, CONFIG_KEY, ROTATED_KEY = "sk-asset-7f3a9c", "sk-config-51be02", "sk-rotated-c04d17"
+
+
+def _without_server_key(monkeypatch, server) -> None:
+    """The server-wide key is one the endpoint refuses: only an asset's key can work."""
+    monkeypatch.setenv("FRUXON_OPENAI_API_KEY", "sk-server-wide-refused")
+    get_settings.cache_clear()
+    embedding._embedders.clear()
+    server.accepted_keys.clear()
+
+
+def _everything_written(settings) -> bytes:
+    """Every byte under FRUXON_HOME but the key file: catalog, Dagster storage, logs."""
+    return b"".join(
+        p.read_bytes()
+        for p in sorted(settings.resolved_home.rglob("*"))
+        if p.is_file() and p.name != "secret_key"
+    )
+
+
+def test_an_assets_own_key_and_its_llm_config_embed_and_are_never_shown(
+    client, pipeline, site, server, monkeypatch
+):
+    from fruxon_pipelines.partitions import KNOWLEDGE_ASSET_PARTITIONS
+
+    _without_server_key(monkeypatch, server)
+    server.accept(ASSET_KEY, CONFIG_KEY, ROTATED_KEY)
+    for path, body in generate_pages(4, links="all", seed=21).items():
+        site.put(path, body)
+    created = client.post(
+        "/v1/tenants/acme/assets",
+        json={
+            "config": {"sourceType": "web", "parameters": {"urls": [site.url("/")]}},
+            "embedding": OPENAI | {"apiKey": ASSET_KEY},
+        },
+    )
+    assert created.status_code == 200, created.text
+    asset_id = created.json()["asset"]["id"]
+    pipeline.instance.add_dynamic_partitions(KNOWLEDGE_ASSET_PARTITIONS, [asset_id])
+    pipeline.run(asset_id)
+    assert server.keys_used() and set(server.keys_used()) == {ASSET_KEY}
+
+    base = f"/v1/tenants/acme/assets/{asset_id}"
+    query = {"query": "the", "searchMode": "VECTOR"}
+    assert client.post(f"{base}:search", json=query).json()["results"]
+    assert server.keys_used()[-1] == ASSET_KEY
+
+    made = client.post(
+        "/v1/tenants/acme/llmConfigs",
+        json={"name": "team key", "provider": "openai", "apiKey": CONFIG_KEY},
+    )
+    assert made.status_code == 201, made.text
+    config = made.json()
+    assert set(config) == {"id", "name", "provider", "revision", "createdAt", "modifiedAt"}
+    patched = client.patch(base, json={"embeddingLlmConfigId": config["id"]})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["longOperation"] is None  # who pays changed, not the vectors
+    assert patched.json()["asset"]["embeddingLlmConfigId"] == config["id"]
+    assert client.post(f"{base}:search", json=query).status_code == 200
+    assert server.keys_used()[-1] == CONFIG_KEY  # the config overrides the asset's own key
+
+    rotated = client.post(
+        f"/v1/tenants/acme/llmConfigs/{config['id']}:rotateKey", json={"apiKey": ROTATED_KEY}
+    )
+    assert rotated.status_code == 200 and rotated.json()["revision"] == 2
+    pipeline.run(asset_id, force=True)
+    assert server.keys_used()[-1] == ROTATED_KEY  # the next run uses the published revision
+
+    shown = [
+        created.text,
+        patched.text,
+        made.text,
+        rotated.text,
+        client.get(base).text,
+        client.get("/v1/tenants/acme/assets").text,
+        client.get("/v1/tenants/acme/llmConfigs").text,
+    ]
+    written = _everything_written(pipeline.settings)
+    events = "".join(
+        str(record) for run in pipeline.instance.get_runs() for record in
+        pipeline.instance.all_logs(run.run_id)
+    )  # fmt: skip
+    assert "Finished execution of run" in events  # the runs' whole event logs
+    for key in (ASSET_KEY, CONFIG_KEY, ROTATED_KEY):
+        assert not any(key in text for text in shown)
+        assert key.encode() not in written
+        assert key not in events
+
+    assert client.delete(f"/v1/tenants/acme/llmConfigs/{config['id']}").status_code == 204
+    refused = client.post(f"{base}:search", json=query)
+    assert refused.status_code == 409 and refused.json()["errorCategory"] == "CREDENTIALS"
+    assert client.post(f"{base}:search", json=query | {"searchMode": "FULL_TEXT"}).is_success
+    failed = pipeline.run(asset_id, force=True, raise_on_error=False)
+    assert not failed.result.success
+    operation = pipeline.catalog.get_operation(failed.operation_id)
+    assert operation.error_category == "CREDENTIALS"
+    assert "no longer exists" in operation.error_message
+
+
+def test_a_refused_key_fails_the_operation_with_credentials(pipeline, site, server, monkeypatch):
+    _without_server_key(monkeypatch, server)
+    asset_id = _site_asset(pipeline, site)
+    outcome = pipeline.run(asset_id, raise_on_error=False)
+    assert not outcome.result.success
+    operation = pipeline.catalog.get_operation(outcome.operation_id)
+    assert operation.error_category == "CREDENTIALS"
+    assert "401" in operation.error_message and "Incorrect API key" in operation.error_message
+    assert server.tokens_billed == 0
+
+
+def test_embedding_credentials_are_validated(client, server):
+    from fruxon_pipelines.secretbox import secret_box
+
+    svc = client.services
+    others = svc.catalog.create_llm_config(
+        tenant="other",
+        name="theirs",
+        provider="openai",
+        sealed_api_key=secret_box(svc.settings).seal("sk-theirs"),
+    )
+    body = {"config": {"sourceType": "web", "parameters": {"urls": ["https://example.test/"]}}}
+    for extra, named in (
+        ({"embedding": {"apiKey": "sk-x"}}, "embedding.apiKey"),  # the local model takes none
+        ({"embedding": OPENAI | {"apiKey": " "}}, "embedding.apiKey"),
+        ({"embedding": OPENAI, "embeddingLLMConfigId": "not-a-uuid"}, "embeddingLLMConfigId"),
+        ({"embedding": OPENAI, "embeddingLlmConfigId": others.id}, "embeddingLlmConfigId"),
+    ):
+        response = client.post("/v1/tenants/acme/assets", json=body | extra)
+        assert response.status_code == 400, response.text
+        assert named in response.json()["detail"]
+    mine = client.post(
+        "/v1/tenants/acme/llmConfigs", json={"name": "k", "provider": "openai", "apiKey": "sk-k"}
+    ).json()
+    local = client.post("/v1/tenants/acme/assets", json=body | {"embeddingLLMConfigId": mine["id"]})
+    assert local.status_code == 400 and "for 'openai'" in local.json()["detail"]
+    wrong_provider = client.post(
+        "/v1/tenants/acme/llmConfigs", json={"name": "k", "provider": "local", "apiKey": "sk-k"}
+    )
+    assert wrong_provider.status_code == 400
+    assert client.get(f"/v1/tenants/acme/llmConfigs/{others.id}").status_code == 404
+    assert [c["id"] for c in client.get("/v1/tenants/acme/llmConfigs").json()] == [mine["id"]]

@@ -37,8 +37,9 @@ from fruxon_pipelines.assets_admin import (
 from fruxon_pipelines.autoupdate import AutoUpdateConfig, InvalidAutoUpdate, parse_auto_update
 from fruxon_pipelines.budgets import InvalidBudget, merged_budget
 from fruxon_pipelines.catalog.models import KnowledgeAsset, now_ms
-from fruxon_pipelines.embedding import UnknownEmbeddingModel
+from fruxon_pipelines.embedding import KEYED_PROVIDERS, UnknownEmbeddingModel
 from fruxon_pipelines.parsing import SUPPORTED_CONTENT_TYPES, content_type_for
+from fruxon_pipelines.secretbox import secret_box
 from fruxon_pipelines.sources.registry import InvalidSourceConfig, validate_parameters
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["assets"])
@@ -55,15 +56,68 @@ def _bad(detail: str) -> Problem:
 
 
 def embedding_config(config: EmbeddingConfigIn | None, base: dict[str, Any] | None = None) -> dict:
+    """The model and chunking to embed with (never the API key: that is sealed apart)."""
     merged = dict(base or {"provider": "local", "model": "all-MiniLM-L6-v2"})
     if config is not None:
-        if config.apiKey:
-            raise _bad("embedding.apiKey is not used by this server's providers")
         merged.update(config.model_dump(exclude_none=True, exclude={"apiKey"}))
     try:
         return validate_embedding(merged)
     except (UnknownEmbeddingModel, ValueError) as error:
         raise _bad(f"embedding: {error}") from error
+
+
+def requested_embedding(
+    svc: Services, tenant: str, config: EmbeddingConfigIn | None, body: Any = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new asset's embedding config, and the columns of its credentials (the config's
+    `apiKey`, the LLM config id of ``body``)."""
+    embedding = embedding_config(config)
+    credentials = embedding_credentials(
+        svc,
+        tenant,
+        embedding["provider"],
+        api_key=config.apiKey if config else None,
+        llm_config=llm_config_field(body) if body is not None else None,
+    )
+    return embedding, credentials
+
+
+def embedding_credentials(
+    svc: Services,
+    tenant: str,
+    provider: str,
+    *,
+    api_key: str | None = None,
+    llm_config: tuple[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """The asset columns for the request's embedding credentials: the API key sealed, the LLM
+    config checked to be the tenant's and for this provider. ``llm_config`` is the request's
+    (field name, value); a None value clears it. 400 naming the field otherwise."""
+    columns: dict[str, Any] = {}
+    if api_key is not None:
+        if provider not in KEYED_PROVIDERS:
+            raise _bad(f"embedding.apiKey: the {provider!r} provider takes no API key")
+        if not api_key.strip():
+            raise _bad("embedding.apiKey must not be empty")
+        columns["embedding_api_key"] = secret_box(svc.settings).seal(api_key)
+    if llm_config is not None:
+        field, config_id = llm_config
+        if config_id is None:
+            columns["embedding_llm_config_id"] = None
+            return columns
+        try:
+            config = svc.catalog.get_llm_config(str(uuid.UUID(config_id)))
+        except ValueError:
+            config = None
+        if config is None or config.tenant != tenant:
+            raise _bad(f"{field}: no LLM config {config_id!r} in this tenant")
+        if config.provider != provider:
+            raise _bad(
+                f"{field}: the LLM config is for {config.provider!r}, the asset embeds with "
+                f"{provider!r}"
+            )
+        columns["embedding_llm_config_id"] = config.id
+    return columns
 
 
 def _unsupported(body: Any, fields: tuple[str, ...]) -> None:
@@ -131,6 +185,7 @@ def create_and_ingest(
     asset_id: str | None = None,
     auto_update: AutoUpdateConfig | None = None,
     budget: dict[str, Any] | None = None,
+    credentials: dict[str, Any] | None = None,
 ) -> AssetWithOperation:
     asset = svc.catalog.create_asset(
         asset_id=asset_id,
@@ -139,9 +194,9 @@ def create_and_ingest(
         source_type=source_type,
         source_config=parameters,
         embedding_config=embedding,
+        budget=budget,
+        **(credentials or {}),
     )
-    if budget:
-        asset = svc.catalog.update_asset(asset.id, budget=budget)
     asset, webhook = _apply_auto_update(svc, asset, auto_update)
     svc.runs.add_partition(asset.id)  # before any run names the partition
     operation = _start(svc, asset, "INGEST", who, documentIds=[], force=False)
@@ -151,7 +206,7 @@ def create_and_ingest(
 @router.post("/assets", response_model=AssetWithOperation)
 def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: Svc):
     """Create a knowledge asset from a source configuration and start its first ingestion."""
-    _unsupported(body, ("auth", "embeddingLLMConfigId"))
+    _unsupported(body, ("auth",))
     source_type = body.config.sourceType
     if source_type == "file":
         raise _bad("file assets are created with POST /assets:file or /assets:import")
@@ -159,7 +214,7 @@ def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: 
         params = validate_parameters(source_type, body.config.parameters)
     except InvalidSourceConfig as error:
         raise _bad(str(error)) from error
-    embedding = embedding_config(body.embedding)
+    embedding, credentials = requested_embedding(svc, tenant, body.embedding, body)
     auto_update = auto_update_of(source_type, body.autoUpdate)
     budget = budget_of(None, body)
     name = body.name or _default_name(source_type, params.model_dump())
@@ -173,7 +228,18 @@ def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: 
         principal.subject,
         auto_update=auto_update,
         budget=budget,
+        credentials=credentials,
     )
+
+
+def llm_config_field(body: Any) -> tuple[str, str | None] | None:
+    """(field name, value) of the request's LLM config id, if it sent one. Create spells it
+    `embeddingLLMConfigId` in Fruxon's docs and every other request `embeddingLlmConfigId`;
+    both are taken everywhere."""
+    for field in ("embeddingLLMConfigId", "embeddingLlmConfigId"):
+        if field in body.model_fields_set:
+            return field, getattr(body, field)
+    return None
 
 
 def _default_name(source_type: str, parameters: dict) -> str:
@@ -233,7 +299,7 @@ def upload_file_asset(
     if not payload.Vectorize:
         raise _bad("Vectorize=false (storing without indexing) is not supported yet")
     file_name, content_type = upload_name_and_type(File_)
-    embedding = embedding_config(payload.EmbeddingConfig)
+    embedding, credentials = requested_embedding(svc, tenant, payload.EmbeddingConfig)
     asset_id = str(uuid.uuid4())
     relative = f"{asset_id}/{file_name}"
     size = store_upload(svc, File_, svc.settings.files_dir / relative)
@@ -243,7 +309,15 @@ def upload_file_asset(
     parameters = {"path": relative, "fileName": file_name, "contentType": content_type}
     name = payload.DisplayName or payload.Name or file_name
     return create_and_ingest(
-        svc, tenant, name, "file", parameters, embedding, principal.subject, asset_id=asset_id
+        svc,
+        tenant,
+        name,
+        "file",
+        parameters,
+        embedding,
+        principal.subject,
+        asset_id=asset_id,
+        credentials=credentials,
     )
 
 
@@ -271,7 +345,6 @@ def get_asset(tenant: str, asset: str, principal: Reader, svc: Svc):
 def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Writer, svc: Svc):
     """Update settings; changing the model or the chunking re-ingests the asset."""
     current = load_asset(svc, tenant, asset)
-    _unsupported(body, ("embeddingLlmConfigId",))
     changes: dict[str, Any] = {}
     budget = budget_of(current.budget, body)
     if budget != current.budget:
@@ -297,6 +370,14 @@ def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Wri
             # Searches keep the current vectors until the re-ingestion with the new model is
             # complete (the embed stage switches them over).
             changes["serving_embedding"] = current.embedding_config
+    # A new key or LLM config changes who pays, not the vectors: nothing re-ingests.
+    changes |= embedding_credentials(
+        svc,
+        tenant,
+        changes.get("embedding_config", current.embedding_config)["provider"],
+        api_key=body.embedding.apiKey if body.embedding else None,
+        llm_config=llm_config_field(body),
+    )
     if body.sourceConfig is not None:
         try:
             params = validate_parameters(current.source_type, body.sourceConfig)

@@ -8,7 +8,10 @@ from fruxon_api.problems import Problem
 from fruxon_api.schemas import SearchHitOut, SearchRequestBody, SearchResponse
 from fruxon_pipelines.budgets import BudgetExceeded, MeteredEmbedder, token_limits
 from fruxon_pipelines.catalog.models import serving_model_config
+from fruxon_pipelines.credentials import embedding_api_key
 from fruxon_pipelines.embedding import find_model, get_embedder
+from fruxon_pipelines.errors import RATE_LIMIT, SOURCE_UNAVAILABLE, CategorizedError
+from fruxon_pipelines.secretbox import secret_box
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["search"])
 
@@ -30,15 +33,20 @@ def search(tenant: str, asset: str, body: SearchRequestBody, principal: Reader, 
         fts_weight=0.5 if body.ftsWeight is None else body.ftsWeight,
         rrf_k=body.rrfK or 60,
     )
-    # The query's embedding is booked against the asset's budgets (FULL_TEXT embeds nothing).
-    embedder = MeteredEmbedder(
-        get_embedder(model.provider, model.model),
-        svc.catalog,
-        current.id,
-        kind="SEARCH",
-        limits=lambda: token_limits(current.budget, model.price_per_million_tokens),
-    )
     try:
+        api_key = (
+            None  # nothing to embed, so no key to need
+            if mode == "FULL_TEXT"
+            else embedding_api_key(secret_box(svc.settings), svc.catalog, current, model.provider)
+        )
+        # The query's embedding is booked against the asset's budgets (FULL_TEXT embeds nothing).
+        embedder = MeteredEmbedder(
+            get_embedder(model.provider, model.model, api_key),
+            svc.catalog,
+            current.id,
+            kind="SEARCH",
+            limits=lambda: token_limits(current.budget, model.price_per_million_tokens),
+        )
         hits = search_asset(
             svc.vectors,
             tenant=tenant,
@@ -51,6 +59,8 @@ def search(tenant: str, asset: str, body: SearchRequestBody, principal: Reader, 
         raise Problem(
             429, "Too Many Requests", f"the query cannot be embedded: {exceeded}"
         ) from exceeded
+    except CategorizedError as error:
+        raise embedding_problem(error) from error
     return SearchResponse(
         results=[
             SearchHitOut(
@@ -74,3 +84,14 @@ def search(tenant: str, asset: str, body: SearchRequestBody, principal: Reader, 
             for h in hits
         ]
     )
+
+
+def embedding_problem(error: CategorizedError) -> Problem:
+    """The query could not be embedded: 429 when the provider is rate limiting, 502 when it is
+    down, and 409 when the asset's embedding credentials or config need fixing."""
+    detail = f"the query cannot be embedded: {error}"
+    if error.category == RATE_LIMIT:
+        return Problem(429, "Too Many Requests", detail, errorCategory=error.category)
+    if error.category == SOURCE_UNAVAILABLE:
+        return Problem(502, "Bad Gateway", detail, errorCategory=error.category)
+    return Problem(409, "Conflict", detail, errorCategory=error.category)

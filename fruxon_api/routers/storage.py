@@ -19,7 +19,7 @@ from fruxon_api.deps import Services, Svc, parse_uuid
 from fruxon_api.problems import Problem, not_found
 from fruxon_api.routers.assets import (
     create_and_ingest,
-    embedding_config,
+    requested_embedding,
     store_upload,
     upload_name_and_type,
 )
@@ -100,12 +100,10 @@ def import_file_asset(tenant: str, body: ImportRequest, principal: Writer, svc: 
     """Create a file asset from an uploaded file (which is retained from then on)."""
     if not body.vectorize:
         raise Problem(400, "Bad Request", "vectorize=false is not supported yet")
-    if body.embeddingLlmConfigId:
-        raise Problem(400, "Bad Request", "embeddingLlmConfigId is not supported yet")
     stored = svc.catalog.get_stored_file(parse_uuid(body.fileId, "fileId"))
     if stored is None or stored.tenant != tenant:
         raise not_found(f"file {body.fileId}")
-    embedding = embedding_config(body.embeddingConfig)
+    embedding, credentials = requested_embedding(svc, tenant, body.embeddingConfig, body)
     svc.catalog.retain_stored_file(stored.id)
     asset_id = str(uuid.uuid4())
     relative = f"{asset_id}/{stored.file_name}"
@@ -126,4 +124,5 @@ def import_file_asset(tenant: str, body: ImportRequest, principal: Writer, svc: 
         embedding,
         principal.subject,
         asset_id=asset_id,
+        credentials=credentials,
     )

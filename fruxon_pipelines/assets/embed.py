@@ -21,12 +21,15 @@ from fruxon_pipelines.budgets import BudgetExceeded, MeteredEmbedder, token_limi
 from fruxon_pipelines.catalog.models import now_ms
 from fruxon_pipelines.catalog.store import document_id_for
 from fruxon_pipelines.chunking import Chunk
+from fruxon_pipelines.credentials import embedding_api_key
 from fruxon_pipelines.embedding.catalogue import find_model
+from fruxon_pipelines.errors import failing_with_category
 from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import (
     CatalogResource,
     EmbeddingResource,
     OperationProgress,
+    SecretsResource,
     VectorStoreResource,
 )
 from fruxon_pipelines.vectors import ChunkRow
@@ -117,8 +120,22 @@ def vector_index(
     vector_store: VectorStoreResource,
     embedding: EmbeddingResource,
     progress: OperationProgress,
+    secrets: SecretsResource,
 ) -> dg.MaterializeResult:
     manifest = document_chunks
+    with failing_with_category(catalog.get(), manifest.request.operation_id):
+        return _embed(context, manifest, catalog, vector_store, embedding, progress, secrets)
+
+
+def _embed(
+    context: dg.AssetExecutionContext,
+    manifest: ChunkManifest,
+    catalog: CatalogResource,
+    vector_store: VectorStoreResource,
+    embedding: EmbeddingResource,
+    progress: OperationProgress,
+    secrets: SecretsResource,
+) -> dg.MaterializeResult:
     request = manifest.request
     store = catalog.get()
     vectors = vector_store.get()
@@ -150,8 +167,9 @@ def vector_index(
             current = store.get_asset(request.asset_id)
             return token_limits(current.budget if current else None, model.price_per_million_tokens)
 
+        api_key = embedding_api_key(secrets.box(), store, asset, model.provider)
         embedder = MeteredEmbedder(
-            embedding.embedder(model.provider, model.model),
+            embedding.embedder(model.provider, model.model, api_key),
             store,
             request.asset_id,
             kind="INGEST",

@@ -59,6 +59,29 @@ class KnowledgeAsset(Base):
     # tokenBudget, dailyTokenBudget, monthlyTokenBudget, costBudget, dailyCostBudget,
     # monthlyCostBudget (fruxon_pipelines.budgets); None: unlimited.
     budget: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The asset's own key for its embedding provider (`embedding.apiKey`), sealed by
+    # fruxon_pipelines.secretbox; a named LLM config (below) overrides it.
+    embedding_api_key: Mapped[str | None] = mapped_column(Text, default=None)
+    embedding_llm_config_id: Mapped[str | None] = mapped_column(String(36), default=None)
+
+
+class LlmConfig(Base):
+    """A tenant's stored credential for an embedding provider (`embeddingLlmConfigId`).
+
+    Assets name it instead of carrying a key, so a key is rotated once for every asset that
+    uses it; ``revision`` counts rotations (the published revision is always the newest).
+    """
+
+    __tablename__ = "llm_configs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    provider: Mapped[str] = mapped_column(String(32))
+    api_key: Mapped[str] = mapped_column(Text)  # sealed by fruxon_pipelines.secretbox
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    modified_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, onupdate=now_ms)
 
 
 class Document(Base):

@@ -17,6 +17,7 @@ from fruxon_pipelines.budgets import Usage, check, windows_of
 from fruxon_pipelines.catalog.models import (
     Document,
     KnowledgeAsset,
+    LlmConfig,
     Operation,
     StoredFile,
     TokenUsage,
@@ -101,7 +102,10 @@ class Catalog:
         source_config: dict[str, Any],
         embedding_config: dict[str, Any],
         asset_id: str | None = None,
+        **columns: Any,
     ) -> KnowledgeAsset:
+        """A new asset; ``columns`` sets further columns (budget, sealed credentials) in the
+        same write."""
         asset = KnowledgeAsset(
             id=asset_id or str(uuid.uuid4()),
             tenant=tenant,
@@ -109,6 +113,7 @@ class Catalog:
             source_type=source_type,
             source_config=source_config,
             embedding_config=embedding_config,
+            **columns,
         )
         with self.session() as session:
             session.add(asset)
@@ -151,6 +156,57 @@ class Catalog:
                 update(KnowledgeAsset)
                 .where(KnowledgeAsset.id == asset_id)
                 .values(processed_at=now_ms(), last_error=error)
+            )
+
+    # Tenants' LLM configs (stored embedding credentials) -------------------------------------
+
+    def create_llm_config(
+        self, *, tenant: str, name: str, provider: str, sealed_api_key: str
+    ) -> LlmConfig:
+        config = LlmConfig(
+            id=str(uuid.uuid4()),
+            tenant=tenant,
+            name=name,
+            provider=provider,
+            api_key=sealed_api_key,
+            revision=1,
+        )
+        with self.session() as session:
+            session.add(config)
+        return config
+
+    def get_llm_config(self, config_id: str) -> LlmConfig | None:
+        with self.session() as session:
+            return session.get(LlmConfig, config_id)
+
+    def list_llm_configs(self, tenant: str | None = None) -> list[LlmConfig]:
+        query = select(LlmConfig).order_by(LlmConfig.created_at)
+        if tenant is not None:
+            query = query.where(LlmConfig.tenant == tenant)
+        with self.session() as session:
+            return list(session.scalars(query))
+
+    def rotate_llm_config(self, config_id: str, sealed_api_key: str) -> LlmConfig | None:
+        """Publish a new key: the next batch or search of every asset naming it uses it."""
+        with self.session() as session:
+            config = session.get(LlmConfig, config_id)
+            if config is not None:
+                config.api_key = sealed_api_key
+                config.revision += 1
+                session.flush()
+            return config
+
+    def delete_llm_config(self, config_id: str) -> list[str]:
+        """Remove the config; returns the ids of assets that still name it (they then fail
+        with CREDENTIALS until given another key, rather than quietly using the server's)."""
+        with self.session() as session:
+            session.execute(delete(LlmConfig).where(LlmConfig.id == config_id))
+            return list(
+                session.scalars(
+                    select(KnowledgeAsset.id).where(
+                        KnowledgeAsset.embedding_llm_config_id == config_id
+                    )
+                )
             )
 
     # Documents --------------------------------------------------------------------------------

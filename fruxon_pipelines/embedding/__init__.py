@@ -5,6 +5,7 @@ Importing this package is cheap: onnxruntime and tokenizers load on first use on
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ __all__ = [
     "MODELS",
     "Embedder",
     "EmbeddingModel",
+    "KEYED_PROVIDERS",
     "TokenCounter",
     "UnknownEmbeddingModel",
     "find_model",
@@ -41,10 +43,12 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
-_embedders: dict[tuple[str, str], Embedder] = {}
+_embedders: dict[tuple[str, str, str], Embedder] = {}
+# Providers that are called with an API key (an asset's own, its LLM config's, or the server's).
+KEYED_PROVIDERS = frozenset({"openai"})
 
 
-def _build(info: EmbeddingModel) -> Embedder:
+def _build(info: EmbeddingModel, api_key: str | None) -> Embedder:
     if info.provider == "local":
         from .local import LocalMiniLMEmbedder
 
@@ -59,26 +63,32 @@ def _build(info: EmbeddingModel) -> Embedder:
         from .openai import OpenAIEmbedder
 
         settings = get_settings()
-        key = settings.openai_api_key
+        if api_key is None and settings.openai_api_key is not None:
+            api_key = settings.openai_api_key.get_secret_value()
         return OpenAIEmbedder(
             info,
             base_url=settings.openai_base_url,
-            api_key=key.get_secret_value() if key else None,
+            api_key=api_key,
             max_retries=settings.openai_max_retries,
         )
     raise UnknownEmbeddingModel(f"no implementation for provider {info.provider!r}")
 
 
-def get_embedder(provider: str, model: str) -> Embedder:
-    """The process-wide embedder for ``provider``/``model``; a model is loaded once per process."""
-    key = (provider, model)
+def get_embedder(provider: str, model: str, api_key: str | None = None) -> Embedder:
+    """The process-wide embedder for ``provider``/``model`` (and, for a keyed provider, the
+    API key; None: the server's); a model is loaded once per process."""
+    if provider not in KEYED_PROVIDERS:
+        api_key = None
+    # The cache is keyed by a digest, so the key itself lives only inside its client.
+    digest = hashlib.sha256(api_key.encode()).hexdigest() if api_key else ""
+    key = (provider, model, digest)
     embedder = _embedders.get(key)
     if embedder is None:
         info = find_model(provider, model)
         with _lock:
             embedder = _embedders.get(key)
             if embedder is None:
-                embedder = _build(info)
+                embedder = _build(info, api_key)
                 _embedders[key] = embedder
     return embedder
 

@@ -16,6 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from fruxon_pipelines.errors import (
+    CREDENTIALS,
+    INVALID_CONFIG,
+    PERMISSIONS,
+    RATE_LIMIT,
+    SOURCE_UNAVAILABLE,
+    CategorizedError,
+)
+
 from .base import EmbeddingModel
 from .tokenizer import MiniLMTokenizer, get_tokenizer
 
@@ -23,12 +32,8 @@ RETRYABLE = {429, 500, 502, 503, 504}
 MAX_WAIT_SECONDS = 60.0
 
 
-class EmbeddingServiceError(RuntimeError):
+class EmbeddingServiceError(CategorizedError):
     """The endpoint refused or failed; ``category`` says what the user can do about it."""
-
-    def __init__(self, message: str, category: str) -> None:
-        super().__init__(message)
-        self.category = category
 
 
 def retry_after_seconds(value: str | None, attempt: int) -> float:
@@ -87,13 +92,13 @@ class OpenAIEmbedder:
         except (KeyError, TypeError, ValueError) as error:
             raise EmbeddingServiceError(
                 f"the embeddings endpoint answered without data or usage: {error!r}",
-                "SOURCE_UNAVAILABLE",
+                SOURCE_UNAVAILABLE,
             ) from error
         if matrix.shape != (len(texts), self.info.dimensions):
             raise EmbeddingServiceError(
                 f"the endpoint returned vectors of shape {matrix.shape}; the model is configured "
                 f"with {self.info.dimensions} dimensions",
-                "INVALID_CONFIG",
+                INVALID_CONFIG,
             )
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         return matrix / np.where(norms == 0, 1, norms), tokens
@@ -110,7 +115,7 @@ class OpenAIEmbedder:
             except httpx.HTTPError as error:
                 if attempt == self.max_retries:
                     raise EmbeddingServiceError(
-                        f"the embeddings endpoint is unreachable: {error}", "SOURCE_UNAVAILABLE"
+                        f"the embeddings endpoint is unreachable: {error}", SOURCE_UNAVAILABLE
                     ) from error
                 self._sleep(retry_after_seconds(None, attempt))
                 continue
@@ -120,12 +125,12 @@ class OpenAIEmbedder:
                 self._sleep(retry_after_seconds(response.headers.get("retry-after"), attempt))
                 continue
             category = {
-                401: "CREDENTIALS",
-                403: "PERMISSIONS",
-                429: "RATE_LIMIT",
-                400: "INVALID_CONFIG",
-                404: "INVALID_CONFIG",
-            }.get(response.status_code, "SOURCE_UNAVAILABLE")
+                401: CREDENTIALS,
+                403: PERMISSIONS,
+                429: RATE_LIMIT,
+                400: INVALID_CONFIG,
+                404: INVALID_CONFIG,
+            }.get(response.status_code, SOURCE_UNAVAILABLE)
             raise EmbeddingServiceError(
                 f"the embeddings endpoint answered {response.status_code}: {response.text[:300]}",
                 category,
