@@ -13,6 +13,7 @@ from fruxon_api.routers import (
     documents,
     llm_configs,
     meta,
+    oauth,
     operations,
     search,
     storage,
@@ -43,7 +44,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     storage.sweep_temporary_uploads(app.state.services)
     # meta first: `/assets:sourceTypes` must not be taken for an asset id.
-    for module in (meta, storage, assets, operations, documents, search, webhooks, llm_configs):
+    for module in (
+        meta,
+        oauth,
+        storage,
+        assets,
+        operations,
+        documents,
+        search,
+        webhooks,
+        llm_configs,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -81,6 +81,7 @@ class PatchAssetRequest(Request):
     embeddingLLMConfigId: str | None = None
     autoUpdate: AutoUpdateIn = None
     disableAutoUpdate: bool | None = None
+    auth: dict[str, Any] | None = None  # our extension: replaces the source's credentials
 
 
 class RefreshRequest(Request):
@@ -186,7 +187,7 @@ class AssetWithOperation(Wire):
 
 
 class WebhookAccepted(Wire):
-    eventId: int
+    eventId: int | None = None  # None: the delivery asked for nothing (a handshake)
     status: Literal["ACCEPTED"] = "ACCEPTED"
 
 

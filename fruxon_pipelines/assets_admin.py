@@ -47,6 +47,7 @@ def check_auto_update(source_type: str, config: AutoUpdateConfig) -> None:
             raise InvalidAutoUpdate(
                 f"autoUpdate.strategy: {source_type} assets do not take webhooks"
             )
+        config.provider = config.provider or kind.webhook_providers[0]
         if config.provider not in kind.webhook_providers:
             known = ", ".join(kind.webhook_providers)
             raise InvalidAutoUpdate(

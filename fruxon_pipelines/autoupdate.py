@@ -110,7 +110,7 @@ class AutoUpdateConfig(BaseModel):
                 self.pollHour = self.pollHour or "0"
             self.timezone = self.timezone or "UTC"
         if self.strategy == "WEBHOOK":
-            self.provider = self.provider or "generic"
+            # The provider defaults to the source type's own (check_auto_update).
             self.authMode = self.authMode or "API_KEY"
         return self
 

@@ -28,8 +28,9 @@ class CategorizedError(RuntimeError):
 
 
 @contextmanager
-def failing_with_category(store: Any, operation_id: str) -> Iterator[None]:
-    """Turn a CategorizedError inside the block into a failed run whose operation says why."""
+def failing_with_category(store: Any, operation_id: str, asset_id: str) -> Iterator[None]:
+    """Turn a CategorizedError inside the block into a failed run whose operation, and asset,
+    say why (the asset's category stays until a run completes)."""
     import dagster as dg
 
     try:
@@ -38,4 +39,5 @@ def failing_with_category(store: Any, operation_id: str) -> Iterator[None]:
         store.update_operation(
             operation_id, error_category=error.category, error_message=str(error)
         )
+        store.update_asset(asset_id, last_error=str(error), last_error_category=error.category)
         raise dg.Failure(description=str(error)) from error

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import secrets
 from functools import lru_cache
@@ -50,6 +51,15 @@ class SecretBox:
 
         key = base64.urlsafe_b64encode(hashlib.sha256(b"fruxon secrets\0" + material).digest())
         self._fernet = Fernet(key)
+        # A separate key for signatures (OAuth state), derived from the same material.
+        self._signing_key = hashlib.sha256(b"fruxon signatures\0" + material).digest()
+
+    def sign(self, message: str) -> str:
+        digest = hmac.new(self._signing_key, message.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def verify(self, message: str, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(message), signature)
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode("ascii")

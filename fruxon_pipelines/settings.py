@@ -95,6 +95,39 @@ class Settings(BaseSettings):
     poll_sensor_interval_seconds: int = Field(
         default=30, ge=1, description="How often the poll sensor looks for assets that are due."
     )
+    # Provider connectors. Client ids and secrets come from the app registered with each
+    # provider; endpoints are settings so a deployment (or a test) can point them elsewhere.
+    # `{subdomain}`, `{site}` and `{cloudId}` are filled from the asset's parameters.
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_drive_api_url: str = "https://www.googleapis.com"
+    notion_client_id: str | None = None
+    notion_client_secret: SecretStr | None = None
+    notion_authorize_url: str = "https://api.notion.com/v1/oauth/authorize"
+    notion_token_url: str = "https://api.notion.com/v1/oauth/token"
+    notion_api_url: str = "https://api.notion.com"
+    zendesk_client_id: str | None = None
+    zendesk_client_secret: SecretStr | None = None
+    zendesk_authorize_url: str = "https://{subdomain}.zendesk.com/oauth/authorizations/new"
+    zendesk_token_url: str = "https://{subdomain}.zendesk.com/oauth/tokens"
+    zendesk_api_url: str = "https://{subdomain}.zendesk.com"
+    atlassian_client_id: str | None = None
+    atlassian_client_secret: SecretStr | None = None
+    atlassian_authorize_url: str = "https://auth.atlassian.com/authorize"
+    atlassian_token_url: str = "https://auth.atlassian.com/oauth/token"
+    atlassian_resources_url: str = "https://api.atlassian.com/oauth/token/accessible-resources"
+    confluence_oauth_api_url: str = "https://api.atlassian.com/ex/confluence/{cloudId}"
+    confluence_site_url: str = "https://{site}.atlassian.net"
+    oauth_success_url: str | None = Field(
+        default=None,
+        description="Where the OAuth callback redirects with ?credentialKey=…; default: the "
+        "API's own success page.",
+    )
+    provider_max_retries: int = Field(
+        default=5, ge=0, description="Retries of a provider request on 429 and 5xx."
+    )
 
     @property
     def resolved_home(self) -> Path:

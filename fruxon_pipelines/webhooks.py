@@ -85,10 +85,14 @@ class RequestedChanges:
 
     document_ids: list[str] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
+    # Items by the connector's own source keys (a provider's event names its page).
+    source_keys: list[str] = field(default_factory=list)
+    # Nothing to refresh (a subscription handshake, an event about something else).
+    nothing: bool = False
 
     @property
     def full_refresh(self) -> bool:
-        return not self.document_ids and not self.urls
+        return not self.nothing and not (self.document_ids or self.urls or self.source_keys)
 
 
 def _string_list(body: dict[str, Any], name: str) -> list[str]:
@@ -118,8 +122,44 @@ def parse_generic(body: bytes) -> RequestedChanges:
     return changes
 
 
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise InvalidDelivery(f"the body is not JSON we can read: {error}") from error
+    if not isinstance(data, dict):
+        raise InvalidDelivery("the body must be a JSON object")
+    return data
+
+
+def parse_notion(body: bytes) -> RequestedChanges:
+    """A Notion integration webhook event: ``{"type": "page.content_updated", "entity":
+    {"id", "type": "page"}, …}``. Page events refresh that page (a deleted one is found gone);
+    database events refresh everything, since rows may have come or gone. The one-time
+    ``{"verification_token"}`` handshake asks for nothing."""
+    data = _json_object(body)
+    if "verification_token" in data and "type" not in data:
+        return RequestedChanges(nothing=True)
+    kind, entity = data.get("type"), data.get("entity")
+    if not isinstance(kind, str) or not isinstance(entity, dict):
+        raise InvalidDelivery("a Notion event has a type and an entity")
+    if entity.get("type") == "page" and isinstance(entity.get("id"), str):
+        from fruxon_pipelines.sources.notion import page_key
+
+        try:
+            return RequestedChanges(source_keys=[page_key(entity["id"])])
+        except (IndexError, ValueError) as error:
+            raise InvalidDelivery("entity.id is not a Notion id") from error
+    if kind.startswith(("database.", "data_source.")):
+        return RequestedChanges()
+    return RequestedChanges(nothing=True)  # comments and the like change no page text
+
+
 # provider → its body parser. The provider is part of the webhook's URL.
-WEBHOOK_PROVIDERS: dict[str, Callable[[bytes], RequestedChanges]] = {"generic": parse_generic}
+WEBHOOK_PROVIDERS: dict[str, Callable[[bytes], RequestedChanges]] = {
+    "generic": parse_generic,
+    "notion": parse_notion,
+}
 
 
 def _resolve(catalog: Catalog, asset: KnowledgeAsset, changes: RequestedChanges) -> WebhookEvent:
@@ -135,7 +175,7 @@ def _resolve(catalog: Catalog, asset: KnowledgeAsset, changes: RequestedChanges)
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise InvalidDelivery(f"documentIds not in this asset: {shown}")
-    source_keys: list[str] = []
+    source_keys: list[str] = list(changes.source_keys)
     if changes.urls:
         if asset.source_type != "web":
             raise InvalidDelivery(f"{asset.source_type} assets take documentIds, not urls")
@@ -165,12 +205,15 @@ class WebhookRevoked(LookupError):
 
 def accept_delivery(
     catalog: Catalog, asset: KnowledgeAsset, registration: WebhookRegistration, body: bytes
-) -> int:
-    """Parse and store one delivery; returns the event id.
+) -> int | None:
+    """Parse and store one delivery; returns the event id (None: it asked for nothing).
 
     Raises InvalidDelivery for a body the provider would not send, WebhookRevoked when the
     URL stopped working meanwhile."""
-    event = _resolve(catalog, asset, WEBHOOK_PROVIDERS[registration.provider](body))
+    changes = WEBHOOK_PROVIDERS[registration.provider](body)
+    if changes.nothing:
+        return None
+    event = _resolve(catalog, asset, changes)
     event.provider = registration.provider
     event.webhook_id_hash = registration.id_hash
     event_id = catalog.add_webhook_event(event)

@@ -77,9 +77,10 @@ class Pipeline:
         allow_mass_deletion: bool = False,
         raise_on_error: bool = True,
         dry_run: bool = False,
+        source_keys: list[str] | None = None,
     ) -> RunOutcome:
         operation_id = str(uuid.uuid4())
-        config = ingest_run_config(document_ids, force, dry_run=dry_run)
+        config = ingest_run_config(document_ids, force, source_keys, dry_run=dry_run)
         config["ops"]["fetched_documents"]["config"]["allow_mass_deletion"] = allow_mass_deletion
         result = dg.materialize(
             [*INGESTION_ASSETS, *INGESTION_CHECKS],

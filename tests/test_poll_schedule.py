@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from fruxon_pipelines.assets_admin import check_auto_update
 from fruxon_pipelines.autoupdate import (
     InvalidAutoUpdate,
     next_poll_after,
@@ -123,7 +124,12 @@ def test_defaults_and_what_is_shown():
     off = wire_config(None)
     assert off["strategy"] == "UNSPECIFIED" and set(off) >= {"pollFrequency", "timezone"}
     webhook = parse_auto_update({"strategy": "WEBHOOK"})
-    assert (webhook.provider, webhook.authMode) == ("generic", "API_KEY")
+    assert (webhook.provider, webhook.authMode) == (None, "API_KEY")
+    check_auto_update("web", webhook)  # the source type's own provider is the default
+    assert webhook.provider == "generic"
+    for_notion = parse_auto_update({"strategy": "WEBHOOK"})
+    check_auto_update("notion", for_notion)
+    assert for_notion.provider == "notion"
 
 
 @pytest.mark.parametrize(

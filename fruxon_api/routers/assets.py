@@ -40,7 +40,12 @@ from fruxon_pipelines.catalog.models import KnowledgeAsset, now_ms
 from fruxon_pipelines.embedding import KEYED_PROVIDERS, UnknownEmbeddingModel
 from fruxon_pipelines.parsing import SUPPORTED_CONTENT_TYPES, content_type_for
 from fruxon_pipelines.secretbox import secret_box
-from fruxon_pipelines.sources.registry import InvalidSourceConfig, validate_parameters
+from fruxon_pipelines.sources.auth import InvalidSourceAuth, parse_source_auth
+from fruxon_pipelines.sources.registry import (
+    SOURCE_TYPES,
+    InvalidSourceConfig,
+    validate_parameters,
+)
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["assets"])
 
@@ -64,6 +69,25 @@ def embedding_config(config: EmbeddingConfigIn | None, base: dict[str, Any] | No
         return validate_embedding(merged)
     except (UnknownEmbeddingModel, ValueError) as error:
         raise _bad(f"embedding: {error}") from error
+
+
+def source_auth_of(
+    svc: Services, source_type: str, data: dict[str, Any] | None, *, required: bool
+) -> dict[str, Any]:
+    """The asset column for the request's `auth`, sealed (400 naming the field otherwise)."""
+    kind = SOURCE_TYPES[source_type]
+    if data is None:
+        if required and kind.auth_methods:
+            methods = ", ".join(kind.auth_methods)
+            raise _bad(f"auth: required for {source_type} assets (methods: {methods})")
+        return {}
+    if not kind.auth_methods:
+        raise _bad(f"auth: {source_type} assets take no credentials")
+    try:
+        auth = parse_source_auth(data, kind.auth_methods, needs_email=kind.auth_needs_email)
+    except InvalidSourceAuth as error:
+        raise _bad(str(error)) from error
+    return {"source_auth": secret_box(svc.settings).seal(auth.sealed_json())}
 
 
 def requested_embedding(
@@ -118,12 +142,6 @@ def embedding_credentials(
             )
         columns["embedding_llm_config_id"] = config.id
     return columns
-
-
-def _unsupported(body: Any, fields: tuple[str, ...]) -> None:
-    for name in fields:
-        if getattr(body, name, None) not in (None, {}, False):
-            raise _bad(f"{name} is not supported by this server yet")
 
 
 def shown(svc: Services, asset: KnowledgeAsset) -> AssetOut:
@@ -206,7 +224,6 @@ def create_and_ingest(
 @router.post("/assets", response_model=AssetWithOperation)
 def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: Svc):
     """Create a knowledge asset from a source configuration and start its first ingestion."""
-    _unsupported(body, ("auth",))
     source_type = body.config.sourceType
     if source_type == "file":
         raise _bad("file assets are created with POST /assets:file or /assets:import")
@@ -215,6 +232,7 @@ def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: 
     except InvalidSourceConfig as error:
         raise _bad(str(error)) from error
     embedding, credentials = requested_embedding(svc, tenant, body.embedding, body)
+    credentials |= source_auth_of(svc, source_type, body.auth, required=True)
     auto_update = auto_update_of(source_type, body.autoUpdate)
     budget = budget_of(None, body)
     name = body.name or _default_name(source_type, params.model_dump())
@@ -370,6 +388,8 @@ def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Wri
             # Searches keep the current vectors until the re-ingestion with the new model is
             # complete (the embed stage switches them over).
             changes["serving_embedding"] = current.embedding_config
+    # New source credentials (our extension: how a CREDENTIALS failure is mended).
+    changes |= source_auth_of(svc, current.source_type, body.auth, required=False)
     # A new key or LLM config changes who pays, not the vectors: nothing re-ingests.
     changes |= embedding_credentials(
         svc,

@@ -44,6 +44,7 @@ def source_types(tenant: str, principal: Reader) -> dict[str, Any]:
                 "displayName": kind.display_name,
                 "parameters": _parameters(kind.parameters.model_json_schema()),
                 "supportsOAuth": kind.supports_oauth,
+                "authMethods": list(kind.auth_methods),
                 "supportsWebhook": kind.supports_webhook,
                 "webhookProviders": list(kind.webhook_providers),
                 "supportsPollSchedule": kind.supports_poll,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import dagster as dg
 import numpy as np
@@ -23,7 +23,7 @@ from fruxon_pipelines.catalog.store import document_id_for
 from fruxon_pipelines.chunking import Chunk
 from fruxon_pipelines.credentials import embedding_api_key
 from fruxon_pipelines.embedding.catalogue import find_model
-from fruxon_pipelines.errors import failing_with_category
+from fruxon_pipelines.errors import BUDGET, CategorizedError, failing_with_category
 from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import (
     CatalogResource,
@@ -123,7 +123,8 @@ def vector_index(
     secrets: SecretsResource,
 ) -> dg.MaterializeResult:
     manifest = document_chunks
-    with failing_with_category(catalog.get(), manifest.request.operation_id):
+    request = manifest.request
+    with failing_with_category(catalog.get(), request.operation_id, request.asset_id):
         return _embed(context, manifest, catalog, vector_store, embedding, progress, secrets)
 
 
@@ -263,7 +264,6 @@ def _embed(
                 progress.report(request.operation_id, force=True, token_count=stats.tokens,
                                 items_processed=processed + stats.documents)  # fmt: skip
                 _stop_for_budget(store, request, pending, str(exhausted))
-                raise dg.Failure(description=f"token budget: {exhausted}")
             progress.report(
                 request.operation_id,
                 items_processed=processed + stats.documents,
@@ -277,6 +277,8 @@ def _embed(
         vectors.delete_other_models(tenant, request.asset_id, model_key)
         store.update_asset(request.asset_id, serving_embedding=None)
         context.log.info(f"searches now use {model_key}")
+    if request.source_state is not None:
+        store.update_asset(request.asset_id, source_state=request.source_state)
     store.mark_asset_processed(request.asset_id)
     progress.report(
         request.operation_id,
@@ -378,7 +380,7 @@ def _embed_while_it_fits(
     return spent, None
 
 
-def _stop_for_budget(store: Any, request: Any, pending: list[_Pending], message: str) -> None:
+def _stop_for_budget(store: Any, request: Any, pending: list[_Pending], message: str) -> NoReturn:
     """What was embedded stays; documents not finished wait, FAILED, for the next refresh."""
     for item in pending:
         if item.remaining != -1:
@@ -388,9 +390,7 @@ def _stop_for_budget(store: Any, request: Any, pending: list[_Pending], message:
                 status="FAILED",
                 error_message=f"not indexed: {message}",
             )
-    store.update_operation(
-        request.operation_id, error_category="BUDGET", error_message=f"token budget: {message}"
-    )
+    raise CategorizedError(f"token budget: {message}", BUDGET)
 
 
 def _clean_staging(manifest: ChunkManifest) -> None:

@@ -3,6 +3,7 @@
 import hashlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -10,8 +11,17 @@ from pydantic import Field
 from fruxon_pipelines.assets.manifests import FetchedRecord, FetchManifest, IngestRequest
 from fruxon_pipelines.catalog.models import Document
 from fruxon_pipelines.catalog.store import document_id_for
+from fruxon_pipelines.errors import CREDENTIALS, INVALID_CONFIG, failing_with_category
 from fruxon_pipelines.partitions import knowledge_assets
-from fruxon_pipelines.resources import CatalogResource, OperationProgress, SourceAccess
+from fruxon_pipelines.resources import (
+    CatalogResource,
+    OperationProgress,
+    SecretsResource,
+    SourceAccess,
+)
+from fruxon_pipelines.secretbox import SecretUnreadable
+from fruxon_pipelines.settings import get_settings
+from fruxon_pipelines.sources.auth import SourceAuth, SourceCredentials, load_source_auth
 from fruxon_pipelines.sources.base import KnownDocument, SourceError
 from fruxon_pipelines.sources.registry import InvalidSourceConfig, SourceReach, build_source
 from fruxon_pipelines.tags import MANUAL, OPERATION_TAG, OPERATION_TYPE_TAG
@@ -78,13 +88,46 @@ def fetched_documents(
     catalog: CatalogResource,
     source_access: SourceAccess,
     progress: OperationProgress,
+    secrets: SecretsResource,
+) -> dg.Output[FetchManifest]:
+    asset_id = context.partition_key
+    operation_id = context.run.tags.get(OPERATION_TAG) or context.run_id
+    with failing_with_category(catalog.get(), operation_id, asset_id):
+        return _fetch(context, config, catalog, source_access, progress, secrets, operation_id)
+
+
+def source_credentials(store: Any, box: Any, asset: Any) -> SourceCredentials | None:
+    """The asset's opened `auth`, saving refreshed tokens back, sealed, as soon as they come."""
+    if not asset.source_auth:
+        return None
+    try:
+        auth = load_source_auth(box.open(asset.source_auth))
+    except SecretUnreadable as error:
+        raise SourceError(
+            "the asset's credentials cannot be decrypted with this server's FRUXON_SECRET_KEY",
+            CREDENTIALS,
+        ) from error
+
+    def save(fresh: SourceAuth) -> None:
+        store.update_asset(asset.id, source_auth=box.seal(fresh.sealed_json()))
+
+    return SourceCredentials(auth=auth, save=save)
+
+
+def _fetch(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    catalog: CatalogResource,
+    source_access: SourceAccess,
+    progress: OperationProgress,
+    secrets: SecretsResource,
+    operation_id: str,
 ) -> dg.Output[FetchManifest]:
     asset_id = context.partition_key
     store = catalog.get()
     asset = store.get_asset(asset_id)
     if asset is None:
         raise dg.Failure(f"knowledge asset {asset_id} is not in the catalog (deleted?)")
-    operation_id = context.run.tags.get(OPERATION_TAG) or context.run_id
     store.ensure_operation(
         operation_id=operation_id,
         asset_id=asset_id,
@@ -108,11 +151,14 @@ def fetched_documents(
         allow_private_networks=source_access.allow_private_networks,
         user_agent=source_access.user_agent,
         http_timeout_seconds=source_access.http_timeout_seconds,
+        settings=get_settings(),
+        credentials=source_credentials(store, secrets.box(), asset),
+        state=None if config.force else asset.source_state,
     )
     try:
         source = build_source(asset.source_type, asset.source_config, reach)
     except InvalidSourceConfig as error:
-        raise dg.Failure(str(error)) from error
+        raise SourceError(str(error), INVALID_CONFIG) from error
 
     staging = Path(source_access.staging_dir) / asset_id
     if only_keys is None and staging.exists():
@@ -122,29 +168,26 @@ def fetched_documents(
 
     records: list[FetchedRecord] = []
     counts = {"fetched": 0, "unchanged": 0, "failed": 0, "gone": 0}
-    try:
-        for item in source.fetch(known_documents(documents), only_keys, config.force):
-            record = FetchedRecord(
-                source_key=item.source_key,
-                document_id=document_id_for(asset_id, item.source_key),
-                status=item.status,
-                source_url=item.source_url,
-                title=item.title,
-                file_name=item.file_name,
-                content_type=item.content_type,
-                etag=item.etag,
-                last_modified=item.last_modified,
-                error=item.error,
-                links=list(item.links),
-            )
-            if item.status == "fetched" and item.data is not None:
-                record.content_hash, record.staged_path = stage_bytes(staging, item.data)
-                record.size = len(item.data)
-            records.append(record)
-            counts[item.status] += 1
-            progress.report(operation_id, items_total=len(records))
-    except SourceError as error:
-        raise dg.Failure(f"the source cannot be listed: {error}") from error
+    for item in source.fetch(known_documents(documents), only_keys, config.force):
+        record = FetchedRecord(
+            source_key=item.source_key,
+            document_id=document_id_for(asset_id, item.source_key),
+            status=item.status,
+            source_url=item.source_url,
+            title=item.title,
+            file_name=item.file_name,
+            content_type=item.content_type,
+            etag=item.etag,
+            last_modified=item.last_modified,
+            error=item.error,
+            links=list(item.links),
+        )
+        if item.status == "fetched" and item.data is not None:
+            record.content_hash, record.staged_path = stage_bytes(staging, item.data)
+            record.size = len(item.data)
+        records.append(record)
+        counts[item.status] += 1
+        progress.report(operation_id, items_total=len(records))
 
     progress.report(operation_id, force=True, items_total=len(records))
     context.log.info(f"listed {len(records)} items: {counts}")
@@ -153,9 +196,11 @@ def fetched_documents(
         tenant=asset.tenant,
         operation_id=operation_id,
         force=config.force,
-        partial=only_keys is not None,
+        # An incremental listing (a changes feed) names what changed, not all that exists.
+        partial=only_keys is not None or not getattr(source, "complete_listing", True),
         allow_mass_deletion=config.allow_mass_deletion,
         dry_run=config.dry_run,
+        source_state=getattr(source, "next_state", None),
     )
     return dg.Output(
         FetchManifest(request=request, records=records),

@@ -38,6 +38,9 @@ class IngestRequest:
     allow_mass_deletion: bool = False
     # Work out what would change and what it would cost; write nothing, embed nothing.
     dry_run: bool = False
+    # The connector's state after this listing (a changes cursor), kept once the run completes:
+    # saved earlier, a failed run would make the next one skip what this one did not finish.
+    source_state: dict | None = None
 
 
 @dataclass

@@ -63,6 +63,45 @@ class KnowledgeAsset(Base):
     # fruxon_pipelines.secretbox; a named LLM config (below) overrides it.
     embedding_api_key: Mapped[str | None] = mapped_column(Text, default=None)
     embedding_llm_config_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    # The connector's `auth` block (fruxon_pipelines.sources.auth) as sealed JSON.
+    source_auth: Mapped[str | None] = mapped_column(Text, default=None)
+    # What a connector carries from one complete run to the next (a changes cursor).
+    source_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The errorCategory of the last run that failed for a reason the user can act on.
+    last_error_category: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class OAuthFlow(Base):
+    """One authorization started by POST /assets:authorize; its id travels, signed, as the
+    OAuth ``state`` and is good for one callback within ten minutes."""
+
+    __tablename__ = "oauth_flows"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    source_type: Mapped[str] = mapped_column(String(32))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    code_verifier: Mapped[str | None] = mapped_column(Text, default=None)  # sealed (PKCE)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    used_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class OAuthCredential(Base):
+    """Tokens from a completed authorization, waiting for GET /assets:oauthCredentials.
+
+    The credential key is a capability handed to the success page, so only its SHA-256 is kept;
+    the tokens are sealed and handed out once."""
+
+    __tablename__ = "oauth_credentials"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    source_type: Mapped[str] = mapped_column(String(32))
+    tokens: Mapped[str] = mapped_column(Text)  # sealed SourceAuth JSON
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    consumed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class LlmConfig(Base):

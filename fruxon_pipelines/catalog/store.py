@@ -18,6 +18,8 @@ from fruxon_pipelines.catalog.models import (
     Document,
     KnowledgeAsset,
     LlmConfig,
+    OAuthCredential,
+    OAuthFlow,
     Operation,
     StoredFile,
     TokenUsage,
@@ -155,7 +157,7 @@ class Catalog:
             session.execute(
                 update(KnowledgeAsset)
                 .where(KnowledgeAsset.id == asset_id)
-                .values(processed_at=now_ms(), last_error=error)
+                .values(processed_at=now_ms(), last_error=error, last_error_category=None)
             )
 
     # Tenants' LLM configs (stored embedding credentials) -------------------------------------
@@ -207,6 +209,73 @@ class Catalog:
                         KnowledgeAsset.embedding_llm_config_id == config_id
                     )
                 )
+            )
+
+    # OAuth flows and the credentials they produce ----------------------------------------------
+
+    def add_oauth_flow(self, flow: OAuthFlow) -> None:
+        with self.session() as session:
+            # Expired flows and credentials go whenever a new flow starts.
+            now = now_ms()
+            session.execute(delete(OAuthFlow).where(OAuthFlow.expires_at < now - 86_400_000))
+            session.execute(
+                delete(OAuthCredential).where(OAuthCredential.expires_at < now - 86_400_000)
+            )
+            session.add(flow)
+
+    def claim_oauth_flow(self, flow_id: str) -> OAuthFlow | None:
+        """The flow, marked used, if it is unused and unexpired; else None (a replayed or late
+        ``state``). One statement, so two callbacks racing cannot both claim it."""
+        now = now_ms()
+        with self.session() as session:
+            claimed = session.execute(
+                update(OAuthFlow)
+                .where(
+                    OAuthFlow.id == flow_id,
+                    OAuthFlow.used_at.is_(None),
+                    OAuthFlow.expires_at > now,
+                )
+                .values(used_at=now)
+            ).rowcount
+            return session.get(OAuthFlow, flow_id) if claimed == 1 else None
+
+    def add_oauth_credential(self, credential: OAuthCredential) -> None:
+        with self.session() as session:
+            session.add(credential)
+
+    def take_oauth_credential(self, key_hash: str) -> OAuthCredential | None:
+        """The credential, consumed, if it was neither consumed nor expired; else None."""
+        now = now_ms()
+        with self.session() as session:
+            taken = session.execute(
+                update(OAuthCredential)
+                .where(
+                    OAuthCredential.key_hash == key_hash,
+                    OAuthCredential.consumed_at.is_(None),
+                    OAuthCredential.expires_at > now,
+                )
+                .values(consumed_at=now)
+            ).rowcount
+            if taken != 1:
+                return None
+            row = session.execute(
+                select(
+                    OAuthCredential.tenant, OAuthCredential.source_type, OAuthCredential.tokens
+                ).where(OAuthCredential.key_hash == key_hash)
+            ).one()
+            # Handed out once: the sealed tokens do not stay behind either.
+            session.execute(
+                update(OAuthCredential)
+                .where(OAuthCredential.key_hash == key_hash)
+                .values(tokens="")
+            )
+            return OAuthCredential(
+                key_hash=key_hash,
+                tenant=row.tenant,
+                source_type=row.source_type,
+                tokens=row.tokens,
+                expires_at=0,
+                consumed_at=now,
             )
 
     # Documents --------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from fruxon_pipelines.errors import SOURCE_UNAVAILABLE, CategorizedError
+
 FetchStatus = Literal["fetched", "unchanged", "failed", "gone"]
 
 
@@ -44,8 +46,12 @@ class FetchedItem:
     links: list[str] = field(default_factory=list)
 
 
-class SourceError(Exception):
-    """The source as a whole cannot be listed (bad configuration, unreachable start URL …)."""
+class SourceError(CategorizedError):
+    """The source as a whole cannot be listed (bad configuration, unreachable start URL,
+    revoked credentials …); ``category`` is the asset's `errorCategory`."""
+
+    def __init__(self, message: str, category: str = SOURCE_UNAVAILABLE) -> None:
+        super().__init__(message, category)
 
 
 class Source(Protocol):

@@ -9,19 +9,27 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from fruxon_pipelines.settings import Settings
+from fruxon_pipelines.sources.auth import SourceCredentials
 from fruxon_pipelines.sources.base import Source
 from fruxon_pipelines.sources.files import FileParameters, FileSource
+from fruxon_pipelines.sources.notion import NotionParameters
 from fruxon_pipelines.sources.web import WebParameters, WebSource
 
 
 @dataclass(frozen=True)
 class SourceReach:
-    """What a connector may use: the files directory and the network rules."""
+    """What a connector may use: the files directory, the network rules and, for provider
+    connectors, the server's settings (endpoints, OAuth app), the asset's credentials and the
+    state its last complete run left."""
 
     files_dir: Path
     allow_private_networks: bool
     user_agent: str
     http_timeout_seconds: float
+    settings: Settings | None = None
+    credentials: SourceCredentials | None = None
+    state: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,9 @@ class SourceType:
     webhook_providers: tuple[str, ...] = ()
     supports_poll: bool = False
     supports_oauth: bool = False
+    # The `auth` methods the connector takes (empty: it needs no credentials).
+    auth_methods: tuple[str, ...] = ()
+    auth_needs_email: bool = False  # an API token goes with the account's e-mail
 
     @property
     def supports_webhook(self) -> bool:
@@ -57,11 +68,27 @@ def _file(params: FileParameters, reach: SourceReach) -> Source:
     return FileSource(params, files_dir=reach.files_dir)
 
 
+def _notion(params: Any, reach: SourceReach) -> Source:
+    from fruxon_pipelines.sources.notion import NotionSource
+
+    return NotionSource(params, reach)
+
+
 SOURCE_TYPES: dict[str, SourceType] = {
     "web": SourceType(
         "web", "Web site", WebParameters, _web, webhook_providers=("generic",), supports_poll=True
     ),
     "file": SourceType("file", "File", FileParameters, _file, webhook_providers=("generic",)),
+    "notion": SourceType(
+        "notion",
+        "Notion",
+        NotionParameters,
+        _notion,
+        webhook_providers=("notion", "generic"),
+        supports_poll=True,
+        supports_oauth=True,
+        auth_methods=("OAUTH", "API_TOKEN"),
+    ),
 }
 
 
