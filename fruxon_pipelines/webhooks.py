@@ -155,10 +155,33 @@ def parse_notion(body: bytes) -> RequestedChanges:
     return RequestedChanges(nothing=True)  # comments and the like change no page text
 
 
+# Article events that change what is indexed; votes, comments and subscriptions do not.
+ZENDESK_TEXT_EVENTS = frozenset(
+    {"zen:event-type:article.published", "zen:event-type:article.unpublished"}
+)
+
+
+def parse_zendesk(body: bytes) -> RequestedChanges:
+    """A Zendesk event-type webhook: ``{"type": "zen:event-type:article.published", "detail":
+    {"id": "7005414006398"}, …}``. Published and unpublished events refresh that article (an
+    unpublished one is found gone); other events ask for nothing. Zendesk has no article-updated event: edits of a
+    published article arrive through the incremental export of the next refresh."""
+    data = _json_object(body)
+    kind, detail = data.get("type"), data.get("detail")
+    if not isinstance(kind, str) or not isinstance(detail, dict):
+        raise InvalidDelivery("a Zendesk event has a type and a detail")
+    if kind in ZENDESK_TEXT_EVENTS and str(detail.get("id", "")).isdigit():
+        from fruxon_pipelines.sources.zendesk import article_key
+
+        return RequestedChanges(source_keys=[article_key(detail["id"])])
+    return RequestedChanges(nothing=True)
+
+
 # provider → its body parser. The provider is part of the webhook's URL.
 WEBHOOK_PROVIDERS: dict[str, Callable[[bytes], RequestedChanges]] = {
     "generic": parse_generic,
     "notion": parse_notion,
+    "zendesk": parse_zendesk,
 }
 
 

@@ -226,3 +226,11 @@ def bearer_auth(
         return {"authorize": keeper.headers, "refresh": keeper.refresh_now}
     header = {"Authorization": f"Bearer {credentials.auth.apiToken}"}
     return {"authorize": lambda: header, "refresh": None}
+
+
+def basic_header(user: str, password: str) -> dict[str, str]:
+    """HTTP Basic credentials (an API token with its account's e-mail)."""
+    import base64
+
+    pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {pair}"}

@@ -15,6 +15,7 @@ from fruxon_pipelines.sources.base import Source
 from fruxon_pipelines.sources.files import FileParameters, FileSource
 from fruxon_pipelines.sources.notion import NotionParameters
 from fruxon_pipelines.sources.web import WebParameters, WebSource
+from fruxon_pipelines.sources.zendesk import ZendeskParameters
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,12 @@ def _notion(params: Any, reach: SourceReach) -> Source:
     return NotionSource(params, reach)
 
 
+def _zendesk(params: Any, reach: SourceReach) -> Source:
+    from fruxon_pipelines.sources.zendesk import ZendeskSource
+
+    return ZendeskSource(params, reach)
+
+
 SOURCE_TYPES: dict[str, SourceType] = {
     "web": SourceType(
         "web", "Web site", WebParameters, _web, webhook_providers=("generic",), supports_poll=True
@@ -88,6 +95,17 @@ SOURCE_TYPES: dict[str, SourceType] = {
         supports_poll=True,
         supports_oauth=True,
         auth_methods=("OAUTH", "API_TOKEN"),
+    ),
+    "zendesk": SourceType(
+        "zendesk",
+        "Zendesk Help Center",
+        ZendeskParameters,
+        _zendesk,
+        webhook_providers=("zendesk", "generic"),
+        supports_poll=True,
+        supports_oauth=True,
+        auth_methods=("OAUTH", "API_TOKEN"),
+        auth_needs_email=True,
     ),
 }
 

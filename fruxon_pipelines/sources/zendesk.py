@@ -1,0 +1,224 @@
+"""Zendesk Help Center: the articles of one subdomain (optionally one locale and some sections),
+each one HTML document.
+
+Against the Help Center API at ``https://{subdomain}.zendesk.com``:
+- a **full listing** is ``GET /api/v2/help_center[/{locale}]/articles?page[size]=100``,
+  cursor-paged (``meta.has_more``, ``links.next``) to the end. It carries every article's body,
+  so an article whose ``updated_at`` is the one indexed is skipped, not re-parsed;
+- a **refresh** between full listings is the incremental export
+  ``GET /api/v2/help_center/incremental/articles?start_time=…`` from the ``end_time`` the last
+  complete run reached (time-paged, up to 1,000 per page). It names changes, not removals, so
+  a full listing (which does remove) runs at least every ``FULL_LISTING_EVERY_MS`` and on
+  ``force``; an unpublished article named by a webhook is looked up and found gone (404);
+- drafts are skipped unless ``includeDrafts``.
+Credentials: OAuth (bearer; Zendesk rotates the refresh token) or an API token with the agent's
+e-mail (HTTP Basic ``{email}/token:{token}``).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from fruxon_pipelines.errors import CREDENTIALS
+from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
+from fruxon_pipelines.sources.oauth import SUBDOMAIN, endpoint
+from fruxon_pipelines.sources.provider_http import (
+    ProviderClient,
+    ProviderError,
+    basic_header,
+    bearer_auth,
+)
+
+PAGE_SIZE = 100
+FULL_LISTING_EVERY_MS = 24 * 3600 * 1000
+MAX_EXPORT_PAGES = 10_000
+
+
+def article_key(article_id: int | str) -> str:
+    return f"zendesk:article:{int(article_id)}"
+
+
+class ZendeskParameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subdomain: str = Field(description="The account's subdomain: acme for acme.zendesk.com.")
+    locale: str | None = Field(
+        default=None, description="Only this locale's translations (en-us); default: all."
+    )
+    sectionIds: list[int] = Field(
+        default_factory=list, description="Only articles of these sections; empty: all."
+    )
+    includeDrafts: bool = Field(default=False, description="Index draft articles too.")
+
+    @field_validator("subdomain")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not SUBDOMAIN.match(value):
+            raise ValueError("must be the subdomain alone (acme for acme.zendesk.com)")
+        return value
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None) -> str | None:
+        if value is not None and not all(part.isalnum() for part in value.split("-")):
+            raise ValueError("must be a locale such as en-us")
+        return value.lower() if value else None
+
+
+def _epoch(timestamp: str | None) -> int:
+    if not timestamp:
+        return 0
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+
+
+def article_html(article: dict[str, Any]) -> str:
+    title = html.escape(str(article.get("title") or ""))
+    body = article.get("body") or ""
+    return f"<html><head><title>{title}</title></head><body><h1>{title}</h1>\n{body}</body></html>"
+
+
+class ZendeskSource:
+    def __init__(self, params: ZendeskParameters, reach: Any) -> None:
+        settings = reach.settings
+        self.params = params
+        self.state = reach.state or {}
+        self.complete_listing = True
+        self.next_state: dict[str, Any] | None = None
+        credentials = reach.credentials
+        if credentials is None:
+            raise SourceError("a zendesk asset needs auth (OAUTH or API_TOKEN)", CREDENTIALS)
+        if credentials.auth.method == "API_TOKEN":
+            header = basic_header(f"{credentials.auth.email}/token", credentials.auth.apiToken)
+            auth: dict[str, Any] = {"authorize": lambda: header, "refresh": None}
+        else:
+            auth = bearer_auth(settings, "zendesk", credentials, {"subdomain": params.subdomain})
+        self.client = ProviderClient(
+            "zendesk",
+            endpoint(settings.zendesk_api_url, {"subdomain": params.subdomain}, ("subdomain",)),
+            max_retries=settings.provider_max_retries,
+            timeout=reach.http_timeout_seconds,
+            user_agent=reach.user_agent,
+            headers={"Accept": "application/json"},
+            **auth,
+        )
+
+    def _articles_path(self) -> str:
+        locale = f"/{self.params.locale}" if self.params.locale else ""
+        return f"/api/v2/help_center{locale}/articles"
+
+    def _wanted(self, article: dict[str, Any]) -> bool:
+        if article.get("draft") and not self.params.includeDrafts:
+            return False
+        if self.params.locale and str(article.get("locale", "")).lower() != self.params.locale:
+            return False
+        return not self.params.sectionIds or article.get("section_id") in self.params.sectionIds
+
+    # listings ---------------------------------------------------------------------------------
+
+    def all_articles(self) -> Iterator[dict[str, Any]]:
+        """Every article, cursor-paged to the last page."""
+        url: str | None = self._articles_path()
+        params: dict[str, Any] | None = {"page[size]": PAGE_SIZE}
+        while url:
+            answer = self.client.get_json(url, params=params)
+            yield from answer.get("articles") or []
+            more = (answer.get("meta") or {}).get("has_more")
+            url = (answer.get("links") or {}).get("next") if more else None
+            params = None  # the next link carries its own query
+
+    def changed_articles(self, since: int) -> tuple[list[dict[str, Any]], int]:
+        """Articles changed since ``since`` (epoch seconds), and the export's last end_time."""
+        changed: dict[int, dict[str, Any]] = {}
+        start, end = since, since
+        for _ in range(MAX_EXPORT_PAGES):
+            answer = self.client.get_json(
+                "/api/v2/help_center/incremental/articles", params={"start_time": start}
+            )
+            articles = answer.get("articles") or []
+            for article in articles:
+                changed[int(article["id"])] = article
+            end = int(answer.get("end_time") or start)
+            # Stop at the end; also when time stands still (more than a page at one second).
+            if not answer.get("next_page") or not articles or end <= start:
+                break
+            start = end
+        return list(changed.values()), end
+
+    # fetching ---------------------------------------------------------------------------------
+
+    def _item(self, article: dict[str, Any], previous: KnownDocument | None, force: bool):
+        key = article_key(article["id"])
+        version = article.get("updated_at")
+        common = {
+            "source_url": article.get("html_url"),
+            "title": article.get("title"),
+            "etag": version,
+        }
+        if previous is not None and previous.etag == version and version and not force:
+            return FetchedItem(source_key=key, status="unchanged", **common)
+        return FetchedItem(
+            source_key=key,
+            status="fetched",
+            file_name=f"{article['id']}.html",
+            content_type="text/html",
+            data=article_html(article).encode("utf-8"),
+            **common,
+        )
+
+    def fetch(
+        self,
+        known: Mapping[str, KnownDocument],
+        only_keys: set[str] | None = None,
+        force: bool = False,
+    ) -> Iterator[FetchedItem]:
+        try:
+            if only_keys is not None:
+                yield from self._fetch_keys(known, only_keys, force)
+                return
+            now_ms = int(time.time() * 1000)
+            since = self.state.get("exportedUntil")
+            full_due = now_ms - int(self.state.get("fullListingAt") or 0) >= FULL_LISTING_EVERY_MS
+            if force or since is None or full_due:
+                started = int(time.time())  # changes during the listing come next time
+                for article in self.all_articles():
+                    if self._wanted(article):
+                        yield self._item(article, known.get(article_key(article["id"])), force)
+                self.next_state = {"exportedUntil": started, "fullListingAt": now_ms}
+                return
+            self.complete_listing = False
+            changed, end = self.changed_articles(int(since))
+            for article in changed:
+                key = article_key(article["id"])
+                if self._wanted(article):
+                    yield self._item(article, known.get(key), force)
+                elif key in known:  # now a draft, or moved out of the asset's sections
+                    yield FetchedItem(source_key=key, status="gone")
+            self.next_state = {**self.state, "exportedUntil": end}
+        finally:
+            self.client.close()
+
+    def _fetch_keys(self, known, only_keys: set[str], force: bool) -> Iterator[FetchedItem]:
+        for key in sorted(only_keys):
+            if not key.startswith("zendesk:article:"):
+                continue
+            article_id = key.removeprefix("zendesk:article:")
+            locale = f"/{self.params.locale}" if self.params.locale else ""
+            try:
+                answer = self.client.get_json(f"/api/v2/help_center{locale}/articles/{article_id}")
+            except ProviderError as error:
+                if error.status == 404:  # unpublished, archived or deleted
+                    yield FetchedItem(source_key=key, status="gone")
+                    continue
+                raise
+            article = answer.get("article") or {}
+            if not self._wanted(article):
+                yield FetchedItem(source_key=key, status="gone")
+                continue
+            yield self._item(article, known.get(key), force)
