@@ -164,8 +164,9 @@ ZENDESK_TEXT_EVENTS = frozenset(
 def parse_zendesk(body: bytes) -> RequestedChanges:
     """A Zendesk event-type webhook: ``{"type": "zen:event-type:article.published", "detail":
     {"id": "7005414006398"}, …}``. Published and unpublished events refresh that article (an
-    unpublished one is found gone); other events ask for nothing. Zendesk has no article-updated event: edits of a
-    published article arrive through the incremental export of the next refresh."""
+    unpublished one is found gone); other events ask for nothing. Zendesk has no
+    article-updated event: edits of a published article arrive through the incremental export
+    of the next refresh."""
     data = _json_object(body)
     kind, detail = data.get("type"), data.get("detail")
     if not isinstance(kind, str) or not isinstance(detail, dict):
