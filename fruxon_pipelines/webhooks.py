@@ -178,11 +178,28 @@ def parse_zendesk(body: bytes) -> RequestedChanges:
     return RequestedChanges(nothing=True)
 
 
+def parse_confluence(body: bytes) -> RequestedChanges:
+    """A Confluence Cloud webhook (``page_created``, ``page_updated``, ``page_trashed``,
+    ``page_removed`` …): ``{"timestamp", "userAccountId", "page": {"id", "spaceKey", …}}``
+    refreshes that page (a trashed or removed one is found gone); other events (comments,
+    spaces, blog posts) ask for nothing."""
+    data = _json_object(body)
+    page = data.get("page")
+    if isinstance(page, dict) and str(page.get("id", "")).isdigit():
+        from fruxon_pipelines.sources.confluence import page_key
+
+        return RequestedChanges(source_keys=[page_key(page["id"])])
+    if "timestamp" not in data:
+        raise InvalidDelivery("a Confluence event has a timestamp and the entity it is about")
+    return RequestedChanges(nothing=True)
+
+
 # provider → its body parser. The provider is part of the webhook's URL.
 WEBHOOK_PROVIDERS: dict[str, Callable[[bytes], RequestedChanges]] = {
     "generic": parse_generic,
     "notion": parse_notion,
     "zendesk": parse_zendesk,
+    "confluence": parse_confluence,
 }
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from fruxon_pipelines.settings import Settings
 from fruxon_pipelines.sources.auth import SourceCredentials
 from fruxon_pipelines.sources.base import Source
+from fruxon_pipelines.sources.confluence import ConfluenceParameters
 from fruxon_pipelines.sources.files import FileParameters, FileSource
 from fruxon_pipelines.sources.notion import NotionParameters
 from fruxon_pipelines.sources.web import WebParameters, WebSource
@@ -81,6 +82,12 @@ def _zendesk(params: Any, reach: SourceReach) -> Source:
     return ZendeskSource(params, reach)
 
 
+def _confluence(params: Any, reach: SourceReach) -> Source:
+    from fruxon_pipelines.sources.confluence import ConfluenceSource
+
+    return ConfluenceSource(params, reach)
+
+
 SOURCE_TYPES: dict[str, SourceType] = {
     "web": SourceType(
         "web", "Web site", WebParameters, _web, webhook_providers=("generic",), supports_poll=True
@@ -102,6 +109,17 @@ SOURCE_TYPES: dict[str, SourceType] = {
         ZendeskParameters,
         _zendesk,
         webhook_providers=("zendesk", "generic"),
+        supports_poll=True,
+        supports_oauth=True,
+        auth_methods=("OAUTH", "API_TOKEN"),
+        auth_needs_email=True,
+    ),
+    "confluence": SourceType(
+        "confluence",
+        "Confluence Cloud",
+        ConfluenceParameters,
+        _confluence,
+        webhook_providers=("confluence", "generic"),
         supports_poll=True,
         supports_oauth=True,
         auth_methods=("OAUTH", "API_TOKEN"),
