@@ -15,7 +15,7 @@ import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +102,7 @@ def _string_list(body: dict[str, Any], name: str) -> list[str]:
     return value
 
 
-def parse_generic(body: bytes) -> RequestedChanges:
+def parse_generic(body: bytes, headers: Mapping[str, str]) -> RequestedChanges:
     if not body.strip():
         return RequestedChanges()
     try:
@@ -132,7 +132,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def parse_notion(body: bytes) -> RequestedChanges:
+def parse_notion(body: bytes, headers: Mapping[str, str]) -> RequestedChanges:
     """A Notion integration webhook event: ``{"type": "page.content_updated", "entity":
     {"id", "type": "page"}, …}``. Page events refresh that page (a deleted one is found gone);
     database events refresh everything, since rows may have come or gone. The one-time
@@ -161,7 +161,7 @@ ZENDESK_TEXT_EVENTS = frozenset(
 )
 
 
-def parse_zendesk(body: bytes) -> RequestedChanges:
+def parse_zendesk(body: bytes, headers: Mapping[str, str]) -> RequestedChanges:
     """A Zendesk event-type webhook: ``{"type": "zen:event-type:article.published", "detail":
     {"id": "7005414006398"}, …}``. Published and unpublished events refresh that article (an
     unpublished one is found gone); other events ask for nothing. Zendesk has no
@@ -178,7 +178,7 @@ def parse_zendesk(body: bytes) -> RequestedChanges:
     return RequestedChanges(nothing=True)
 
 
-def parse_confluence(body: bytes) -> RequestedChanges:
+def parse_confluence(body: bytes, headers: Mapping[str, str]) -> RequestedChanges:
     """A Confluence Cloud webhook (``page_created``, ``page_updated``, ``page_trashed``,
     ``page_removed`` …): ``{"timestamp", "userAccountId", "page": {"id", "spaceKey", …}}``
     refreshes that page (a trashed or removed one is found gone); other events (comments,
@@ -194,12 +194,41 @@ def parse_confluence(body: bytes) -> RequestedChanges:
     return RequestedChanges(nothing=True)
 
 
-# provider → its body parser. The provider is part of the webhook's URL.
-WEBHOOK_PROVIDERS: dict[str, Callable[[bytes], RequestedChanges]] = {
-    "generic": parse_generic,
-    "notion": parse_notion,
-    "zendesk": parse_zendesk,
-    "confluence": parse_confluence,
+def parse_google_drive(body: bytes, headers: Mapping[str, str]) -> RequestedChanges:
+    """A Drive push notification: no body, the news is in the channel headers. ``sync`` (the
+    channel's first message) asks for nothing; any other state asks for a refresh, which reads
+    Drive's change list from the asset's stored page token (so it refreshes what changed)."""
+    state = headers.get("x-goog-resource-state")
+    if not state:
+        raise InvalidDelivery("a Drive notification carries X-Goog-Resource-State")
+    if state == "sync":
+        return RequestedChanges(nothing=True)
+    return RequestedChanges()
+
+
+def channel_token_matches(secret: str, body: bytes, header: str | None) -> bool:
+    """Drive echoes the channel's ``token`` in X-Goog-Channel-Token: the signing secret, set as
+    the token when the channel is created."""
+    return bool(header) and hmac.compare_digest(secret.encode(), header.strip().encode())
+
+
+@dataclass(frozen=True)
+class WebhookProvider:
+    parse: Callable[[bytes, Mapping[str, str]], RequestedChanges]
+    # With authMode HMAC: the header that proves a delivery, and how it is checked.
+    signature_header: str = SIGNATURE_HEADER
+    verify: Callable[[str, bytes, str | None], bool] = signature_matches
+
+
+# provider → how its deliveries read. The provider is part of the webhook's URL.
+WEBHOOK_PROVIDERS: dict[str, WebhookProvider] = {
+    "generic": WebhookProvider(parse_generic),
+    "notion": WebhookProvider(parse_notion),
+    "zendesk": WebhookProvider(parse_zendesk),
+    "confluence": WebhookProvider(parse_confluence),
+    "google_drive": WebhookProvider(
+        parse_google_drive, "X-Goog-Channel-Token", channel_token_matches
+    ),
 }
 
 
@@ -245,13 +274,17 @@ class WebhookRevoked(LookupError):
 
 
 def accept_delivery(
-    catalog: Catalog, asset: KnowledgeAsset, registration: WebhookRegistration, body: bytes
+    catalog: Catalog,
+    asset: KnowledgeAsset,
+    registration: WebhookRegistration,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
 ) -> int | None:
     """Parse and store one delivery; returns the event id (None: it asked for nothing).
 
     Raises InvalidDelivery for a body the provider would not send, WebhookRevoked when the
     URL stopped working meanwhile."""
-    changes = WEBHOOK_PROVIDERS[registration.provider](body)
+    changes = WEBHOOK_PROVIDERS[registration.provider].parse(body, headers or {})
     if changes.nothing:
         return None
     event = _resolve(catalog, asset, changes)

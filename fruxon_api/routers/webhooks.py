@@ -4,6 +4,8 @@ stored deliveries into WEBHOOK operations."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -12,12 +14,10 @@ from fruxon_api.problems import Problem
 from fruxon_api.schemas import WebhookAccepted
 from fruxon_pipelines.secretbox import SecretUnreadable, secret_box
 from fruxon_pipelines.webhooks import (
-    SIGNATURE_HEADER,
     WEBHOOK_PROVIDERS,
     InvalidDelivery,
     WebhookRevoked,
     accept_delivery,
-    signature_matches,
     webhook_id_hash,
 )
 
@@ -42,7 +42,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _store(svc: Services, provider: str, webhook_id: str, body: bytes, signature: str | None):
+def _store(svc: Services, provider: str, webhook_id: str, body: bytes, headers: Any):
     registration, asset = svc.catalog.find_webhook(webhook_id_hash(webhook_id))
     if (
         registration is None
@@ -62,14 +62,15 @@ def _store(svc: Services, provider: str, webhook_id: str, body: bytes, signature
                 "the webhook's signing secret cannot be read with the server's FRUXON_SECRET_KEY "
                 "(was the key changed?); rotate the webhook with :regenerateWebhook",
             ) from error
-        if not signature_matches(secret, body, signature):
+        kind = WEBHOOK_PROVIDERS[provider]
+        if not kind.verify(secret, body, headers.get(kind.signature_header)):
             raise Problem(
                 401,
                 "Unauthorized",
-                f"the {SIGNATURE_HEADER} header is missing or does not match the body",
+                f"the {kind.signature_header} header is missing or does not match",
             )
     try:
-        return accept_delivery(svc.catalog, asset, registration, body)
+        return accept_delivery(svc.catalog, asset, registration, body, headers)
     except InvalidDelivery as error:
         raise Problem(400, "Bad Request", str(error)) from error
     except WebhookRevoked as error:
@@ -84,6 +85,5 @@ async def receive_webhook(provider: str, webhook_id: str, request: Request, svc:
     if provider not in WEBHOOK_PROVIDERS or len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
         raise _unknown()
     body = await _read_body(request, svc.settings.webhook_max_body_bytes)
-    signature = request.headers.get(SIGNATURE_HEADER)
-    event_id = await run_in_threadpool(_store, svc, provider, webhook_id, body, signature)
+    event_id = await run_in_threadpool(_store, svc, provider, webhook_id, body, request.headers)
     return WebhookAccepted(eventId=event_id)

@@ -14,6 +14,7 @@ from fruxon_pipelines.sources.auth import SourceCredentials
 from fruxon_pipelines.sources.base import Source
 from fruxon_pipelines.sources.confluence import ConfluenceParameters
 from fruxon_pipelines.sources.files import FileParameters, FileSource
+from fruxon_pipelines.sources.google_drive import GoogleDriveParameters
 from fruxon_pipelines.sources.notion import NotionParameters
 from fruxon_pipelines.sources.web import WebParameters, WebSource
 from fruxon_pipelines.sources.zendesk import ZendeskParameters
@@ -88,6 +89,12 @@ def _confluence(params: Any, reach: SourceReach) -> Source:
     return ConfluenceSource(params, reach)
 
 
+def _google_drive(params: Any, reach: SourceReach) -> Source:
+    from fruxon_pipelines.sources.google_drive import GoogleDriveSource
+
+    return GoogleDriveSource(params, reach)
+
+
 SOURCE_TYPES: dict[str, SourceType] = {
     "web": SourceType(
         "web", "Web site", WebParameters, _web, webhook_providers=("generic",), supports_poll=True
@@ -113,6 +120,16 @@ SOURCE_TYPES: dict[str, SourceType] = {
         supports_oauth=True,
         auth_methods=("OAUTH", "API_TOKEN"),
         auth_needs_email=True,
+    ),
+    "google_drive": SourceType(
+        "google_drive",
+        "Google Drive",
+        GoogleDriveParameters,
+        _google_drive,
+        webhook_providers=("google_drive", "generic"),
+        supports_poll=True,
+        supports_oauth=True,
+        auth_methods=("OAUTH",),
     ),
     "confluence": SourceType(
         "confluence",
