@@ -69,6 +69,11 @@ def asset_out(asset: KnowledgeAsset, usage: Usage | None = None) -> AssetOut:
         supportsPollSchedule=kind.supports_poll,
         embedding=EmbeddingOut(**asset.embedding_config),
         budget=budget_out(asset, usage),
+        processedAt=asset.processed_at,
+        # Why the last run failed, when the user can act on it; cleared by a completed run.
+        errorCategory=asset.last_error_category,
+        errorMessage=asset.last_error if asset.last_error_category else None,
+        hasCredentials=asset.source_auth is not None,
     )
 
 

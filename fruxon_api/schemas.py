@@ -152,6 +152,10 @@ class AssetOut(Wire):
     supportsPollSchedule: bool
     embedding: EmbeddingOut
     budget: BudgetOut
+    processedAt: int | None = None
+    errorCategory: str | None = None  # CREDENTIALS, PERMISSIONS, RATE_LIMIT, … (our extension)
+    errorMessage: str | None = None
+    hasCredentials: bool = False  # whether `auth` is stored (never the credentials themselves)
 
 
 class LongOperation(Wire):

@@ -160,6 +160,18 @@ def test_revoked_credentials_fail_the_operation_with_credentials(pipeline, notio
     asset = pipeline.catalog.get_asset(asset_id)
     assert asset.last_error_category == "CREDENTIALS"
     assert pipeline.chunks(asset_id) == indexed  # nothing indexed is lost
+    from fruxon_api.present import asset_out
+
+    shown = asset_out(asset)
+    assert shown.errorCategory == "CREDENTIALS" and "refresh_token" in shown.errorMessage
+    assert shown.hasCredentials
+
+    notion.api_tokens.add("secret_new")  # mended: new credentials, and the next run clears it
+    box = secret_box(pipeline.settings)
+    mended = SourceAuth(method="API_TOKEN", apiToken="secret_new")
+    pipeline.catalog.update_asset(asset_id, source_auth=box.seal(mended.sealed_json()))
+    pipeline.run(asset_id)
+    assert asset_out(pipeline.catalog.get_asset(asset_id)).errorCategory is None
 
 
 def test_a_page_the_integration_may_not_read_fails_alone(pipeline, notion):
