@@ -9,13 +9,13 @@ texts' UTF-8 length, which no byte-level BPE tokenizer exceeds.
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from fruxon_pipelines.backoff import retry_after_seconds
 from fruxon_pipelines.errors import (
     CREDENTIALS,
     INVALID_CONFIG,
@@ -29,25 +29,10 @@ from .base import EmbeddingModel
 from .tokenizer import MiniLMTokenizer, get_tokenizer
 
 RETRYABLE = {429, 500, 502, 503, 504}
-MAX_WAIT_SECONDS = 60.0
 
 
 class EmbeddingServiceError(CategorizedError):
     """The endpoint refused or failed; ``category`` says what the user can do about it."""
-
-
-def retry_after_seconds(value: str | None, attempt: int) -> float:
-    """Seconds to wait: the server's Retry-After (seconds or an HTTP date), else exponential."""
-    if value:
-        value = value.strip()
-        if value.replace(".", "", 1).isdigit():
-            return min(float(value), MAX_WAIT_SECONDS)
-        try:
-            when = email.utils.parsedate_to_datetime(value).timestamp()
-            return min(max(0.0, when - time.time()), MAX_WAIT_SECONDS)
-        except (TypeError, ValueError):
-            pass
-    return min(0.5 * 2**attempt, MAX_WAIT_SECONDS)
 
 
 class OpenAIEmbedder:
@@ -117,12 +102,14 @@ class OpenAIEmbedder:
                     raise EmbeddingServiceError(
                         f"the embeddings endpoint is unreachable: {error}", SOURCE_UNAVAILABLE
                     ) from error
-                self._sleep(retry_after_seconds(None, attempt))
+                self._sleep(retry_after_seconds(None, attempt, jitter=False))
                 continue
             if response.status_code == 200:
                 return response.json()
             if response.status_code in RETRYABLE and attempt < self.max_retries:
-                self._sleep(retry_after_seconds(response.headers.get("retry-after"), attempt))
+                self._sleep(
+                    retry_after_seconds(response.headers.get("retry-after"), attempt, jitter=False)
+                )
                 continue
             category = {
                 401: CREDENTIALS,

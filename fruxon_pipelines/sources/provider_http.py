@@ -15,12 +15,11 @@ request carrying a bearer token to another host.
 
 from __future__ import annotations
 
-import email.utils
-import random
 import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from fruxon_pipelines.backoff import retry_after_seconds
 from fruxon_pipelines.errors import (
     CREDENTIALS,
     INVALID_CONFIG,
@@ -31,7 +30,6 @@ from fruxon_pipelines.errors import (
 from fruxon_pipelines.sources.base import SourceError
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504, 529})
-MAX_WAIT_SECONDS = 60.0
 
 
 class ProviderError(SourceError):
@@ -53,22 +51,6 @@ def category_of(status: int) -> str:
     if status in (400, 404, 422):
         return INVALID_CONFIG
     return SOURCE_UNAVAILABLE
-
-
-def retry_after_seconds(value: str | None, attempt: int) -> float:
-    """The server's Retry-After (seconds or an HTTP date), else exponential backoff with jitter."""
-    if value:
-        value = value.strip()
-        try:
-            return min(max(0.0, float(value)), MAX_WAIT_SECONDS)
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(value).timestamp()
-            return min(max(0.0, when - time.time()), MAX_WAIT_SECONDS)
-        except (TypeError, ValueError):
-            pass
-    return min(0.5 * 2**attempt * (0.75 + random.random() / 2), MAX_WAIT_SECONDS)
 
 
 class ProviderClient:
