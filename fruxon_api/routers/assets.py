@@ -129,10 +129,7 @@ def embedding_credentials(
         if config_id is None:
             columns["embedding_llm_config_id"] = None
             return columns
-        try:
-            config = svc.catalog.get_llm_config(str(uuid.UUID(config_id)))
-        except ValueError:
-            config = None
+        config = svc.catalog.get_llm_config(parse_uuid(config_id, field))
         if config is None or config.tenant != tenant:
             raise _bad(f"{field}: no LLM config {config_id!r} in this tenant")
         if config.provider != provider:
