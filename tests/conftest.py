@@ -51,6 +51,31 @@ def instance() -> Iterator:
 
 
 @pytest.fixture
+def pipeline(settings, instance):
+    """The ingestion graph on this test's FRUXON_HOME and Dagster instance."""
+    from pipeline import Pipeline
+
+    return Pipeline(settings, instance)
+
+
+def written_under(settings) -> bytes:
+    """Every byte under FRUXON_HOME but the key file (catalog, vectors, staging), for scans
+    that no secret was written in the clear."""
+    return b"".join(
+        p.read_bytes()
+        for p in sorted(settings.resolved_home.rglob("*"))
+        if p.is_file() and p.name != "secret_key"
+    )
+
+
+def dagster_event_text(instance) -> str:
+    """The whole event log of every run on ``instance``, as text."""
+    return "".join(
+        str(record) for run in instance.get_runs() for record in instance.all_logs(run.run_id)
+    )
+
+
+@pytest.fixture
 def site() -> Iterator:
     from sitegen import Site
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import dagster_event_text, written_under
 from openai_server import OpenAIServer
-from pipeline import Pipeline
 from sitegen import generate_pages
 
 from fruxon_pipelines import embedding
@@ -35,11 +35,6 @@ def server(monkeypatch):
         yield running
     get_settings.cache_clear()
     embedding._embedders.clear()
-
-
-@pytest.fixture
-def pipeline(settings, instance) -> Pipeline:
-    return Pipeline(settings, instance)
 
 
 def test_embedder_counts_the_servers_tokens_and_waits_out_429s(server):
@@ -321,15 +316,6 @@ def _without_server_key(monkeypatch, server) -> None:
     server.accepted_keys.clear()
 
 
-def _everything_written(settings) -> bytes:
-    """Every byte under FRUXON_HOME but the key file: catalog, Dagster storage, logs."""
-    return b"".join(
-        p.read_bytes()
-        for p in sorted(settings.resolved_home.rglob("*"))
-        if p.is_file() and p.name != "secret_key"
-    )
-
-
 def test_an_assets_own_key_and_its_llm_config_embed_and_are_never_shown(
     client, pipeline, site, server, monkeypatch
 ):
@@ -387,11 +373,8 @@ def test_an_assets_own_key_and_its_llm_config_embed_and_are_never_shown(
         client.get("/v1/tenants/acme/assets").text,
         client.get("/v1/tenants/acme/llmConfigs").text,
     ]
-    written = _everything_written(pipeline.settings)
-    events = "".join(
-        str(record) for run in pipeline.instance.get_runs() for record in
-        pipeline.instance.all_logs(run.run_id)
-    )  # fmt: skip
+    written = written_under(pipeline.settings)
+    events = dagster_event_text(pipeline.instance)
     assert "Finished execution of run" in events  # the runs' whole event logs
     for key in (ASSET_KEY, CONFIG_KEY, ROTATED_KEY):
         assert not any(key in text for text in shown)

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from pipeline import HASH_EMBEDDING, Pipeline
 from providers.confluence_server import ConfluenceServer, FakeConfluencePage
+from providers.fake_provider import point_fruxon_at
 
 from fruxon_pipelines.secretbox import secret_box
 from fruxon_pipelines.settings import Settings, get_settings
@@ -21,19 +22,19 @@ API_TOKEN = SourceAuth(method="API_TOKEN", email=EMAIL, apiToken=TOKEN)
 @pytest.fixture
 def confluence(monkeypatch):
     with ConfluenceServer() as server:
-        for name, value in {
-            "FRUXON_CONFLUENCE_SITE_URL": server.url,
-            "FRUXON_CONFLUENCE_OAUTH_API_URL": f"{server.url}/ex/confluence/{{cloudId}}",
-            "FRUXON_ATLASSIAN_RESOURCES_URL": f"{server.url}/oauth/token/accessible-resources",
-            "FRUXON_ATLASSIAN_AUTHORIZE_URL": f"{server.url}/oauth/authorize",
-            "FRUXON_ATLASSIAN_TOKEN_URL": f"{server.url}/oauth/token",
-            "FRUXON_ATLASSIAN_CLIENT_ID": server.client_id,
-            "FRUXON_ATLASSIAN_CLIENT_SECRET": server.client_secret,
-            "FRUXON_PROVIDER_MAX_RETRIES": "3",
-        }.items():
-            monkeypatch.setenv(name, value)
+        point_fruxon_at(
+            monkeypatch,
+            server,
+            "ATLASSIAN",
+            {
+                "CONFLUENCE_SITE_URL": "",
+                "CONFLUENCE_OAUTH_API_URL": "/ex/confluence/{cloudId}",
+                "ATLASSIAN_RESOURCES_URL": "/oauth/token/accessible-resources",
+                "ATLASSIAN_AUTHORIZE_URL": "/oauth/authorize",
+                "ATLASSIAN_TOKEN_URL": "/oauth/token",
+            },
+        )
         server.users[EMAIL] = TOKEN
-        get_settings.cache_clear()
         yield server
     get_settings.cache_clear()
 
@@ -41,11 +42,6 @@ def confluence(monkeypatch):
 @pytest.fixture
 def settings(tmp_path, confluence):  # the provider's endpoints are settings: set before these
     return Settings(home=tmp_path / "fruxon", allow_private_networks=True, embed_batch_size=8)
-
-
-@pytest.fixture
-def pipeline(settings, instance) -> Pipeline:
-    return Pipeline(settings, instance)
 
 
 def _wiki(confluence: ConfluenceServer) -> dict[str, FakeConfluencePage]:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pipeline import HASH_EMBEDDING, Pipeline
 from providers.drive_server import DOC, FOLDER, SHEET, DriveServer, FakeFile
+from providers.fake_provider import point_fruxon_at
 
 from fruxon_pipelines.secretbox import secret_box
 from fruxon_pipelines.settings import Settings, get_settings
@@ -20,16 +21,16 @@ from fruxon_pipelines.sources.google_drive import file_key
 @pytest.fixture
 def drive(monkeypatch):
     with DriveServer() as server:
-        for name, value in {
-            "FRUXON_GOOGLE_DRIVE_API_URL": server.url,
-            "FRUXON_GOOGLE_AUTHORIZE_URL": f"{server.url}/oauth/authorize",
-            "FRUXON_GOOGLE_TOKEN_URL": f"{server.url}/oauth/token",
-            "FRUXON_GOOGLE_CLIENT_ID": server.client_id,
-            "FRUXON_GOOGLE_CLIENT_SECRET": server.client_secret,
-            "FRUXON_PROVIDER_MAX_RETRIES": "3",
-        }.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
+        point_fruxon_at(
+            monkeypatch,
+            server,
+            "GOOGLE",
+            {
+                "GOOGLE_DRIVE_API_URL": "",
+                "GOOGLE_AUTHORIZE_URL": "/oauth/authorize",
+                "GOOGLE_TOKEN_URL": "/oauth/token",
+            },
+        )
         yield server
     get_settings.cache_clear()
 
@@ -37,11 +38,6 @@ def drive(monkeypatch):
 @pytest.fixture
 def settings(tmp_path, drive):  # the provider's endpoints are settings: set before these
     return Settings(home=tmp_path / "fruxon", allow_private_networks=True, embed_batch_size=8)
-
-
-@pytest.fixture
-def pipeline(settings, instance) -> Pipeline:
-    return Pipeline(settings, instance)
 
 
 def _folder_tree(drive: DriveServer) -> dict[str, FakeFile]:

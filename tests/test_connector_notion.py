@@ -8,7 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from conftest import dagster_event_text, written_under
 from pipeline import HASH_EMBEDDING, Pipeline
+from providers.fake_provider import point_fruxon_at
 from providers.notion_server import FakePage, NotionServer, text_block
 
 from fruxon_pipelines.catalog.models import now_ms
@@ -21,16 +23,16 @@ from fruxon_pipelines.sources.notion import page_key
 @pytest.fixture
 def notion(monkeypatch):
     with NotionServer() as server:
-        for name, value in {
-            "FRUXON_NOTION_API_URL": server.url,
-            "FRUXON_NOTION_AUTHORIZE_URL": f"{server.url}/oauth/authorize",
-            "FRUXON_NOTION_TOKEN_URL": f"{server.url}/oauth/token",
-            "FRUXON_NOTION_CLIENT_ID": server.client_id,
-            "FRUXON_NOTION_CLIENT_SECRET": server.client_secret,
-            "FRUXON_PROVIDER_MAX_RETRIES": "3",
-        }.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
+        point_fruxon_at(
+            monkeypatch,
+            server,
+            "NOTION",
+            {
+                "NOTION_API_URL": "",
+                "NOTION_AUTHORIZE_URL": "/oauth/authorize",
+                "NOTION_TOKEN_URL": "/oauth/token",
+            },
+        )
         yield server
     get_settings.cache_clear()
 
@@ -38,11 +40,6 @@ def notion(monkeypatch):
 @pytest.fixture
 def settings(tmp_path, notion):  # the provider's endpoints are settings: set before these
     return Settings(home=tmp_path / "fruxon", allow_private_networks=True, embed_batch_size=8)
-
-
-@pytest.fixture
-def pipeline(settings, instance) -> Pipeline:
-    return Pipeline(settings, instance)
 
 
 def _workspace(notion: NotionServer) -> dict[str, FakePage]:
@@ -288,16 +285,8 @@ def test_the_oauth_round_trip_ends_in_an_asset_and_nothing_can_be_replayed(
 
     shown = [started.text, landed.text, created.text, client.get("/v1/tenants/acme/assets").text]
     shown.append(client.get(f"/v1/tenants/acme/assets/{asset_id}").text)
-    written = b"".join(
-        p.read_bytes()
-        for p in pipeline.settings.resolved_home.rglob("*")
-        if p.is_file() and p.name != "secret_key"
-    )
-    events = "".join(
-        str(record)
-        for run in pipeline.instance.get_runs()
-        for record in pipeline.instance.all_logs(run.run_id)
-    )
+    written = written_under(pipeline.settings)
+    events = dagster_event_text(pipeline.instance)
     for secret in (credentials["accessToken"], credentials["refreshToken"], key):
         assert not any(secret in text for text in shown)
         assert secret.encode() not in written

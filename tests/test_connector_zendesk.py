@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from pipeline import HASH_EMBEDDING, Pipeline
+from providers.fake_provider import point_fruxon_at
 from providers.zendesk_server import FakeArticle, ZendeskServer
 
 from fruxon_pipelines.secretbox import secret_box
@@ -22,17 +23,17 @@ EMAIL, TOKEN = "agent@acme.example", "zd-api-token-6b1f"
 @pytest.fixture
 def zendesk(monkeypatch):
     with ZendeskServer() as server:
-        for name, value in {
-            "FRUXON_ZENDESK_API_URL": server.url,
-            "FRUXON_ZENDESK_AUTHORIZE_URL": f"{server.url}/oauth/authorizations/new",
-            "FRUXON_ZENDESK_TOKEN_URL": f"{server.url}/oauth/tokens",
-            "FRUXON_ZENDESK_CLIENT_ID": server.client_id,
-            "FRUXON_ZENDESK_CLIENT_SECRET": server.client_secret,
-            "FRUXON_PROVIDER_MAX_RETRIES": "3",
-        }.items():
-            monkeypatch.setenv(name, value)
+        point_fruxon_at(
+            monkeypatch,
+            server,
+            "ZENDESK",
+            {
+                "ZENDESK_API_URL": "",
+                "ZENDESK_AUTHORIZE_URL": "/oauth/authorizations/new",
+                "ZENDESK_TOKEN_URL": "/oauth/tokens",
+            },
+        )
         server.user_tokens[EMAIL] = TOKEN
-        get_settings.cache_clear()
         yield server
     get_settings.cache_clear()
 
@@ -40,11 +41,6 @@ def zendesk(monkeypatch):
 @pytest.fixture
 def settings(tmp_path, zendesk):  # the provider's endpoints are settings: set before these
     return Settings(home=tmp_path / "fruxon", allow_private_networks=True, embed_batch_size=8)
-
-
-@pytest.fixture
-def pipeline(settings, instance) -> Pipeline:
-    return Pipeline(settings, instance)
 
 
 def _help_center(zendesk: ZendeskServer) -> dict[str, FakeArticle]:

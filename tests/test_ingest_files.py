@@ -9,11 +9,6 @@ from conftest import FIXTURES
 from pipeline import HASH_EMBEDDING, Pipeline
 
 
-@pytest.fixture
-def pipeline(settings, instance) -> Pipeline:
-    return Pipeline(settings, instance)
-
-
 def _file_asset(pipeline: Pipeline, name: str, embedding: dict | None = None) -> str:
     target = pipeline.settings.files_dir / "uploads" / name
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,14 +6,7 @@ end-to-end tests run the real one).
 
 from __future__ import annotations
 
-import pytest
-from pipeline import Pipeline
 from sitegen import generate_pages
-
-
-@pytest.fixture
-def pipeline(settings, instance) -> Pipeline:
-    return Pipeline(settings, instance)
 
 
 def _publish(site, pages: dict[str, str]) -> None:

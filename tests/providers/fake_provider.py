@@ -27,6 +27,22 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 Response = tuple[int, dict[str, str], bytes]
 
 
+def point_fruxon_at(monkeypatch: Any, server: FakeProvider, app: str, endpoints: dict) -> None:
+    """Settings that send fruxon to ``server``: each FRUXON_<name> endpoint (a path on the
+    server), the OAuth app's client id and secret (FRUXON_<app>_CLIENT_*), few retries."""
+    from fruxon_pipelines.settings import get_settings
+
+    variables = {f"FRUXON_{name}": server.url + path for name, path in endpoints.items()}
+    variables |= {
+        f"FRUXON_{app}_CLIENT_ID": server.client_id,
+        f"FRUXON_{app}_CLIENT_SECRET": server.client_secret,
+        "FRUXON_PROVIDER_MAX_RETRIES": "3",
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return status, {"Content-Type": "application/json"} | (headers or {}), json.dumps(body).encode()
 
