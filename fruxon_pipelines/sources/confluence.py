@@ -29,9 +29,10 @@ from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceErro
 from fruxon_pipelines.sources.oauth import SUBDOMAIN, endpoint
 from fruxon_pipelines.sources.provider_http import (
     ProviderClient,
-    ProviderError,
+    ProviderSource,
     basic_header,
     bearer_auth,
+    unchanged,
 )
 
 LIMIT = 250
@@ -96,9 +97,9 @@ def storage_html(title: str, storage: str) -> str:
     return f"{head}<body><h1>{escaped}</h1>\n{body}</body></html>"
 
 
-class ConfluenceSource:
-    complete_listing = True
-    next_state = None
+class ConfluenceSource(ProviderSource):
+    key_prefix = "confluence:page:"
+    _space_ids: set[str] | None = None  # the asset's spaces, once a run asks for pages by id
 
     def __init__(self, params: ConfluenceParameters, reach: Any) -> None:
         settings = reach.settings
@@ -182,7 +183,7 @@ class ConfluenceSource:
             "title": page.get("title"),
             "etag": version,
         }
-        if previous is not None and previous.etag == version and version and not force:
+        if unchanged(previous, version, force):
             return FetchedItem(source_key=key, status="unchanged", **common)
         storage = ((page.get("body") or {}).get("storage") or {}).get("value") or ""
         return FetchedItem(
@@ -194,39 +195,16 @@ class ConfluenceSource:
             **common,
         )
 
-    def fetch(
-        self,
-        known: Mapping[str, KnownDocument],
-        only_keys: set[str] | None = None,
-        force: bool = False,
-    ) -> Iterator[FetchedItem]:
-        try:
-            spaces = self.spaces()
-            if only_keys is not None:
-                yield from self._fetch_keys(known, only_keys, force, {str(s["id"]) for s in spaces})
-                return
-            for space in spaces:
-                params = {"body-format": "storage", "status": "current", "limit": LIMIT}
-                for page in self._paged(f"{API}/spaces/{space['id']}/pages", params):
-                    yield self._item(page, known.get(page_key(page["id"])), force)
-        finally:
-            self.client.close()
+    def list_items(self, known: Mapping[str, KnownDocument], force: bool):
+        for space in self.spaces():
+            params = {"body-format": "storage", "status": "current", "limit": LIMIT}
+            for page in self._paged(f"{API}/spaces/{space['id']}/pages", params):
+                yield self._item(page, known.get(page_key(page["id"])), force)
 
-    def _fetch_keys(self, known, only_keys: set[str], force: bool, space_ids: set[str]):
-        for key in sorted(only_keys):
-            if not key.startswith("confluence:page:"):
-                continue
-            page_id = key.removeprefix("confluence:page:")
-            try:
-                page = self.client.get_json(
-                    f"{API}/pages/{page_id}", params={"body-format": "storage"}
-                )
-            except ProviderError as error:
-                if error.status == 404:
-                    yield FetchedItem(source_key=key, status="gone")
-                    continue
-                raise
-            if page.get("status") != "current" or str(page.get("spaceId")) not in space_ids:
-                yield FetchedItem(source_key=key, status="gone")
-                continue
-            yield self._item(page, known.get(key), force)
+    def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
+        if self._space_ids is None:
+            self._space_ids = {str(s["id"]) for s in self.spaces()}
+        page = self.client.get_json(f"{API}/pages/{item_id}", params={"body-format": "storage"})
+        if page.get("status") != "current" or str(page.get("spaceId")) not in self._space_ids:
+            return FetchedItem(source_key=key, status="gone")
+        return self._item(page, previous, force)

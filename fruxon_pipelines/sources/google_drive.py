@@ -29,7 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from fruxon_pipelines.errors import INVALID_CONFIG
 from fruxon_pipelines.parsing import SUPPORTED_CONTENT_TYPES
 from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
-from fruxon_pipelines.sources.provider_http import ProviderClient, ProviderError, bearer_auth
+from fruxon_pipelines.sources.provider_http import (
+    ProviderClient,
+    ProviderError,
+    ProviderSource,
+    bearer_auth,
+    unchanged,
+)
 
 FOLDER = "application/vnd.google-apps.folder"
 EXPORTS = {
@@ -78,13 +84,13 @@ def _rate_limited(response: Any) -> bool:
     return response.status_code == 403 and _reason(response) in RATE_LIMIT_REASONS
 
 
-class GoogleDriveSource:
+class GoogleDriveSource(ProviderSource):
+    key_prefix = "gdrive:file:"
+
     def __init__(self, params: GoogleDriveParameters, reach: Any) -> None:
         settings = reach.settings
         self.params = params
         self.state = reach.state or {}
-        self.complete_listing = True
-        self.next_state: dict[str, Any] | None = None
         self.root = (
             params.driveId if params.driveId and params.folderId == "root" else (params.folderId)
         )
@@ -178,7 +184,7 @@ class GoogleDriveSource:
         version = f"{item.get('version', '')}:{item.get('md5Checksum', '')}"
         mime = item.get("mimeType", "")
         common = {"source_url": item.get("webViewLink"), "title": item.get("name"), "etag": version}
-        if previous is not None and previous.etag == version and not force:
+        if unchanged(previous, version, force):
             return FetchedItem(source_key=key, status="unchanged", **common)
         if int(item.get("size") or 0) > MAX_FILE_BYTES:
             return FetchedItem(source_key=key, status="failed", error="larger than 50 MB", **common)
@@ -210,30 +216,19 @@ class GoogleDriveSource:
             **common,
         )
 
-    def fetch(
-        self,
-        known: Mapping[str, KnownDocument],
-        only_keys: set[str] | None = None,
-        force: bool = False,
-    ) -> Iterator[FetchedItem]:
-        try:
-            if only_keys is not None:
-                yield from self._fetch_keys(known, only_keys, force)
-                return
-            token = self.state.get("pageToken")
-            listed = None
-            if token and not force:
-                try:
-                    listed = self.changes(str(token))
-                except ProviderError as error:
-                    if error.status not in (400, 404):  # else a token Drive no longer takes
-                        raise
-            if listed is not None and not self._a_folder_left(listed[0]):
-                yield from self._refresh(known, *listed)
-            else:
-                yield from self._full(known, force)
-        finally:
-            self.client.close()
+    def list_items(self, known: Mapping[str, KnownDocument], force: bool):
+        token = self.state.get("pageToken")
+        listed = None
+        if token and not force:
+            try:
+                listed = self.changes(str(token))
+            except ProviderError as error:
+                if error.status not in (400, 404):  # else a token Drive no longer takes
+                    raise
+        if listed is not None and not self._a_folder_left(listed[0]):
+            yield from self._refresh(known, *listed)
+        else:
+            yield from self._full(known, force)
 
     def _full(self, known, force: bool) -> Iterator[FetchedItem]:
         token = self.start_page_token()
@@ -296,22 +291,11 @@ class GoogleDriveSource:
             yield self._item(item, known.get(key), False)
         self.next_state = {"pageToken": next_token, "folders": sorted(folders)}
 
-    def _fetch_keys(self, known, only_keys: set[str], force: bool) -> Iterator[FetchedItem]:
-        for key in sorted(only_keys):
-            if not key.startswith("gdrive:file:"):
-                continue
-            file_id = key.removeprefix("gdrive:file:")
-            try:
-                item = self.client.get_json(
-                    f"/drive/v3/files/{file_id}",
-                    params={"fields": FILE_FIELDS, "supportsAllDrives": "true"},
-                )
-            except ProviderError as error:
-                if error.status == 404:
-                    yield FetchedItem(source_key=key, status="gone")
-                    continue
-                raise
-            if item.get("trashed") or not self.indexable(item):
-                yield FetchedItem(source_key=key, status="gone")
-                continue
-            yield self._item(item, known.get(key), force)
+    def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
+        item = self.client.get_json(
+            f"/drive/v3/files/{item_id}",
+            params={"fields": FILE_FIELDS, "supportsAllDrives": "true"},
+        )
+        if item.get("trashed") or not self.indexable(item):
+            return FetchedItem(source_key=key, status="gone")
+        return self._item(item, previous, force)

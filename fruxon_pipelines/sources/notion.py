@@ -22,7 +22,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fruxon_pipelines.sources.base import FetchedItem, KnownDocument
-from fruxon_pipelines.sources.provider_http import ProviderClient, ProviderError, bearer_auth
+from fruxon_pipelines.sources.provider_http import (
+    ProviderClient,
+    ProviderError,
+    ProviderSource,
+    bearer_auth,
+    unchanged,
+)
 
 NOTION_VERSION = "2022-06-28"
 PAGE_SIZE = 100
@@ -108,9 +114,8 @@ def block_markdown(block: dict[str, Any], indent: str) -> str | None:
     return None
 
 
-class NotionSource:
-    complete_listing = True
-    next_state = None
+class NotionSource(ProviderSource):
+    key_prefix = "notion:page:"
 
     def __init__(self, params: NotionParameters, reach: Any) -> None:
         settings = reach.settings
@@ -186,7 +191,7 @@ class NotionSource:
         version = page.get("last_edited_time")
         title = page_title(page) or "Untitled"
         common = {"source_url": page.get("url"), "title": title, "etag": version}
-        if previous is not None and previous.etag == version and version and not force:
+        if unchanged(previous, version, force):
             return FetchedItem(source_key=key, status="unchanged", **common)
         try:
             text = self.markdown(page)
@@ -205,35 +210,13 @@ class NotionSource:
             **common,
         )
 
-    def fetch(
-        self,
-        known: Mapping[str, KnownDocument],
-        only_keys: set[str] | None = None,
-        force: bool = False,
-    ) -> Iterator[FetchedItem]:
-        try:
-            if only_keys is not None:
-                yield from self._fetch_keys(known, only_keys, force)
-                return
-            for page in self.pages():
-                if self._wanted(page):
-                    yield self._item(page, known.get(page_key(page["id"])), force)
-        finally:
-            self.client.close()
+    def list_items(self, known: Mapping[str, KnownDocument], force: bool):
+        for page in self.pages():
+            if self._wanted(page):
+                yield self._item(page, known.get(page_key(page["id"])), force)
 
-    def _fetch_keys(self, known, only_keys: set[str], force: bool) -> Iterator[FetchedItem]:
-        for key in sorted(only_keys):
-            if not key.startswith("notion:page:"):
-                continue
-            page_id = key.removeprefix("notion:page:")
-            try:
-                page = self.client.get_json(f"/v1/pages/{page_id}")
-            except ProviderError as error:
-                if error.status == 404:
-                    yield FetchedItem(source_key=key, status="gone")
-                    continue
-                raise
-            if page.get("archived") or page.get("in_trash") or not self._wanted(page):
-                yield FetchedItem(source_key=key, status="gone")
-                continue
-            yield self._item(page, known.get(key), force)
+    def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
+        page = self.client.get_json(f"/v1/pages/{item_id}")
+        if page.get("archived") or page.get("in_trash") or not self._wanted(page):
+            return FetchedItem(source_key=key, status="gone")
+        return self._item(page, previous, force)

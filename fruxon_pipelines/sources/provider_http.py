@@ -16,7 +16,7 @@ request carrying a bearer token to another host.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from fruxon_pipelines.backoff import retry_after_seconds
@@ -27,7 +27,7 @@ from fruxon_pipelines.errors import (
     RATE_LIMIT,
     SOURCE_UNAVAILABLE,
 )
-from fruxon_pipelines.sources.base import SourceError
+from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504, 529})
 
@@ -216,3 +216,47 @@ def basic_header(user: str, password: str) -> dict[str, str]:
 
     pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     return {"Authorization": f"Basic {pair}"}
+
+
+def unchanged(previous: KnownDocument | None, version: str | None, force: bool) -> bool:
+    """Whether the provider's version of an item is the one indexed (and no force)."""
+    return not force and bool(version) and previous is not None and previous.etag == version
+
+
+class ProviderSource:
+    """What the four connectors share: a run lists everything (``list_items``) or reads only
+    the items it names (``fetch_one``, once per key of this connector; a 404 is ``gone``), and
+    the client is closed when the run is done with it."""
+
+    key_prefix: str
+    client: ProviderClient
+    complete_listing = True
+    next_state: dict[str, Any] | None = None
+
+    def list_items(self, known: Mapping[str, KnownDocument], force: bool) -> Iterator[FetchedItem]:
+        raise NotImplementedError
+
+    def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
+        raise NotImplementedError
+
+    def fetch(
+        self,
+        known: Mapping[str, KnownDocument],
+        only_keys: set[str] | None = None,
+        force: bool = False,
+    ) -> Iterator[FetchedItem]:
+        try:
+            if only_keys is None:
+                yield from self.list_items(known, force)
+                return
+            for key in sorted(k for k in only_keys if k.startswith(self.key_prefix)):
+                item_id = key.removeprefix(self.key_prefix)
+                try:
+                    item = self.fetch_one(key, item_id, known.get(key), force)
+                except ProviderError as error:
+                    if error.status != 404:
+                        raise
+                    item = FetchedItem(source_key=key, status="gone")
+                yield item
+        finally:
+            self.client.close()

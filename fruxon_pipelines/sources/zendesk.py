@@ -30,9 +30,10 @@ from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceErro
 from fruxon_pipelines.sources.oauth import SUBDOMAIN, endpoint
 from fruxon_pipelines.sources.provider_http import (
     ProviderClient,
-    ProviderError,
+    ProviderSource,
     basic_header,
     bearer_auth,
+    unchanged,
 )
 
 PAGE_SIZE = 100
@@ -84,13 +85,13 @@ def article_html(article: dict[str, Any]) -> str:
     return f"<html><head><title>{title}</title></head><body><h1>{title}</h1>\n{body}</body></html>"
 
 
-class ZendeskSource:
+class ZendeskSource(ProviderSource):
+    key_prefix = "zendesk:article:"
+
     def __init__(self, params: ZendeskParameters, reach: Any) -> None:
         settings = reach.settings
         self.params = params
         self.state = reach.state or {}
-        self.complete_listing = True
-        self.next_state: dict[str, Any] | None = None
         credentials = reach.credentials
         if credentials is None:
             raise SourceError("a zendesk asset needs auth (OAUTH or API_TOKEN)", CREDENTIALS)
@@ -161,7 +162,7 @@ class ZendeskSource:
             "title": article.get("title"),
             "etag": version,
         }
-        if previous is not None and previous.etag == version and version and not force:
+        if unchanged(previous, version, force):
             return FetchedItem(source_key=key, status="unchanged", **common)
         return FetchedItem(
             source_key=key,
@@ -172,53 +173,31 @@ class ZendeskSource:
             **common,
         )
 
-    def fetch(
-        self,
-        known: Mapping[str, KnownDocument],
-        only_keys: set[str] | None = None,
-        force: bool = False,
-    ) -> Iterator[FetchedItem]:
-        try:
-            if only_keys is not None:
-                yield from self._fetch_keys(known, only_keys, force)
-                return
-            now_ms = int(time.time() * 1000)
-            since = self.state.get("exportedUntil")
-            full_due = now_ms - int(self.state.get("fullListingAt") or 0) >= FULL_LISTING_EVERY_MS
-            if force or since is None or full_due:
-                started = int(time.time())  # changes during the listing come next time
-                for article in self.all_articles():
-                    if self._wanted(article):
-                        yield self._item(article, known.get(article_key(article["id"])), force)
-                self.next_state = {"exportedUntil": started, "fullListingAt": now_ms}
-                return
-            self.complete_listing = False
-            changed, end = self.changed_articles(int(since))
-            for article in changed:
-                key = article_key(article["id"])
+    def list_items(self, known: Mapping[str, KnownDocument], force: bool):
+        now_ms = int(time.time() * 1000)
+        since = self.state.get("exportedUntil")
+        full_due = now_ms - int(self.state.get("fullListingAt") or 0) >= FULL_LISTING_EVERY_MS
+        if force or since is None or full_due:
+            started = int(time.time())  # changes during the listing come next time
+            for article in self.all_articles():
                 if self._wanted(article):
-                    yield self._item(article, known.get(key), force)
-                elif key in known:  # now a draft, or moved out of the asset's sections
-                    yield FetchedItem(source_key=key, status="gone")
-            self.next_state = {**self.state, "exportedUntil": end}
-        finally:
-            self.client.close()
-
-    def _fetch_keys(self, known, only_keys: set[str], force: bool) -> Iterator[FetchedItem]:
-        for key in sorted(only_keys):
-            if not key.startswith("zendesk:article:"):
-                continue
-            article_id = key.removeprefix("zendesk:article:")
-            locale = f"/{self.params.locale}" if self.params.locale else ""
-            try:
-                answer = self.client.get_json(f"/api/v2/help_center{locale}/articles/{article_id}")
-            except ProviderError as error:
-                if error.status == 404:  # unpublished, archived or deleted
-                    yield FetchedItem(source_key=key, status="gone")
-                    continue
-                raise
-            article = answer.get("article") or {}
-            if not self._wanted(article):
+                    yield self._item(article, known.get(article_key(article["id"])), force)
+            self.next_state = {"exportedUntil": started, "fullListingAt": now_ms}
+            return
+        self.complete_listing = False
+        changed, end = self.changed_articles(int(since))
+        for article in changed:
+            key = article_key(article["id"])
+            if self._wanted(article):
+                yield self._item(article, known.get(key), force)
+            elif key in known:  # now a draft, or moved out of the asset's sections
                 yield FetchedItem(source_key=key, status="gone")
-                continue
-            yield self._item(article, known.get(key), force)
+        self.next_state = {**self.state, "exportedUntil": end}
+
+    def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
+        # 404: unpublished, archived or deleted (gone)
+        answer = self.client.get_json(f"{self._articles_path()}/{item_id}")
+        article = answer.get("article") or {}
+        if not self._wanted(article):
+            return FetchedItem(source_key=key, status="gone")
+        return self._item(article, previous, force)
