@@ -12,12 +12,12 @@ from pydantic import BaseModel, ValidationError
 from fruxon_pipelines.settings import Settings
 from fruxon_pipelines.sources.auth import SourceCredentials
 from fruxon_pipelines.sources.base import Source
-from fruxon_pipelines.sources.confluence import ConfluenceParameters
+from fruxon_pipelines.sources.confluence import ConfluenceParameters, ConfluenceSource
 from fruxon_pipelines.sources.files import FileParameters, FileSource
-from fruxon_pipelines.sources.google_drive import GoogleDriveParameters
-from fruxon_pipelines.sources.notion import NotionParameters
+from fruxon_pipelines.sources.google_drive import GoogleDriveParameters, GoogleDriveSource
+from fruxon_pipelines.sources.notion import NotionParameters, NotionSource
 from fruxon_pipelines.sources.web import WebParameters, WebSource
-from fruxon_pipelines.sources.zendesk import ZendeskParameters
+from fruxon_pipelines.sources.zendesk import ZendeskParameters, ZendeskSource
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class SourceType:
     key: str
     display_name: str
     parameters: type[BaseModel]
-    build: Callable[[Any, SourceReach], Source]
+    build: Callable[[Any, SourceReach], Source]  # a connector class takes these as they are
     # Webhook providers whose deliveries refresh this type (fruxon_pipelines.webhooks).
     webhook_providers: tuple[str, ...] = ()
     supports_poll: bool = False
@@ -71,30 +71,6 @@ def _file(params: FileParameters, reach: SourceReach) -> Source:
     return FileSource(params, files_dir=reach.files_dir)
 
 
-def _notion(params: Any, reach: SourceReach) -> Source:
-    from fruxon_pipelines.sources.notion import NotionSource
-
-    return NotionSource(params, reach)
-
-
-def _zendesk(params: Any, reach: SourceReach) -> Source:
-    from fruxon_pipelines.sources.zendesk import ZendeskSource
-
-    return ZendeskSource(params, reach)
-
-
-def _confluence(params: Any, reach: SourceReach) -> Source:
-    from fruxon_pipelines.sources.confluence import ConfluenceSource
-
-    return ConfluenceSource(params, reach)
-
-
-def _google_drive(params: Any, reach: SourceReach) -> Source:
-    from fruxon_pipelines.sources.google_drive import GoogleDriveSource
-
-    return GoogleDriveSource(params, reach)
-
-
 SOURCE_TYPES: dict[str, SourceType] = {
     "web": SourceType(
         "web", "Web site", WebParameters, _web, webhook_providers=("generic",), supports_poll=True
@@ -104,7 +80,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
         "notion",
         "Notion",
         NotionParameters,
-        _notion,
+        NotionSource,
         webhook_providers=("notion", "generic"),
         supports_poll=True,
         supports_oauth=True,
@@ -114,7 +90,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
         "zendesk",
         "Zendesk Help Center",
         ZendeskParameters,
-        _zendesk,
+        ZendeskSource,
         webhook_providers=("zendesk", "generic"),
         supports_poll=True,
         supports_oauth=True,
@@ -125,7 +101,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
         "google_drive",
         "Google Drive",
         GoogleDriveParameters,
-        _google_drive,
+        GoogleDriveSource,
         webhook_providers=("google_drive", "generic"),
         supports_poll=True,
         supports_oauth=True,
@@ -135,7 +111,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
         "confluence",
         "Confluence Cloud",
         ConfluenceParameters,
-        _confluence,
+        ConfluenceSource,
         webhook_providers=("confluence", "generic"),
         supports_poll=True,
         supports_oauth=True,
