@@ -13,14 +13,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from typing import Any
 
 from fruxon_pipelines.catalog.models import OAuthCredential, OAuthFlow, now_ms
 from fruxon_pipelines.secretbox import SecretUnreadable, secret_box
 from fruxon_pipelines.settings import Settings
-from fruxon_pipelines.sources.auth import SourceAuth
+from fruxon_pipelines.sources.auth import SourceAuth, load_source_auth
 from fruxon_pipelines.sources.oauth import OAUTH_APPS, authorization_url, exchange_code
 
 FLOW_LIFETIME_MS = 10 * 60 * 1000
@@ -110,4 +109,4 @@ def take(settings: Settings, store: Any, tenant: str, key: str) -> SourceAuth | 
     credential = store.take_oauth_credential(hashlib.sha256(key.encode()).hexdigest())
     if credential is None or credential.tenant != tenant:
         return None
-    return SourceAuth.model_validate(json.loads(secret_box(settings).open(credential.tokens)))
+    return load_source_auth(secret_box(settings).open(credential.tokens))
