@@ -16,6 +16,7 @@ from fruxon_api.routers import (
     oauth,
     operations,
     search,
+    sources,
     storage,
     webhooks,
 )
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search,
         webhooks,
         llm_configs,
+        sources,
     ):
         app.include_router(module.router)
 

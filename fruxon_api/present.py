@@ -74,6 +74,7 @@ def asset_out(asset: KnowledgeAsset, usage: Usage | None = None) -> AssetOut:
         errorCategory=asset.last_error_category,
         errorMessage=asset.last_error if asset.last_error_category else None,
         hasCredentials=asset.source_auth is not None,
+        selection=asset.selection,
     )
 
 

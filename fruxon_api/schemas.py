@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from fruxon_pipelines.autoupdate import AutoUpdateConfig
 
 T = TypeVar("T")
+Selection = Literal["ALL", "REGISTERED"]
 
 
 class Request(BaseModel):
@@ -57,6 +58,9 @@ class CreateAssetRequest(Request):
     autoUpdate: AutoUpdateIn = None
     embeddingLLMConfigId: str | None = None  # the spelling of Fruxon's create docs
     embeddingLlmConfigId: str | None = None  # the spelling of every other request
+    # Our extension: ALL ingests what the source lists; REGISTERED only the documents
+    # registered through the sources API (/v2/documents/public) — a web asset's start URLs.
+    selection: Selection | None = None
 
 
 class FilePayload(Request):
@@ -82,6 +86,7 @@ class PatchAssetRequest(Request):
     autoUpdate: AutoUpdateIn = None
     disableAutoUpdate: bool | None = None
     auth: dict[str, Any] | None = None  # our extension: replaces the source's credentials
+    selection: Selection | None = None  # our extension, as on create
 
 
 class RefreshRequest(Request):
@@ -156,6 +161,7 @@ class AssetOut(Wire):
     errorCategory: str | None = None  # CREDENTIALS, PERMISSIONS, RATE_LIMIT, … (our extension)
     errorMessage: str | None = None
     hasCredentials: bool = False  # whether `auth` is stored (never the credentials themselves)
+    selection: Selection = "ALL"  # our extension: what a refresh ingests (see CreateAssetRequest)
 
 
 class LongOperation(Wire):
@@ -289,3 +295,106 @@ class UsageOut(Wire):
     totalTokenCount: int
     totalChunkCount: int
     operationCount: int
+
+
+# The sources API (/v2/documents/public): Fini's documents API over the same documents --------
+
+
+class SourceRecord(BaseModel):
+    """A document as the sources API shows it ("source record")."""
+
+    id: str
+    originalUrl: str | None = None
+    title: str | None = None
+    storageUrl: str | None = None
+    source: str
+    externalId: str
+    english: bool = False
+    baser: bool = False
+    paragraphs: list[str] = Field(default_factory=list)
+    oldParagraphs: list[str] = Field(default_factory=list)
+    success: bool
+    error: str = ""
+    createdAt: str
+    updatedAt: str
+    mimeType: str | None = None
+    type: str | None = None
+    linkedJobId: str | None = None
+    linkedKnowledgeId: str | None = None
+    linkedOperation: str | None = None
+    linkedReason: str | None = None
+    linkedJobStatus: Literal["PENDING", "IN_PROGRESS", "COMPLETED", "FAILED"] | None = None
+    changed: bool = False
+    # Our extension: the knowledge asset the document belongs to (the Assets API's view).
+    knowledgeAssetId: str
+
+
+class SourcePage(BaseModel):
+    documents: list[SourceRecord]
+    hasMore: bool
+
+
+class IngestSourcesRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    source: str = "web"
+    documentIdsToAdd: list[str] = Field(default_factory=list, max_length=1000)
+    documentIdsToRefresh: list[str] = Field(default_factory=list, max_length=1000)
+    english: bool = False
+    baser: bool = False
+
+
+class QueuedSources(BaseModel):
+    addedDocumentIds: list[str]
+    updatedDocumentIds: list[str]
+
+
+class ProviderResourceIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    originalUrl: str = Field(min_length=1, max_length=4096)
+    title: str = Field(min_length=1, max_length=4096)
+    externalId: str = Field(min_length=1, max_length=512)
+    mimeType: str = Field(min_length=1, max_length=255)
+    object: str | None = None
+    type: str | None = None
+
+
+class RegisterResourcesRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    resources: list[ProviderResourceIn] = Field(min_length=1, max_length=1000)
+
+
+class DeepCrawlRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    links: list[str] = Field(min_length=1, max_length=100)
+    limit: int = Field(default=250, ge=1, le=5000)
+
+
+class DeepCrawlResult(BaseModel):
+    data: list[str]
+    message: str
+
+
+class SourceIdsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    documentIds: list[str] = Field(min_length=1, max_length=1000)
+
+
+class DeleteSourcesRequest(SourceIdsRequest):
+    deleteArticles: bool = False
+
+
+class DeletedSource(BaseModel):
+    id: str
+    title: str | None = None
+    originalUrl: str | None = None
+
+
+class DeletedSources(BaseModel):
+    deletedDocuments: list[DeletedSource]
+    # Knowledge articles are not a fruxon concept: always empty.
+    deletedArticles: list[dict[str, Any]] = Field(default_factory=list)

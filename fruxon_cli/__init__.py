@@ -15,8 +15,12 @@ import typer
 app = typer.Typer(no_args_is_help=True, help="fruxon: keep a RAG index in sync with its sources.")
 assets_app = typer.Typer(no_args_is_help=True, help="Knowledge assets (one configured source).")
 db_app = typer.Typer(no_args_is_help=True, help="The catalog database.")
+apikey_app = typer.Typer(
+    no_args_is_help=True, help="Workspace API keys of the sources API (/v2/documents/public)."
+)
 app.add_typer(assets_app, name="assets")
 app.add_typer(db_app, name="db")
+app.add_typer(apikey_app, name="apikey")
 
 
 def _settings():
@@ -69,6 +73,43 @@ def token(
     typer.echo(
         issue_token(_settings(), tenants=tenant, scopes=scopes, subject=subject, ttl_seconds=ttl)
     )
+
+
+@apikey_app.command("create")
+def create_api_key(
+    tenant: Annotated[str, typer.Option(help="The workspace (tenant) the key acts in.")],
+    scope: Annotated[str, typer.Option(help="read (GET routes) or write (all routes)")] = "read",
+    name: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
+) -> None:
+    """Mint a key and print it once; only its hash is stored."""
+    from fruxon_pipelines.api_keys import mint_api_key
+
+    try:
+        row, key = mint_api_key(_catalog(), tenant, scope, name)
+    except ValueError as error:
+        _fail(str(error))
+    typer.echo(
+        f"created API key {row.id} ({row.scope}, tenant {row.tenant}); it is shown once:", err=True
+    )
+    typer.echo(key)
+
+
+@apikey_app.command("list")
+def list_api_keys(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """List keys (never the keys themselves): id, tenant, scope, prefix, state, name."""
+    for row in _catalog().list_api_keys(tenant):
+        state = "revoked" if row.revoked_at else "live"
+        typer.echo(
+            f"{row.id}  {row.tenant:<12} {row.scope:<5} {row.prefix}…  {state:<7} {row.name}"
+        )
+
+
+@apikey_app.command("revoke")
+def revoke_api_key(key_id: str) -> None:
+    """Revoke a key: it is refused (401) from the next request on."""
+    if not _catalog().revoke_api_key(key_id):
+        _fail(f"no live API key {key_id}")
+    typer.echo(f"revoked API key {key_id}")
 
 
 @assets_app.command("create")

@@ -57,6 +57,7 @@ class Pipeline:
         *,
         tenant: str = "acme",
         embedding: dict[str, Any] | None = None,
+        **columns: Any,
     ) -> str:
         asset = self.catalog.create_asset(
             tenant=tenant,
@@ -64,6 +65,7 @@ class Pipeline:
             source_type=source_type,
             source_config=parameters,
             embedding_config=embedding or HASH_EMBEDDING,
+            **columns,
         )
         self.instance.add_dynamic_partitions(KNOWLEDGE_ASSET_PARTITIONS, [asset.id])
         return asset.id
@@ -78,8 +80,10 @@ class Pipeline:
         raise_on_error: bool = True,
         dry_run: bool = False,
         source_keys: list[str] | None = None,
+        operation_id: str | None = None,
+        operation_type: str = "REFRESH",
     ) -> RunOutcome:
-        operation_id = str(uuid.uuid4())
+        operation_id = operation_id or str(uuid.uuid4())
         config = ingest_run_config(document_ids, force, source_keys, dry_run=dry_run)
         config["ops"]["fetched_documents"]["config"]["allow_mass_deletion"] = allow_mass_deletion
         result = dg.materialize(
@@ -88,10 +92,29 @@ class Pipeline:
             instance=self.instance,
             resources=self.resources,
             run_config=config,
-            tags={OPERATION_TAG: operation_id, OPERATION_TYPE_TAG: "REFRESH"},
+            tags={OPERATION_TAG: operation_id, OPERATION_TYPE_TAG: operation_type},
             raise_on_error=raise_on_error,
         )
         return RunOutcome(result=result, operation_id=operation_id)
+
+    def run_waiting_operations(self) -> list[RunOutcome]:
+        """Run the operations an API wrote but could not submit (no webserver in-process), as
+        the launcher would: each with its own id, type and documents."""
+        from fruxon_pipelines.catalog.models import now_ms
+
+        outcomes = []
+        for operation in self.catalog.operations_without_run(created_before=now_ms() + 1):
+            outcome = self.run(
+                operation.asset_id,
+                document_ids=operation.request.get("documentIds") or None,
+                force=bool(operation.request.get("force")),
+                operation_id=operation.id,
+                operation_type=operation.type,
+                raise_on_error=False,
+            )
+            self.catalog.update_operation(operation.id, run_id=outcome.result.run_id)
+            outcomes.append(outcome)
+        return outcomes
 
     def documents(self, asset_id: str) -> dict:
         return self.catalog.documents_by_key(asset_id)

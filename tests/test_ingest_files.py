@@ -88,7 +88,7 @@ def test_parse_workers_give_what_one_process_gives_and_keep_failures_per_documen
     one_by_one = [list(chunk_records([record], *args))[0] for record in records]
     assert [r.source_key for r, _, _ in pooled] == [r.source_key for r in records]
     assert [(c, m) for _, c, m in pooled] == [(c, m) for _, c, m in one_by_one]
-    failed = [r.file_name for r, chunks, message in pooled if chunks is None]
+    failed = [r.file_name for r, chunked, message in pooled if chunked is None]
     assert failed == ["corrupt.pdf"] * names.count("corrupt.pdf")
     assert all(m for _, c, m in pooled if c is None)
-    assert all(c for r, c, _ in pooled if r.file_name != "corrupt.pdf")
+    assert all(c.chunks and c.paragraphs for r, c, _ in pooled if r.file_name != "corrupt.pdf")

@@ -46,6 +46,7 @@ from fruxon_pipelines.sources.registry import (
     InvalidSourceConfig,
     validate_parameters,
 )
+from fruxon_pipelines.sources.web import normalize_url
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["assets"])
 
@@ -201,6 +202,7 @@ def create_and_ingest(
     auto_update: AutoUpdateConfig | None = None,
     budget: dict[str, Any] | None = None,
     credentials: dict[str, Any] | None = None,
+    selection: str | None = None,
 ) -> AssetWithOperation:
     asset = svc.catalog.create_asset(
         asset_id=asset_id,
@@ -210,8 +212,11 @@ def create_and_ingest(
         source_config=parameters,
         embedding_config=embedding,
         budget=budget,
+        selection=selection or "ALL",
         **(credentials or {}),
     )
+    if asset.selection == "REGISTERED" and source_type == "web":
+        register_start_urls(svc, asset)
     asset, webhook = _apply_auto_update(svc, asset, auto_update)
     svc.runs.add_partition(asset.id)  # before any run names the partition
     operation = _start(svc, asset, "INGEST", who, documentIds=[], force=False)
@@ -244,7 +249,14 @@ def create_asset(tenant: str, body: CreateAssetRequest, principal: Writer, svc: 
         auto_update=auto_update,
         budget=budget,
         credentials=credentials,
+        selection=body.selection,
     )
+
+
+def register_start_urls(svc: Services, asset: KnowledgeAsset) -> None:
+    """A web asset that ingests only registered pages starts with its start URLs."""
+    urls = [u for u in (normalize_url(raw) for raw in asset.source_config["urls"]) if u]
+    svc.catalog.register_documents(asset.id, [(u, {"source_url": u}) for u in urls])
 
 
 def llm_config_field(body: Any) -> tuple[str, str | None] | None:
@@ -368,6 +380,8 @@ def patch_asset(tenant: str, asset: str, body: PatchAssetRequest, principal: Wri
         auto_update: AutoUpdateConfig | None = AutoUpdateConfig()
     else:
         auto_update = auto_update_of(current.source_type, body.autoUpdate)
+    if body.selection is not None and body.selection != current.selection:
+        changes["selection"] = body.selection  # applies from the next refresh
     if body.displayName is not None:
         if not body.displayName.strip():
             raise _bad("displayName must not be empty")

@@ -20,7 +20,7 @@ from fruxon_pipelines.assets.manifests import (
     ChunkManifest,
     FetchedRecord,
 )
-from fruxon_pipelines.chunking import Chunk, chunk_elements
+from fruxon_pipelines.chunking import chunk_elements
 from fruxon_pipelines.embedding import tokenizer_for
 from fruxon_pipelines.embedding.catalogue import find_model
 from fruxon_pipelines.embedding.local import default_threads
@@ -46,9 +46,10 @@ PARALLEL_PARSE_MIN_DOCUMENTS = 8
 
 def parse_and_chunk(
     record: FetchedRecord, provider: str, model: str, size: int, overlap: int
-) -> tuple[list[Chunk] | None, str | None]:
-    """(chunks, None), or (None, why) for a document that cannot be parsed: one bad document
-    never fails the run. Runs in a parse worker or in the run's own process."""
+) -> tuple[ChunkedDocument | None, str | None]:
+    """(the document's chunks and paragraphs, None), or (None, why) for a document that cannot
+    be parsed: one bad document never fails the run. Runs in a parse worker or in the run's
+    own process."""
     from fruxon_pipelines.parsing import parse_document
 
     try:
@@ -57,14 +58,16 @@ def parse_and_chunk(
             data, record.content_type, file_name=record.file_name, url=record.source_url
         )
         tokenizer = tokenizer_for(provider, model)
-        return chunk_elements(elements, tokenizer, chunk_size=size, chunk_overlap=overlap), None
+        chunks = chunk_elements(elements, tokenizer, chunk_size=size, chunk_overlap=overlap)
+        paragraphs = [e.text.strip() for e in elements if e.text.strip()]
+        return ChunkedDocument(record=record, chunks=chunks, paragraphs=paragraphs), None
     except Exception as error:
         return None, str(error) or type(error).__name__
 
 
 def chunk_records(
     records: Sequence[FetchedRecord], provider: str, model: str, size: int, overlap: int
-) -> Iterator[tuple[FetchedRecord, list[Chunk] | None, str | None]]:
+) -> Iterator[tuple[FetchedRecord, ChunkedDocument | None, str | None]]:
     workers = min(default_threads(), len(records))
     args = (provider, model, size, overlap)
     if workers < 2 or len(records) < PARALLEL_PARSE_MIN_DOCUMENTS:
@@ -103,18 +106,22 @@ def document_chunks(
 
     manifest = ChunkManifest(request=request, documents=[], changes=document_changes)
     records = document_changes.to_process
-    for record, chunks, message in chunk_records(
+    for record, chunked, message in chunk_records(
         records, model.provider, model.model, size, overlap
     ):
-        if chunks is None:
+        if chunked is None:
             context.log.warning(f"{record.source_key}: {message}")
             if not request.dry_run:
                 store.upsert_document(
-                    request.asset_id, record.source_key, status="FAILED", error_message=message
+                    request.asset_id,
+                    record.source_key,
+                    status="FAILED",
+                    error_message=message,
+                    outcome_operation_id=request.operation_id,
                 )
             manifest.parse_failures += 1
             continue
-        manifest.documents.append(ChunkedDocument(record=record, chunks=chunks))
+        manifest.documents.append(chunked)
 
     total_chunks = sum(len(d.chunks) for d in manifest.documents)
     progress.report(request.operation_id, force=True, chunk_count=total_chunks)

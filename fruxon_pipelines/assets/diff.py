@@ -44,8 +44,13 @@ def document_changes(
     records = fetched_documents.records
     listed = {r.source_key for r in records if r.status != "gone"}
 
-    if request.partial:
-        removed_keys = {r.source_key for r in records if r.status == "gone"}
+    gone_keys = {r.source_key for r in records if r.status == "gone"}
+    kept_gone: list[FetchedRecord] = []
+    if request.registered_only:
+        kept_gone = [r for r in records if r.status == "gone" and r.source_key in known]
+        removed_keys = set()
+    elif request.partial:
+        removed_keys = gone_keys
     else:
         mass_deletion_guard(len(known), len(listed), request.allow_mass_deletion)
         removed_keys = set(known) - listed
@@ -56,6 +61,24 @@ def document_changes(
         vector_store.get().delete_documents(request.tenant, [d.id for d in removed])
         store.delete_documents([d.id for d in removed])
         context.log.info(f"removed {len(removed)} documents that are gone upstream")
+    operation_id = request.operation_id
+    settled = {"operation_id": operation_id, "outcome_operation_id": operation_id}
+    if kept_gone:
+        gone_docs = [known[r.source_key] for r in kept_gone]
+        vector_store.get().delete_documents(request.tenant, [d.id for d in gone_docs])
+        for record in kept_gone:
+            store.upsert_document(
+                request.asset_id,
+                record.source_key,
+                status="FAILED",
+                error_message=record.error or "the source no longer has this item",
+                content_hash=None,
+                chunk_count=0,
+                changed=False,
+                **settled,
+            )
+        context.log.info(f"{len(kept_gone)} registered documents are gone at the source")
+    kept_gone_keys = {r.source_key for r in kept_gone}
 
     changes = ChangeSet(
         request=request,
@@ -63,9 +86,12 @@ def document_changes(
         removed=len(removed),
         removed_keys=sorted(d.source_key for d in removed),
     )
+    unchanged_keys: list[str] = []
     for record in records:
         previous = known.get(record.source_key)
         if record.status == "gone":
+            if record.source_key in kept_gone_keys:
+                changes.failed += 1
             continue
         if record.status == "failed":
             # Keep what is indexed (a page that errors today may be back tomorrow); say why.
@@ -77,6 +103,7 @@ def document_changes(
                 source_url=record.source_url or (previous.source_url if previous else None),
                 title=record.title or (previous.title if previous else None),
                 file_name=record.file_name,
+                **settled,
             )
             changes.failed += 1
             continue
@@ -91,6 +118,7 @@ def document_changes(
                     links=record.links,
                     processed_at=now_ms(),
                 )
+            unchanged_keys.append(record.source_key)
             changes.unchanged += 1
             continue
         if record.staged_path is None:
@@ -101,6 +129,7 @@ def document_changes(
                 status="FAILED",
                 error_message="the source reported no change but the document is not indexed; "
                 "refresh it with force",
+                **settled,
             )
             changes.failed += 1
             continue
@@ -114,8 +143,11 @@ def document_changes(
             file_name=record.file_name,
             content_type=(record.content_type or "").split(";")[0].strip() or None,
             file_size=record.size,
+            operation_id=operation_id,
         )
         changes.process(record, new=previous is None)
+    # Read again and found the same: not changed, and this operation's outcome.
+    store.settle_documents(request.asset_id, unchanged_keys, operation_id, changed=False)
 
     done = changes.unchanged + changes.failed + changes.removed
     progress.report(

@@ -191,6 +191,9 @@ def _embed(
         previous = store.documents_by_id(request.asset_id, [record.document_id])
         version = previous[0].version if previous else 0
         changed = not previous or previous[0].content_hash != record.content_hash
+        # Changed, as the sources API means it: indexed before, with other content.
+        edited = bool(previous and previous[0].content_hash) and changed
+        store.save_document_text(record.document_id, item.document.paragraphs, edited)
         store.upsert_document(
             request.asset_id,
             record.source_key,
@@ -204,6 +207,9 @@ def _embed(
             token_count=sum(r.token_count for r in item.rows),
             version=version + 1 if changed else version,
             processed_at=now_ms(),
+            changed=edited,
+            operation_id=request.operation_id,
+            outcome_operation_id=request.operation_id,
         )
         stats.documents += 1
 
@@ -389,6 +395,7 @@ def _stop_for_budget(store: Any, request: Any, pending: list[_Pending], message:
                 item.document.record.source_key,
                 status="FAILED",
                 error_message=f"not indexed: {message}",
+                outcome_operation_id=request.operation_id,
             )
     raise CategorizedError(f"token budget: {message}", BUDGET)
 

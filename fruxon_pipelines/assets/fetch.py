@@ -3,7 +3,6 @@
 import hashlib
 import shutil
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -11,7 +10,7 @@ from pydantic import Field
 from fruxon_pipelines.assets.manifests import FetchedRecord, FetchManifest, IngestRequest
 from fruxon_pipelines.catalog.models import Document
 from fruxon_pipelines.catalog.store import document_id_for
-from fruxon_pipelines.errors import CREDENTIALS, INVALID_CONFIG, failing_with_category
+from fruxon_pipelines.errors import INVALID_CONFIG, failing_with_category
 from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import (
     CatalogResource,
@@ -19,9 +18,8 @@ from fruxon_pipelines.resources import (
     SecretsResource,
     SourceAccess,
 )
-from fruxon_pipelines.secretbox import SecretUnreadable
 from fruxon_pipelines.settings import get_settings
-from fruxon_pipelines.sources.auth import SourceAuth, SourceCredentials, load_source_auth
+from fruxon_pipelines.sources.auth import source_credentials
 from fruxon_pipelines.sources.base import KnownDocument, SourceError
 from fruxon_pipelines.sources.registry import InvalidSourceConfig, SourceReach, build_source
 from fruxon_pipelines.tags import MANUAL, OPERATION_TAG, OPERATION_TYPE_TAG
@@ -96,24 +94,6 @@ def fetched_documents(
         return _fetch(context, config, catalog, source_access, progress, secrets, operation_id)
 
 
-def source_credentials(store: Any, box: Any, asset: Any) -> SourceCredentials | None:
-    """The asset's opened `auth`, saving refreshed tokens back, sealed, as soon as they come."""
-    if not asset.source_auth:
-        return None
-    try:
-        auth = load_source_auth(box.open(asset.source_auth))
-    except SecretUnreadable as error:
-        raise SourceError(
-            "the asset's credentials cannot be decrypted with this server's FRUXON_SECRET_KEY",
-            CREDENTIALS,
-        ) from error
-
-    def save(fresh: SourceAuth) -> None:
-        store.update_asset(asset.id, source_auth=box.seal(fresh.sealed_json()))
-
-    return SourceCredentials(auth=auth, save=save)
-
-
 def _fetch(
     context: dg.AssetExecutionContext,
     config: IngestConfig,
@@ -145,6 +125,10 @@ def _fetch(
         only_keys = {by_id[d] for d in config.document_ids}
     if config.source_keys:
         only_keys = (only_keys or set()) | set(config.source_keys)
+    registered_only = asset.selection == "REGISTERED"
+    if registered_only and only_keys is None:
+        # A full refresh of an asset that ingests what was picked: every registered document.
+        only_keys = set(documents)
 
     reach = SourceReach(
         files_dir=Path(source_access.files_dir),
@@ -154,6 +138,7 @@ def _fetch(
         settings=get_settings(),
         credentials=source_credentials(store, secrets.box(), asset),
         state=None if config.force else asset.source_state,
+        registered_only=registered_only,
     )
     try:
         source = build_source(asset.source_type, asset.source_config, reach)
@@ -201,6 +186,7 @@ def _fetch(
         allow_mass_deletion=config.allow_mass_deletion,
         dry_run=config.dry_run,
         source_state=getattr(source, "next_state", None),
+        registered_only=registered_only,
     )
     return dg.Output(
         FetchManifest(request=request, records=records),

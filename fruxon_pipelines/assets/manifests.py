@@ -41,6 +41,9 @@ class IngestRequest:
     # The connector's state after this listing (a changes cursor), kept once the run completes:
     # saved earlier, a failed run would make the next one skip what this one did not finish.
     source_state: dict | None = None
+    # Only registered documents are ingested: one the source no longer has stays, FAILED,
+    # until its owner deletes it (it was picked by hand; it does not vanish on its own).
+    registered_only: bool = False
 
 
 @dataclass
@@ -78,6 +81,8 @@ class ChangeSet:
 class ChunkedDocument:
     record: FetchedRecord
     chunks: list[Chunk]
+    # The parsed text, one entry per block (heading, paragraph, list item, table …).
+    paragraphs: list[str] = field(default_factory=list)
 
 
 @dataclass

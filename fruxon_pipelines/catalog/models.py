@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -69,6 +70,10 @@ class KnowledgeAsset(Base):
     source_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # The errorCategory of the last run that failed for a reason the user can act on.
     last_error_category: Mapped[str | None] = mapped_column(String(32), default=None)
+    # ALL: a refresh ingests everything the source lists. REGISTERED: only the documents in
+    # the catalog (registered through the sources API, /v2/documents/public), so a team
+    # connects a whole workspace and imports the pages it picks.
+    selection: Mapped[str] = mapped_column(String(16), default="ALL", server_default="ALL")
 
 
 class OAuthFlow(Base):
@@ -127,7 +132,10 @@ class Document(Base):
     """One item of a source. Its id is uuid5(asset id, source key): stable across refreshes."""
 
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("asset_id", "source_key", name="uq_documents_asset_key"),)
+    __table_args__ = (
+        UniqueConstraint("asset_id", "source_key", name="uq_documents_asset_key"),
+        Index("ix_documents_modified_at", "modified_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     asset_id: Mapped[str] = mapped_column(
@@ -153,6 +161,46 @@ class Document(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     modified_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, onupdate=now_ms)
     processed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # The operation that last took this document on: asked for it (the sources API sets it at
+    # launch) or settled it (every stage that writes a document's outcome sets it).
+    operation_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    # The operation whose outcome ``status`` is; equal to ``operation_id`` once it settled it.
+    outcome_operation_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    # Whether the last run that read the document found its content changed (not new).
+    changed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What the sources API was told about the item: mimeType, object, english, baser.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+class DocumentText(Base):
+    """The indexed text of a document as paragraphs (the parser's blocks), and the paragraphs
+    before its last change: the sources API shows them as ``paragraphs``/``oldParagraphs``.
+    Apart from ``documents`` so listing documents never reads their text."""
+
+    __tablename__ = "document_texts"
+
+    document_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    paragraphs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    previous_paragraphs: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class ApiKey(Base):
+    """A workspace API key of the sources API (``fini_…``). Only its SHA-256 is stored: the key
+    is shown once, by ``fruxon apikey create``. A workspace is a tenant."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[str] = mapped_column(String(16))  # read | write (write includes read)
+    # The key's first characters, to tell keys apart in a listing.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Operation(Base):

@@ -9,13 +9,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, case, create_engine, delete, event, func, select, update
+from sqlalchemy import (
+    Engine,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fruxon_pipelines.budgets import Usage, check, windows_of
 from fruxon_pipelines.catalog.models import (
+    ApiKey,
     Document,
+    DocumentText,
     KnowledgeAsset,
     LlmConfig,
     OAuthCredential,
@@ -159,6 +171,34 @@ class Catalog:
                 .where(KnowledgeAsset.id == asset_id)
                 .values(processed_at=now_ms(), last_error=error, last_error_category=None)
             )
+
+    # Workspace API keys (the sources API) -----------------------------------------------------
+
+    def add_api_key(self, key: ApiKey) -> ApiKey:
+        with self.session() as session:
+            session.add(key)
+        return key
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        with self.session() as session:
+            return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        query = select(ApiKey).order_by(ApiKey.created_at)
+        if tenant is not None:
+            query = query.where(ApiKey.tenant == tenant)
+        with self.session() as session:
+            return list(session.scalars(query))
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Whether a key that was live is revoked now (False: unknown or revoked already)."""
+        with self.session() as session:
+            done = session.execute(
+                update(ApiKey)
+                .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+                .values(revoked_at=now_ms())
+            )
+            return done.rowcount == 1
 
     # Tenants' LLM configs (stored embedding credentials) -------------------------------------
 
@@ -313,6 +353,179 @@ class Catalog:
             return
         with self.session() as session:
             session.execute(delete(Document).where(Document.id.in_(ids)))
+
+    def register_documents(
+        self, asset_id: str, items: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[list[str], list[str]]:
+        """Documents picked to be ingested, by source key with their metadata: new ones are
+        created PENDING, known ones get the metadata. Returns (added ids, updated ids)."""
+        added, updated = [], []
+        with self.session() as session:
+            for source_key, fields in items:
+                document_id = document_id_for(asset_id, source_key)
+                document = session.get(Document, document_id)
+                if document is None:
+                    document = Document(
+                        id=document_id, asset_id=asset_id, source_key=source_key, status="PENDING"
+                    )
+                    session.add(document)
+                    added.append(document_id)
+                elif document_id not in added:
+                    updated.append(document_id)
+                for name, value in fields.items():
+                    setattr(document, name, value)
+                session.flush()
+        return added, [d for d in dict.fromkeys(updated) if d not in added]
+
+    def settle_documents(
+        self, asset_id: str, source_keys: Iterable[str], operation_id: str, **fields: Any
+    ) -> None:
+        """Record in one statement that ``operation_id`` read these documents (and found what
+        ``fields`` say): a refresh of a large unchanged site writes one UPDATE, not thousands."""
+        keys = list(source_keys)
+        values = {"operation_id": operation_id, "outcome_operation_id": operation_id, **fields}
+        with self.session() as session:
+            for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+                session.execute(
+                    update(Document)
+                    .where(
+                        Document.asset_id == asset_id,
+                        Document.source_key.in_(keys[start : start + 500]),
+                    )
+                    .values(**values)
+                )
+
+    def link_documents(self, document_ids: Iterable[str], operation_id: str) -> None:
+        """These documents are what ``operation_id`` was asked to take on."""
+        ids = list(document_ids)
+        with self.session() as session:
+            for start in range(0, len(ids), 500):
+                session.execute(
+                    update(Document)
+                    .where(Document.id.in_(ids[start : start + 500]))
+                    .values(operation_id=operation_id)
+                )
+
+    def save_document_text(self, document_id: str, paragraphs: list[str], changed: bool) -> None:
+        """The document's paragraphs now; the ones they replace are kept when it changed."""
+        with self.session() as session:
+            text = session.get(DocumentText, document_id)
+            if text is None:
+                session.add(
+                    DocumentText(
+                        document_id=document_id, paragraphs=paragraphs, previous_paragraphs=[]
+                    )
+                )
+                return
+            if changed:
+                text.previous_paragraphs = text.paragraphs
+            text.paragraphs = paragraphs
+
+    def document_texts(self, document_ids: Iterable[str]) -> dict[str, DocumentText]:
+        ids = list(document_ids)
+        with self.session() as session:
+            rows = session.scalars(select(DocumentText).where(DocumentText.document_id.in_(ids)))
+            return {row.document_id: row for row in rows}
+
+    def tenant_documents(
+        self, tenant: str, document_ids: Iterable[str]
+    ) -> dict[str, tuple[Document, KnowledgeAsset]]:
+        """The tenant's documents among ``document_ids`` (of assets not being deleted)."""
+        ids = list(document_ids)
+        with self.session() as session:
+            rows = session.execute(
+                select(Document, KnowledgeAsset)
+                .join(KnowledgeAsset, KnowledgeAsset.id == Document.asset_id)
+                .where(
+                    KnowledgeAsset.tenant == tenant,
+                    KnowledgeAsset.status != "DELETING",
+                    Document.id.in_(ids),
+                )
+            )
+            return {doc.id: (doc, asset) for doc, asset in rows}
+
+    def document_tenants(self, document_ids: Iterable[str]) -> dict[str, str]:
+        """The tenant each of these documents belongs to (those that exist)."""
+        ids = list(document_ids)
+        with self.session() as session:
+            rows = session.execute(
+                select(Document.id, KnowledgeAsset.tenant)
+                .join(KnowledgeAsset, KnowledgeAsset.id == Document.asset_id)
+                .where(Document.id.in_(ids))
+            )
+            return dict(rows.all())
+
+    def tenant_documents_by_key(
+        self, tenant: str, source_type: str, source_keys: Iterable[str]
+    ) -> dict[str, tuple[Document, KnowledgeAsset]]:
+        """The tenant's documents of ``source_type`` assets with these source keys; where two
+        assets hold one key, the asset created first."""
+        keys = list(source_keys)
+        with self.session() as session:
+            rows = session.execute(
+                select(Document, KnowledgeAsset)
+                .join(KnowledgeAsset, KnowledgeAsset.id == Document.asset_id)
+                .where(
+                    KnowledgeAsset.tenant == tenant,
+                    KnowledgeAsset.source_type == source_type,
+                    KnowledgeAsset.status != "DELETING",
+                    Document.source_key.in_(keys),
+                )
+                .order_by(KnowledgeAsset.created_at.desc())
+            )
+            return {doc.source_key: (doc, asset) for doc, asset in rows}
+
+    def tenant_documents_page(
+        self,
+        tenant: str,
+        *,
+        limit: int,
+        after: Document | None = None,
+        newer: bool = False,
+        source_types: Iterable[str] | None = None,
+        document_id: str | None = None,
+        title: str | None = None,
+        url: str | None = None,
+        changed: bool | None = None,
+    ) -> tuple[list[tuple[Document, KnowledgeAsset]], bool]:
+        """One page of the tenant's documents, newest change first (``modified_at``, then
+        source key, then id, all descending), and whether more follow in that direction.
+
+        ``after``: the page starts beyond this document — toward older ones, or toward newer
+        ones when ``newer`` (the page is still returned newest first)."""
+        order = (Document.modified_at, Document.source_key, Document.id)
+        query = (
+            select(Document, KnowledgeAsset)
+            .join(KnowledgeAsset, KnowledgeAsset.id == Document.asset_id)
+            .where(KnowledgeAsset.tenant == tenant, KnowledgeAsset.status != "DELETING")
+        )
+        if source_types is not None:
+            query = query.where(KnowledgeAsset.source_type.in_(list(source_types)))
+        if document_id is not None:
+            query = query.where(Document.id == document_id)
+        if title:
+            query = query.where(func.lower(Document.title).contains(title.lower(), autoescape=True))
+        if url:
+            query = query.where(
+                func.lower(Document.source_url).contains(url.lower(), autoescape=True)
+            )
+        if changed is not None:
+            query = query.where(Document.changed.is_(changed))
+        if after is not None:
+            mark = tuple_(*order)
+            at = tuple_(after.modified_at, after.source_key, after.id)
+            query = query.where(mark > at if newer else mark < at)
+        if newer:
+            query = query.order_by(*(c.asc() for c in order))
+        else:
+            query = query.order_by(*(c.desc() for c in order))
+        with self.session() as session:
+            rows = [tuple(row) for row in session.execute(query.limit(limit + 1))]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if newer:
+            rows.reverse()
+        return rows, more
 
     def indexed_chunk_counts(self, asset_id: str) -> dict[str, int]:
         """Chunk count the catalog expects in the index, per COMPLETED document."""

@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fruxon_pipelines.errors import CREDENTIALS
+from fruxon_pipelines.secretbox import SecretUnreadable
+from fruxon_pipelines.sources.base import SourceError
 from fruxon_pipelines.validation import field_problems
 
 AuthMethod = Literal["OAUTH", "API_TOKEN"]
@@ -77,3 +80,21 @@ class SourceCredentials:
 
     auth: SourceAuth
     save: Callable[[SourceAuth], None]
+
+
+def source_credentials(store: Any, box: Any, asset: Any) -> SourceCredentials | None:
+    """The asset's opened `auth`, saving refreshed tokens back, sealed, as soon as they come."""
+    if not asset.source_auth:
+        return None
+    try:
+        auth = load_source_auth(box.open(asset.source_auth))
+    except SecretUnreadable as error:
+        raise SourceError(
+            "the asset's credentials cannot be decrypted with this server's FRUXON_SECRET_KEY",
+            CREDENTIALS,
+        ) from error
+
+    def save(fresh: SourceAuth) -> None:
+        store.update_asset(asset.id, source_auth=box.seal(fresh.sealed_json()))
+
+    return SourceCredentials(auth=auth, save=save)

@@ -32,6 +32,7 @@ from fruxon_pipelines.sources.provider_http import (
     ProviderSource,
     basic_header,
     bearer_auth,
+    resource,
     unchanged,
 )
 
@@ -43,6 +44,14 @@ _CLOUD_ID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 
 def page_key(page_id: int | str) -> str:
     return f"confluence:page:{int(page_id)}"
+
+
+def resource_key(item: dict[str, Any]) -> str:
+    """The source key of a Confluence page the sources API registers."""
+    external = str(item.get("externalId") or "")
+    if not external.isdigit():
+        raise ValueError(f"externalId: {external!r} is not a Confluence page id")
+    return page_key(external)
 
 
 class ConfluenceParameters(BaseModel):
@@ -177,9 +186,8 @@ class ConfluenceSource(ProviderSource):
         key = page_key(page["id"])
         number = (page.get("version") or {}).get("number")
         version = str(number) if number is not None else None
-        webui = (page.get("_links") or {}).get("webui")
         common = {
-            "source_url": f"{self.site_url}/wiki{webui}" if webui else None,
+            "source_url": self._web_url(page.get("_links")),
             "title": page.get("title"),
             "etag": version,
         }
@@ -200,6 +208,36 @@ class ConfluenceSource(ProviderSource):
             params = {"body-format": "storage", "status": "current", "limit": LIMIT}
             for page in self._paged(f"{API}/spaces/{space['id']}/pages", params):
                 yield self._item(page, known.get(page_key(page["id"])), force)
+
+    def _web_url(self, links: dict[str, Any] | None) -> str | None:
+        webui = (links or {}).get("webui")
+        return f"{self.site_url}/wiki{webui}" if webui else None
+
+    def resources(self) -> list[dict[str, Any]]:
+        """The spaces, each with its current pages (without their bodies)."""
+        tree = []
+        for space in self.spaces():
+            params = {"status": "current", "limit": LIMIT}
+            pages = [
+                resource(
+                    page_key(page["id"]),
+                    page["id"],
+                    page.get("title"),
+                    self._web_url(page.get("_links")),
+                    "text/html",
+                    parentId=str(page["parentId"]) if page.get("parentId") else None,
+                )
+                for page in self._paged(f"{API}/spaces/{space['id']}/pages", params)
+            ]
+            tree.append(
+                {
+                    "externalId": space.get("key"),
+                    "title": space.get("name"),
+                    "originalUrl": self._web_url(space.get("_links")),
+                    "pages": pages,
+                }
+            )
+        return tree
 
     def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
         if self._space_ids is None:

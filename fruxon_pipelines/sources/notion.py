@@ -27,6 +27,7 @@ from fruxon_pipelines.sources.provider_http import (
     ProviderError,
     ProviderSource,
     bearer_auth,
+    resource,
     unchanged,
 )
 
@@ -64,6 +65,26 @@ class NotionParameters(BaseModel):
             if not _ID.match(item.replace("-", "").lower()):
                 raise ValueError(f"{item!r} is not a Notion page id")
         return [normal_id(v) for v in value]
+
+
+def resource_key(item: dict[str, Any]) -> str:
+    """The source key of a Notion resource the sources API registers (pages only)."""
+    if item.get("object", "page") != "page":
+        raise ValueError(
+            f"object: {item.get('object')!r} is not imported; register the pages of a database"
+        )
+    external = str(item.get("externalId") or "")
+    if not _ID.match(external.replace("-", "").lower()):
+        raise ValueError(f"externalId: {external!r} is not a Notion page id")
+    return page_key(external)
+
+
+def icon_link(page: dict[str, Any]) -> str | None:
+    icon = page.get("icon") or {}
+    kind = icon.get("type")
+    if kind in ("external", "file"):
+        return (icon.get(kind) or {}).get("url")
+    return None  # an emoji (or none) has no link
 
 
 def rich_text(items: list[dict[str, Any]] | None) -> str:
@@ -214,6 +235,22 @@ class NotionSource(ProviderSource):
         for page in self.pages():
             if self._wanted(page):
                 yield self._item(page, known.get(page_key(page["id"])), force)
+
+    def resources(self) -> list[dict[str, Any]]:
+        """A flat list of the pages the integration can reach (database rows included)."""
+        return [
+            resource(
+                page_key(page["id"]),
+                normal_id(page["id"]),
+                page_title(page),
+                page.get("url"),
+                "text/markdown",
+                iconLink=icon_link(page),
+                object="page",
+            )
+            for page in self.pages()
+            if self._wanted(page)
+        ]
 
     def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
         page = self.client.get_json(f"/v1/pages/{item_id}")

@@ -223,6 +223,19 @@ def unchanged(previous: KnownDocument | None, version: str | None, force: bool) 
     return not force and bool(version) and previous is not None and previous.etag == version
 
 
+def resource(key: str, external_id: Any, title: Any, url: Any, mime_type: str, **extra: Any):
+    """One importable item as the sources API lists it (``GET /resources/{provider}``); the
+    ``key`` (its source key) lets the caller leave out what is imported already."""
+    return {
+        "externalId": str(external_id),
+        "title": str(title or "Untitled"),
+        "originalUrl": url,
+        "mimeType": mime_type,
+        **extra,
+        "key": key,
+    }
+
+
 class ProviderSource:
     """What the four connectors share: a run lists everything (``list_items``) or reads only
     the items it names (``fetch_one``, once per key of this connector; a 404 is ``gone``), and
@@ -238,6 +251,17 @@ class ProviderSource:
 
     def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
         raise NotImplementedError
+
+    def discover(self) -> list[dict[str, Any]]:
+        """What a user may pick to import, shaped as the sources API shows this provider's
+        resources (leaves made by :func:`resource`). The client is closed afterwards."""
+        try:
+            return self.resources()
+        finally:
+            self.client.close()
+
+    def resources(self) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} has no discovery")
 
     def fetch(
         self,

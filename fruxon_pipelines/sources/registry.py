@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from fruxon_pipelines.settings import Settings
+from fruxon_pipelines.sources import confluence, notion, zendesk
 from fruxon_pipelines.sources.auth import SourceCredentials
 from fruxon_pipelines.sources.base import Source
 from fruxon_pipelines.sources.confluence import ConfluenceParameters, ConfluenceSource
@@ -33,6 +34,8 @@ class SourceReach:
     settings: Settings | None = None
     credentials: SourceCredentials | None = None
     state: dict[str, Any] | None = None
+    # The asset ingests only its registered documents (selection REGISTERED).
+    registered_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class SourceType:
     # The `auth` methods the connector takes (empty: it needs no credentials).
     auth_methods: tuple[str, ...] = ()
     auth_needs_email: bool = False  # an API token goes with the account's e-mail
+    # The source key of an item the sources API registers (`POST /resources/{provider}`);
+    # None: the type has no discovery. Raises ValueError naming the field that is wrong.
+    resource_key: Callable[[dict[str, Any]], str] | None = None
 
     @property
     def supports_webhook(self) -> bool:
@@ -64,6 +70,7 @@ def _web(params: WebParameters, reach: SourceReach) -> Source:
         allow_private_networks=reach.allow_private_networks,
         user_agent=reach.user_agent,
         timeout=reach.http_timeout_seconds,
+        keep_requested_keys=reach.registered_only,
     )
 
 
@@ -85,6 +92,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
         supports_poll=True,
         supports_oauth=True,
         auth_methods=("OAUTH", "API_TOKEN"),
+        resource_key=notion.resource_key,
     ),
     "zendesk": SourceType(
         "zendesk",
@@ -96,6 +104,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
         supports_oauth=True,
         auth_methods=("OAUTH", "API_TOKEN"),
         auth_needs_email=True,
+        resource_key=zendesk.resource_key,
     ),
     "google_drive": SourceType(
         "google_drive",
@@ -117,6 +126,7 @@ SOURCE_TYPES: dict[str, SourceType] = {
         supports_oauth=True,
         auth_methods=("OAUTH", "API_TOKEN"),
         auth_needs_email=True,
+        resource_key=confluence.resource_key,
     ),
 }
 

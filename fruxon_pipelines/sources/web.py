@@ -47,7 +47,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
@@ -613,8 +613,12 @@ class WebSource:
         timeout: float,
         session: requests.Session | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        keep_requested_keys: bool = False,
     ) -> None:
         self.params = params
+        # A refresh files a page that now redirects under the URL asked for (the document a
+        # user registered), not under its target.
+        self.keep_requested_keys = keep_requested_keys
         self.allow_private_networks = allow_private_networks
         self.user_agent = user_agent
         self.timeout = timeout
@@ -727,6 +731,10 @@ class _Run:
                 continue
             final, outcome = self._retrieve(url, site_of(url), sitemap_ok=False)
             assert not isinstance(outcome, _Sitemap)
+            if outcome is not None and self.source.keep_requested_keys:
+                self.done.add(key)
+                yield replace(outcome, source_key=key, source_url=url)
+                continue
             if outcome is not None and outcome.source_key not in self.done:
                 self.done.add(outcome.source_key)
                 yield outcome

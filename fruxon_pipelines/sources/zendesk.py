@@ -33,6 +33,7 @@ from fruxon_pipelines.sources.provider_http import (
     ProviderSource,
     basic_header,
     bearer_auth,
+    resource,
     unchanged,
 )
 
@@ -43,6 +44,16 @@ MAX_EXPORT_PAGES = 10_000
 
 def article_key(article_id: int | str) -> str:
     return f"zendesk:article:{int(article_id)}"
+
+
+def resource_key(item: dict[str, Any]) -> str:
+    """The source key of a Zendesk article the sources API registers."""
+    if item.get("type", "article") != "article":
+        raise ValueError(f"type: {item.get('type')!r} is not imported; register its articles")
+    external = str(item.get("externalId") or "")
+    if not external.isdigit():
+        raise ValueError(f"externalId: {external!r} is not a Zendesk article id")
+    return article_key(external)
 
 
 class ZendeskParameters(BaseModel):
@@ -110,9 +121,9 @@ class ZendeskSource(ProviderSource):
             **auth,
         )
 
-    def _articles_path(self) -> str:
+    def _path(self, kind: str = "articles") -> str:
         locale = f"/{self.params.locale}" if self.params.locale else ""
-        return f"/api/v2/help_center{locale}/articles"
+        return f"/api/v2/help_center{locale}/{kind}"
 
     def _wanted(self, article: dict[str, Any]) -> bool:
         if article.get("draft") and not self.params.includeDrafts:
@@ -125,14 +136,61 @@ class ZendeskSource(ProviderSource):
 
     def all_articles(self) -> Iterator[dict[str, Any]]:
         """Every article, cursor-paged to the last page."""
-        url: str | None = self._articles_path()
+        return self._listing("articles")
+
+    def _listing(self, kind: str) -> Iterator[dict[str, Any]]:
+        """Every article, section or category, cursor-paged to the last page."""
+        url: str | None = self._path(kind)
         params: dict[str, Any] | None = {"page[size]": PAGE_SIZE}
         while url:
             answer = self.client.get_json(url, params=params)
-            yield from answer.get("articles") or []
+            yield from answer.get(kind) or []
             more = (answer.get("meta") or {}).get("has_more")
             url = (answer.get("links") or {}).get("next") if more else None
             params = None  # the next link carries its own query
+
+    def resources(self) -> list[dict[str, Any]]:
+        """The help center as a tree: categories hold sections, sections hold articles."""
+        sections: dict[int, dict[str, Any]] = {}
+        for section in self._listing("sections"):
+            if not self.params.sectionIds or section.get("id") in self.params.sectionIds:
+                sections[section["id"]] = section | {"articles": []}
+        for article in self.all_articles():
+            if self._wanted(article) and article.get("section_id") in sections:
+                sections[article["section_id"]]["articles"].append(article)
+        tree = []
+        for category in self._listing("categories"):
+            children = [
+                {
+                    "externalId": str(section["id"]),
+                    "title": section.get("name"),
+                    "originalUrl": section.get("html_url"),
+                    "type": "section",
+                    "children": [
+                        resource(
+                            article_key(a["id"]),
+                            a["id"],
+                            a.get("title"),
+                            a.get("html_url"),
+                            "text/html",
+                            type="article",
+                        )
+                        for a in section["articles"]
+                    ],
+                }
+                for section in sections.values()
+                if section.get("category_id") == category.get("id")
+            ]
+            tree.append(
+                {
+                    "externalId": str(category["id"]),
+                    "title": category.get("name"),
+                    "originalUrl": category.get("html_url"),
+                    "type": "category",
+                    "children": children,
+                }
+            )
+        return tree
 
     def changed_articles(self, since: int) -> tuple[list[dict[str, Any]], int]:
         """Articles changed since ``since`` (epoch seconds), and the export's last end_time."""
@@ -196,7 +254,7 @@ class ZendeskSource(ProviderSource):
 
     def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
         # 404: unpublished, archived or deleted (gone)
-        answer = self.client.get_json(f"{self._articles_path()}/{item_id}")
+        answer = self.client.get_json(f"{self._path()}/{item_id}")
         article = answer.get("article") or {}
         if not self._wanted(article):
             return FetchedItem(source_key=key, status="gone")

@@ -77,8 +77,12 @@ class ZendeskServer(FakeProvider):
         self.sections = [
             {"id": 1001, "category_id": 501, "name": "Getting started", "locale": "en-us"},
             {"id": 1002, "category_id": 501, "name": "Billing", "locale": "en-us"},
+            {"id": 1003, "category_id": 502, "name": "Security", "locale": "en-us"},
         ]
-        self.categories = [{"id": 501, "name": "General", "locale": "en-us"}]
+        self.categories = [
+            {"id": 501, "name": "General", "locale": "en-us"},
+            {"id": 502, "name": "Admins", "locale": "en-us"},
+        ]
         self.user_tokens: dict[str, str] = {}  # email → API token
 
     def add(self, article: FakeArticle) -> FakeArticle:
@@ -136,9 +140,12 @@ class ZendeskServer(FakeProvider):
                 return json_response(404, {"error": "RecordNotFound", "description": "Not found"})
             return json_response(200, {"article": article.wire(self.url)})
         if rest in (["sections"], ["categories"]):
-            return json_response(
-                200, {rest[0]: getattr(self, rest[0]), "meta": {"has_more": False}}
-            )
+            kind = rest[0]
+            listed = [
+                item | {"html_url": f"{self.url}/hc/en-us/{kind}/{item['id']}"}
+                for item in getattr(self, kind)
+            ]
+            return json_response(200, {kind: listed, "meta": {"has_more": False}})
         return json_response(404, {"error": "InvalidEndpoint", "description": "Not found"})
 
     def _list(self, path: str, locale: str | None, query: dict[str, str]):
