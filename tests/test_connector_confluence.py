@@ -190,3 +190,34 @@ def test_parameters_are_checked(client, confluence):
     moved = body | auth
     moved["config"] = {"sourceType": "confluence", "parameters": {"site": "evil.example/x"}}
     assert client.post("/v1/tenants/acme/assets", json=moved).status_code == 400
+
+
+def test_the_sources_api_offers_spaces_with_their_pages(client, pipeline, confluence):
+    from sources_api import SOURCES, read_runs_from, record, workspace_key
+
+    pages = _wiki(confluence)
+    read_runs_from(client, pipeline)
+    asset_id = _asset(pipeline, API_TOKEN, site="acme")
+    pipeline.catalog.update_asset(asset_id, selection="REGISTERED")
+    key = workspace_key(client)
+
+    spaces = client.get(f"{SOURCES}/resources/confluence", headers=key).json()
+    assert [(s["externalId"], s["title"], [p["title"] for p in s["pages"]]) for s in spaces] == [
+        ("ENG", "Engineering", ["Runbook", "Design", "On-call"]),
+        ("OPS", "Operations", ["Budget"]),
+    ]  # paged through (2 per page) to the end
+    runbook = spaces[0]["pages"][0]
+    assert runbook["externalId"] == pages["runbook"].id and runbook["mimeType"] == "text/html"
+    assert runbook["originalUrl"].endswith(f"/wiki/spaces/X/pages/{pages['runbook'].id}")
+
+    ids = client.post(
+        f"{SOURCES}/resources/confluence", headers=key, json={"resources": [runbook]}
+    ).json()["addedDocumentIds"]
+    client.post(SOURCES, headers=key, json={"source": "confluence", "documentIdsToAdd": ids})
+    pipeline.run_waiting_operations()
+    done = record(client, key, ids[0])
+    assert done["linkedJobStatus"] == "COMPLETED"
+    assert any("kubectl drain node-7" in p for p in done["paragraphs"])
+    left = client.get(f"{SOURCES}/resources/confluence", headers=key).json()
+    assert [p["title"] for p in left[0]["pages"]] == ["Design", "On-call"]
+    assert set(pipeline.documents(asset_id)) == {page_key(pages["runbook"].id)}

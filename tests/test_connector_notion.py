@@ -364,3 +364,90 @@ def test_a_notion_webhook_event_refreshes_that_page(client, notion, pipeline):
     ]
     assert "Kale survives the frost." in _texts(pipeline, asset_id)
     assert len(pipeline.documents(asset_id)) == len(pages)
+
+
+def test_the_sources_api_discovers_registers_and_ingests_only_the_picked_pages(
+    client, pipeline, notion
+):
+    from sources_api import SOURCES, read_runs_from, record, workspace_key
+
+    pages = _workspace(notion)
+    read_runs_from(client, pipeline)
+    asset_id = _asset(pipeline, _api_token(notion))
+    pipeline.catalog.update_asset(asset_id, selection="REGISTERED")
+    key = workspace_key(client)
+
+    found = client.get(f"{SOURCES}/resources/notion", headers=key)
+    assert found.status_code == 200, found.text
+    by_title = {r["title"]: r for r in found.json()}
+    assert set(by_title) == {p.title for p in pages.values()}  # a flat list, rows included
+    owls = by_title["Owls"]
+    assert owls == {
+        "externalId": pages["owls"].id,
+        "title": "Owls",
+        "originalUrl": f"https://www.notion.so/{pages['owls'].id.replace('-', '')}",
+        "mimeType": "text/markdown",
+        "iconLink": None,
+        "object": "page",
+    }
+
+    picked = [by_title["Owls"], by_title["Handbook"]]
+    registered = client.post(f"{SOURCES}/resources/notion", headers=key, json={"resources": picked})
+    assert registered.status_code == 200, registered.text
+    ids = registered.json()["addedDocumentIds"]
+    assert len(ids) == 2 and registered.json()["updatedDocumentIds"] == []
+    assert record(client, key, ids[0])["linkedJobStatus"] is None  # registered, not queued
+    renamed = [dict(picked[0], title="Owls (renamed)")]
+    again = client.post(f"{SOURCES}/resources/notion", headers=key, json={"resources": renamed})
+    assert again.json() == {"addedDocumentIds": [], "updatedDocumentIds": [ids[0]]}
+
+    notion.requests.clear()
+    queued = client.post(SOURCES, headers=key, json={"source": "notion", "documentIdsToAdd": ids})
+    assert queued.json() == {"addedDocumentIds": ids, "updatedDocumentIds": []}
+    assert {record(client, key, i)["linkedJobStatus"] for i in ids} == {"PENDING"}
+    pipeline.run_waiting_operations()
+    paths = notion.api_paths()
+    for name in ("owls", "handbook"):  # the picked pages are read, by id, and nothing else is
+        assert f"/v1/pages/{pages[name].id}" in paths
+        assert f"/v1/blocks/{pages[name].id}/children" in paths
+    others = [p.id for n, p in pages.items() if n not in ("owls", "handbook")]
+    assert not [path for path in paths for page in others if page in path]
+    assert "/v1/search" not in paths
+    owls_record = record(client, key, ids[0])
+    assert owls_record["linkedJobStatus"] == "COMPLETED" and owls_record["success"] is True
+    assert "Owls nest in the archive." in owls_record["paragraphs"]
+    assert (owls_record["source"], owls_record["externalId"]) == ("notion", pages["owls"].id)
+
+    # What is imported is no longer offered; a full refresh still reads only the picked pages.
+    left = {r["title"] for r in client.get(f"{SOURCES}/resources/notion", headers=key).json()}
+    assert left == {"Kale", "Roadmap item", "Empty"}
+    refreshed = client.post(f"/v1/tenants/acme/assets/{asset_id}:refresh")
+    assert refreshed.status_code == 200, refreshed.text
+    pipeline.run_waiting_operations()
+    assert set(pipeline.documents(asset_id)) == {
+        page_key(pages[n].id) for n in ("owls", "handbook")
+    }
+
+    # A picked page that leaves the workspace stays listed, FAILED, until it is deleted.
+    notion.pages[pages["owls"].id].in_trash = True
+    assert client.post(
+        f"{SOURCES}/refresh", headers=key, json={"documentIds": [ids[0]]}
+    ).json() == [ids[0]]
+    pipeline.run_waiting_operations()
+    trashed = record(client, key, ids[0])
+    assert trashed["linkedJobStatus"] == "FAILED" and trashed["error"]
+    assert "Owls nest" not in _texts(pipeline, asset_id)
+
+    bad = [{"title": "x", "externalId": "nope", "originalUrl": "u", "mimeType": "text/markdown"}]
+    answer = client.post(f"{SOURCES}/resources/notion", headers=key, json={"resources": bad})
+    assert answer.status_code == 400 and "externalId" in answer.json()["detail"]
+    missing = [{"title": "x", "externalId": pages["kale"].id}]
+    answer = client.post(f"{SOURCES}/resources/notion", headers=key, json={"resources": missing})
+    assert answer.status_code == 400 and "originalUrl" in answer.json()["detail"]
+    reader = workspace_key(client, "read")
+    assert (
+        client.post(
+            f"{SOURCES}/resources/notion", headers=reader, json={"resources": picked}
+        ).status_code
+        == 403
+    )

@@ -221,3 +221,47 @@ def test_an_api_token_needs_the_agents_email(client, zendesk):
         },
     )
     assert response.status_code == 400 and "auth.email" in response.json()["detail"]
+
+
+def test_the_sources_api_offers_the_help_center_as_a_category_tree(client, pipeline, zendesk):
+    from sources_api import SOURCES, read_runs_from, record, workspace_key
+
+    articles = _help_center(zendesk)
+    articles["audit"] = zendesk.add(FakeArticle("Audit log", "<p>Every change is kept.</p>", 1003))
+    read_runs_from(client, pipeline)
+    asset_id = _asset(pipeline, API_TOKEN, locale="en-us")
+    pipeline.catalog.update_asset(asset_id, selection="REGISTERED")
+    key = workspace_key(client)
+
+    tree = client.get(f"{SOURCES}/resources/zendesk", headers=key).json()
+    outline = [
+        (
+            c["title"],
+            c["type"],
+            [(s["title"], [a["title"] for a in s["children"]]) for s in c["children"]],
+        )
+        for c in tree
+    ]
+    assert outline == [
+        (
+            "General",
+            "category",
+            [
+                ("Getting started", ["Reset your password", "Single sign-on"]),
+                ("Billing", ["Download an invoice"]),
+            ],
+        ),
+        ("Admins", "category", [("Security", ["Audit log"])]),
+    ]  # drafts and other locales are not offered
+    invoice = tree[0]["children"][1]["children"][0]
+    assert invoice["type"] == "article" and invoice["externalId"] == str(articles["invoice"].id)
+    assert invoice["originalUrl"].endswith(f"/articles/{articles['invoice'].id}")
+
+    added = client.post(f"{SOURCES}/resources/zendesk", headers=key, json={"resources": [invoice]})
+    ids = added.json()["addedDocumentIds"]
+    client.post(SOURCES, headers=key, json={"source": "zendesk", "documentIdsToAdd": ids})
+    pipeline.run_waiting_operations()
+    assert record(client, key, ids[0])["linkedJobStatus"] == "COMPLETED"
+    billing = client.get(f"{SOURCES}/resources/zendesk", headers=key).json()[0]["children"]
+    assert [s["title"] for s in billing] == ["Getting started"]  # the imported one is left out
+    assert set(pipeline.documents(asset_id)) == {article_key(articles["invoice"].id)}

@@ -69,7 +69,7 @@ class NotionParameters(BaseModel):
 
 def resource_key(item: dict[str, Any]) -> str:
     """The source key of a Notion resource the sources API registers (pages only)."""
-    if item.get("object", "page") != "page":
+    if (item.get("object") or "page") != "page":
         raise ValueError(
             f"object: {item.get('object')!r} is not imported; register the pages of a database"
         )

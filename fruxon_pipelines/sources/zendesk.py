@@ -48,7 +48,7 @@ def article_key(article_id: int | str) -> str:
 
 def resource_key(item: dict[str, Any]) -> str:
     """The source key of a Zendesk article the sources API registers."""
-    if item.get("type", "article") != "article":
+    if (item.get("type") or "article") != "article":
         raise ValueError(f"type: {item.get('type')!r} is not imported; register its articles")
     external = str(item.get("externalId") or "")
     if not external.isdigit():

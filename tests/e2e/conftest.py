@@ -26,12 +26,22 @@ def openai_server():
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, openai_server):
+def notion_server():
+    """The Notion API the stack's notion connector talks to."""
+    from providers.notion_server import NotionServer
+
+    with NotionServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, openai_server, notion_server):
     home = tmp_path_factory.mktemp("stack")
     env = {
         "FRUXON_OPENAI_BASE_URL": openai_server.base_url,
         "FRUXON_OPENAI_API_KEY": openai_server.api_key,
         "FRUXON_OPENAI_MODELS": json.dumps([OPENAI_MODEL]),
+        "FRUXON_NOTION_API_URL": notion_server.url,
         "FRUXON_HOME": str(home),
         "FRUXON_DAGSTER_PORT": str(free_port()),
         "FRUXON_API_PORT": str(free_port()),
