@@ -13,7 +13,7 @@ import pytest
 from providers.notion_server import FakePage, text_block
 from sitegen import Site
 
-from e2e.conftest import api_client, wait_for
+from e2e.conftest import api_client, wait_for, wait_operation
 
 pytestmark = pytest.mark.e2e
 SOURCES = "/v2/documents/public"
@@ -77,9 +77,8 @@ def test_web_urls_flow_through_dagster_and_show_the_same_in_both_apis(stack):
         # The Assets API shows the same documents, status and operation; search finds them.
         documents = assets_api.get(f"/v1/tenants/{tenant}/assets/{asset_id}/documents").json()
         assert {d["id"]: d["status"] for d in documents["items"]} == dict.fromkeys(ids, "COMPLETED")
-        operation = assets_api.get(
-            f"/v1/tenants/{tenant}/assets/{asset_id}/operations/{done[0]['linkedJobId']}"
-        ).json()
+        # The record's job is its document's; the operation ends once its checks have run.
+        operation = wait_operation(assets_api, tenant, asset_id, done[0]["linkedJobId"])
         assert (operation["status"], operation["type"]) == ("COMPLETED", "INGEST")
         hits = assets_api.post(
             f"/v1/tenants/{tenant}/assets/{asset_id}:search",
