@@ -43,6 +43,20 @@ def loggable_path(request: Request) -> str:
     return _WEBHOOK_PATH.sub(r"\1<redacted>", request.url.path)
 
 
+def categorized_problem(
+    error: Any, detail: str, otherwise: tuple[int, str] = (409, "Conflict")
+) -> Problem:
+    """A provider's refusal (a CategorizedError) as a problem: 429 when it is rate limiting,
+    502 when it is down, ``otherwise`` when the user has credentials or config to fix."""
+    from fruxon_pipelines.errors import RATE_LIMIT, SOURCE_UNAVAILABLE
+
+    if error.category == RATE_LIMIT:
+        return Problem(429, "Too Many Requests", detail, errorCategory=error.category)
+    if error.category == SOURCE_UNAVAILABLE:
+        return Problem(502, "Bad Gateway", detail, errorCategory=error.category)
+    return Problem(*otherwise, detail, errorCategory=error.category)
+
+
 def not_found(what: str) -> Problem:
     return Problem(404, "Not Found", f"{what} does not exist")
 

@@ -451,3 +451,18 @@ def test_the_sources_api_discovers_registers_and_ingests_only_the_picked_pages(
         ).status_code
         == 403
     )
+
+
+def test_discovery_says_when_the_provider_refuses_or_is_down(client, pipeline, notion):
+    from sources_api import SOURCES, workspace_key
+
+    _workspace(notion)
+    _asset(pipeline, _api_token(notion))
+    key = workspace_key(client, "read")
+    notion.fail_next(503, times=4)  # more than FRUXON_PROVIDER_MAX_RETRIES (3 here)
+    down = client.get(f"{SOURCES}/resources/notion", headers=key)
+    assert down.status_code == 502 and down.json()["errorCategory"] == "SOURCE_UNAVAILABLE"
+    notion.revoke_all()
+    refused = client.get(f"{SOURCES}/resources/notion", headers=key)
+    assert refused.status_code == 400 and refused.json()["errorCategory"] == "CREDENTIALS"
+    assert "secret_integration_token" not in refused.text

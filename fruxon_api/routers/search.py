@@ -4,13 +4,13 @@ from fastapi import APIRouter
 
 from fruxon_api.auth import Reader
 from fruxon_api.deps import Svc, load_asset
-from fruxon_api.problems import Problem
+from fruxon_api.problems import Problem, categorized_problem
 from fruxon_api.schemas import SearchHitOut, SearchRequestBody, SearchResponse
 from fruxon_pipelines.budgets import BudgetExceeded, MeteredEmbedder, token_limits
 from fruxon_pipelines.catalog.models import serving_model_config
 from fruxon_pipelines.credentials import embedding_api_key
 from fruxon_pipelines.embedding import find_model, get_embedder
-from fruxon_pipelines.errors import RATE_LIMIT, SOURCE_UNAVAILABLE, CategorizedError
+from fruxon_pipelines.errors import CategorizedError
 from fruxon_pipelines.secretbox import secret_box
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["search"])
@@ -89,9 +89,4 @@ def search(tenant: str, asset: str, body: SearchRequestBody, principal: Reader, 
 def embedding_problem(error: CategorizedError) -> Problem:
     """The query could not be embedded: 429 when the provider is rate limiting, 502 when it is
     down, and 409 when the asset's embedding credentials or config need fixing."""
-    detail = f"the query cannot be embedded: {error}"
-    if error.category == RATE_LIMIT:
-        return Problem(429, "Too Many Requests", detail, errorCategory=error.category)
-    if error.category == SOURCE_UNAVAILABLE:
-        return Problem(502, "Bad Gateway", detail, errorCategory=error.category)
-    return Problem(409, "Conflict", detail, errorCategory=error.category)
+    return categorized_problem(error, f"the query cannot be embedded: {error}")

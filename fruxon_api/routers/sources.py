@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from fruxon_api.deps import Services, Svc
-from fruxon_api.problems import Problem
+from fruxon_api.problems import Problem, categorized_problem
 from fruxon_api.runs import OperationState
 from fruxon_api.schemas import (
     DeepCrawlRequest,
@@ -36,7 +36,7 @@ from fruxon_api.schemas import (
 from fruxon_pipelines.api_keys import live_api_key, may
 from fruxon_pipelines.assets_admin import validate_embedding
 from fruxon_pipelines.catalog.models import ApiKey, Document, KnowledgeAsset, Operation
-from fruxon_pipelines.errors import RATE_LIMIT, SOURCE_UNAVAILABLE, CategorizedError
+from fruxon_pipelines.errors import CategorizedError
 from fruxon_pipelines.secretbox import secret_box
 from fruxon_pipelines.sources.registry import SOURCE_TYPES, InvalidSourceConfig
 from fruxon_pipelines.sources.web import normalize_url
@@ -252,7 +252,8 @@ def list_provider_resources(provider: str, key: ReadKey, svc: Svc) -> list[dict[
     except InvalidSourceConfig as error:
         raise _bad(f"the {provider} connection's parameters are not valid: {error}") from error
     except CategorizedError as error:
-        raise _provider_problem(provider, error) from error
+        # Revoked or insufficient credentials: the provider is as good as disconnected (400).
+        raise categorized_problem(error, f"{provider}: {error}", (400, "Bad Request")) from error
 
 
 @router.post("/resources/{provider}", response_model=QueuedSources)
@@ -299,15 +300,6 @@ def _connected(svc: Services, tenant: str, provider: str) -> KnowledgeAsset:
             "is registered here)"
         )
     return asset
-
-
-def _provider_problem(provider: str, error: CategorizedError) -> Problem:
-    detail = f"{provider}: {error}"
-    if error.category == RATE_LIMIT:
-        return Problem(429, "Too Many Requests", detail, errorCategory=error.category)
-    if error.category == SOURCE_UNAVAILABLE:
-        return Problem(502, "Bad Gateway", detail, errorCategory=error.category)
-    return Problem(400, "Bad Request", detail, errorCategory=error.category)
 
 
 @router.post("/deep-crawl/links", response_model=DeepCrawlResult)
