@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from fruxon_pipelines.autoupdate import AutoUpdateConfig
 
@@ -338,8 +338,8 @@ class IngestSourcesRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     source: str = "web"
-    documentIdsToAdd: list[str] = Field(default_factory=list, max_length=1000)
-    documentIdsToRefresh: list[str] = Field(default_factory=list, max_length=1000)
+    documentIdsToAdd: list[Text] = Field(default_factory=list, max_length=1000)
+    documentIdsToRefresh: list[Text] = Field(default_factory=list, max_length=1000)
     english: bool = False
     baser: bool = False
 
@@ -349,15 +349,24 @@ class QueuedSources(BaseModel):
     updatedDocumentIds: list[str]
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class ProviderResourceIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    originalUrl: str = Field(min_length=1, max_length=4096)
-    title: str = Field(min_length=1, max_length=4096)
-    externalId: str = Field(min_length=1, max_length=512)
-    mimeType: str = Field(min_length=1, max_length=255)
-    object: str | None = None
-    type: str | None = None
+    originalUrl: Text = Field(min_length=1, max_length=2048)
+    title: Text = Field(min_length=1, max_length=1024)
+    externalId: Text = Field(min_length=1, max_length=256)
+    mimeType: Text = Field(min_length=1, max_length=255)
+    object: Text | None = Field(default=None, max_length=32)
+    type: Text | None = Field(default=None, max_length=32)
 
 
 class RegisterResourcesRequest(BaseModel):
@@ -369,7 +378,7 @@ class RegisterResourcesRequest(BaseModel):
 class DeepCrawlRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    links: list[str] = Field(min_length=1, max_length=100)
+    links: list[Annotated[str, Field(max_length=2048)]] = Field(min_length=1, max_length=100)
     limit: int = Field(default=250, ge=1, le=5000)
 
 

@@ -428,6 +428,18 @@ def test_the_sources_api_discovers_registers_and_ingests_only_the_picked_pages(
         page_key(pages[n].id) for n in ("owls", "handbook")
     }
 
+    # An edit is found by a refresh and flagged; a delete takes the record and its chunks.
+    notion.edit(pages["owls"], [text_block("paragraph", "Owls moved to the bell tower.")])
+    client.post(f"{SOURCES}/refresh", headers=key, json={"documentIds": ids})
+    pipeline.run_waiting_operations()
+    assert [record(client, key, i)["changed"] for i in ids] == [True, False]
+    assert "Owls moved to the bell tower." in record(client, key, ids[0])["paragraphs"]
+    deleted = client.request("DELETE", SOURCES, headers=key, json={"documentIds": [ids[1]]})
+    assert [d["id"] for d in deleted.json()["deletedDocuments"]] == [ids[1]]
+    assert "Working here" not in _texts(pipeline, asset_id)
+    listed = client.get(f"/v1/tenants/acme/assets/{asset_id}/documents").json()["items"]
+    assert [d["id"] for d in listed] == [ids[0]]
+
     # A picked page that leaves the workspace stays listed, FAILED, until it is deleted.
     notion.pages[pages["owls"].id].in_trash = True
     assert client.post(
@@ -436,7 +448,7 @@ def test_the_sources_api_discovers_registers_and_ingests_only_the_picked_pages(
     pipeline.run_waiting_operations()
     trashed = record(client, key, ids[0])
     assert trashed["linkedJobStatus"] == "FAILED" and trashed["error"]
-    assert "Owls nest" not in _texts(pipeline, asset_id)
+    assert "Owls moved" not in _texts(pipeline, asset_id)
 
     bad = [{"title": "x", "externalId": "nope", "originalUrl": "u", "mimeType": "text/markdown"}]
     answer = client.post(f"{SOURCES}/resources/notion", headers=key, json={"resources": bad})

@@ -165,12 +165,15 @@ def test_the_web_asset_is_made_on_first_use_and_shown_by_the_assets_api(client, 
     ]
     source = record(client, key, added["addedDocumentIds"][0])
     assert source["knowledgeAssetId"] == assets[0]["id"]
-    # Another workspace's key sees nothing of it, and is told so on a direct read.
+    # Another workspace's key sees nothing of it, not even that it exists.
     other = workspace_key(client, "write", tenant="globex")
     assert client.get(SOURCES, headers=other).json()["documents"] == []
-    assert client.get(f"{SOURCES}/{source['id']}", headers=other).status_code == 403
+    assert client.get(f"{SOURCES}/{source['id']}", headers=other).status_code == 404
     refresh = client.post(f"{SOURCES}/refresh", headers=other, json={"documentIds": [source["id"]]})
-    assert refresh.status_code == 403
+    assert refresh.status_code == 400 and "no source" in refresh.json()["detail"]
+    # Its own web URL goes to its own asset.
+    theirs = client.post(SOURCES, headers=other, json={"documentIdsToAdd": [url]}).json()
+    assert theirs["addedDocumentIds"] != added["addedDocumentIds"]
 
 
 # Listing -------------------------------------------------------------------------------------
@@ -285,3 +288,65 @@ def test_a_deep_crawl_lists_urls_and_ingests_nothing(client, site):
     assert sorted(everything) == sorted(site.url(p) for p in links)  # the seed left out
     assert client.get(SOURCES, headers=key).json()["documents"] == []
     assert client.services.catalog.list_assets("acme") == []
+
+
+def test_a_record_follows_the_operation_it_asked_for_not_another_run(
+    client, pipeline, site, web_asset
+):
+    site.put("/a", _page("A", "Alpha text."))
+    site.put("/b", _page("B", "Beta text."))
+    key = workspace_key(client)
+    a, b = client.post(
+        SOURCES, headers=key, json={"documentIdsToAdd": [site.url("/a"), site.url("/b")]}
+    ).json()["addedDocumentIds"]
+    pipeline.run_waiting_operations()
+
+    asked = client.post(f"{SOURCES}/refresh", headers=key, json={"documentIds": [a]}).json()
+    job = record(client, key, a)["linkedJobId"]
+    pipeline.run(web_asset)  # another refresh of the asset runs first and reads `a` too
+    waiting = record(client, key, a)
+    assert asked == [a] and (waiting["linkedJobStatus"], waiting["linkedJobId"]) == ("PENDING", job)
+    pipeline.run_waiting_operations()
+    assert record(client, key, a)["linkedJobStatus"] == "COMPLETED"
+
+    # A cancelled request reads FAILED, and says so.
+    client.post(f"{SOURCES}/refresh", headers=key, json={"documentIds": [b]})
+    job = record(client, key, b)["linkedJobId"]
+    cancel = client.post(f"/v1/tenants/acme/assets/{web_asset}/operations/{job}:cancel")
+    assert cancel.status_code == 200, cancel.text
+    cancelled = record(client, key, b)
+    assert cancelled["linkedJobStatus"] == "FAILED" and "cancelled" in cancelled["error"]
+
+    # A source deleted before its queued run starts leaves the others of that run unharmed.
+    site.put("/c", _page("C", "Gamma text."))
+    site.put("/d", _page("D", "Delta text."))
+    c, d = client.post(
+        SOURCES, headers=key, json={"documentIdsToAdd": [site.url("/c"), site.url("/d")]}
+    ).json()["addedDocumentIds"]
+    client.request("DELETE", SOURCES, headers=key, json={"documentIds": [c]})
+    pipeline.run_waiting_operations()
+    assert record(client, key, d)["linkedJobStatus"] == "COMPLETED"
+    assert client.get(f"{SOURCES}/{c}", headers=key).status_code == 404
+
+    # A webhook naming a page nobody registered does not ingest it into this asset.
+    site.put("/e", _page("E", "Epsilon text."))
+    pipeline.run(web_asset, source_keys=[site.url("/e")])
+    assert site.url("/e") not in pipeline.documents(web_asset)
+
+
+def test_text_that_would_break_the_database_is_refused(client, web_asset):
+    key = workspace_key(client)
+    long_url = "https://example.com/" + "a" * 3000
+    for body in (
+        {"documentIdsToAdd": [long_url]},
+        {"documentIdsToAdd": ["https://example.com/\x00"]},
+    ):
+        answer = client.post(SOURCES, headers=key, json=body)
+        assert answer.status_code == 400, answer.text
+    assert client.get(SOURCES, headers=key, params={"title": "a\x00b"}).status_code == 400
+    assert (
+        client.post(
+            f"{SOURCES}/deep-crawl/links", headers=key, json={"links": [long_url]}
+        ).status_code
+        == 400
+    )

@@ -50,6 +50,7 @@ from fruxon_pipelines.workspace_sources import (
     discover,
 )
 
+MAX_URL_LENGTH = 2048
 router = APIRouter(prefix="/v2/documents/public", tags=["sources (Fini documents API)"])
 
 # Auth ----------------------------------------------------------------------------------------
@@ -108,28 +109,28 @@ def external_id(document: Document) -> str:
     return key
 
 
-def job_status(document: Document, operation: Operation | None, state: OperationState | None):
-    """(linkedJobStatus, error) from the operation that last took the document on."""
-    if operation is None or state is None:
-        status = {"COMPLETED": "COMPLETED", "FAILED": "FAILED", "PROCESSING": "IN_PROGRESS"}
-        found = status.get(document.status)  # None: registered, never asked for
-        return found, (document.error_message or "") if found == "FAILED" else ""
-    if document.outcome_operation_id == operation.id and document.status in (
-        "COMPLETED",
-        "FAILED",
-    ):
-        return document.status, document.error_message or "" if document.status == "FAILED" else ""
-    if state.status == "PENDING":
-        return "PENDING", ""
-    if state.status == "RUNNING":
-        return "IN_PROGRESS", ""
-    if state.status == "CANCELLED":
-        return "FAILED", "the operation was cancelled"
-    if state.status == "FAILED":
-        return "FAILED", state.error or "the operation failed"
-    if document.status == "COMPLETED":  # unchanged and read again, or settled by a later run
-        return "COMPLETED", ""
-    return "FAILED", document.error_message or "the operation did not reach this document"
+def job_status(
+    document: Document, requested: Operation | None, state: OperationState | None
+) -> tuple[str | None, str, str | None]:
+    """(linkedJobStatus, error, linkedJobId) of a document: while the operation the sources
+    API last asked for has not settled it, that operation's state; after, the document's
+    outcome (whichever run wrote it)."""
+    outcome = {"COMPLETED": "COMPLETED", "FAILED": "FAILED", "PROCESSING": "IN_PROGRESS"}
+    settled = document.outcome_operation_id
+    if requested is not None and state is not None and settled != requested.id:
+        if state.status == "PENDING":
+            return "PENDING", "", requested.id
+        if state.status == "RUNNING":
+            return "IN_PROGRESS", "", requested.id
+        if state.status == "CANCELLED":
+            return "FAILED", "the operation was cancelled", requested.id
+        if state.status == "FAILED":
+            return "FAILED", state.error or "the operation failed", requested.id
+        if settled is None:  # it ended without reaching the document
+            return "FAILED", "the operation did not reach this document", requested.id
+    status = outcome.get(document.status)  # None: registered, never asked for
+    error = (document.error_message or "the document failed") if status == "FAILED" else ""
+    return status, error, settled or (requested.id if requested else None)
 
 
 def records(svc: Services, rows: list[tuple[Document, KnowledgeAsset]]) -> list[SourceRecord]:
@@ -147,7 +148,7 @@ def records(svc: Services, rows: list[tuple[Document, KnowledgeAsset]]) -> list[
     out = []
     for document, asset in rows:
         operation, state = operations.get(document.operation_id or "", (None, None))
-        status, error = job_status(document, operation, state)
+        status, error, job = job_status(document, operation, state)
         text = texts.get(document.id)
         attributes = document.attributes or {}
         success = document.status == "COMPLETED"
@@ -168,7 +169,7 @@ def records(svc: Services, rows: list[tuple[Document, KnowledgeAsset]]) -> list[
                 updatedAt=_iso(document.modified_at),
                 mimeType=document.content_type or attributes.get("mimeType"),
                 type=attributes.get("object") or _OBJECT_TYPE.get(asset.source_type, "page"),
-                linkedJobId=document.operation_id,
+                linkedJobId=job,
                 linkedJobStatus=status,
                 changed=document.changed,
                 knowledgeAssetId=asset.id,
@@ -190,17 +191,12 @@ def _document_id(value: str) -> str:
 def _tenant_documents(
     svc: Services, tenant: str, values: list[str]
 ) -> dict[str, tuple[Document, KnowledgeAsset]]:
-    """The workspace's documents of these ids: 400 for an unknown one, 403 for another
-    workspace's (as Fini answers)."""
+    """The workspace's documents of these ids, 400 naming those it does not have. Another
+    workspace's ids count as unknown: unlike Fini (403), nothing confirms they exist."""
     ids = list(dict.fromkeys(_document_id(v) for v in values))
     found = svc.catalog.tenant_documents(tenant, ids)
     missing = [d for d in ids if d not in found]
     if missing:
-        elsewhere = svc.catalog.document_tenants(missing)
-        if elsewhere:
-            raise Problem(
-                403, "Forbidden", f"sources belong to another workspace: {', '.join(elsewhere)}"
-            )
         raise _bad(f"no source with id {', '.join(missing)} in this workspace")
     return {d: found[d] for d in ids}
 
@@ -220,6 +216,9 @@ def list_sources(
 ):
     """Newest change first (updatedAt, then externalId); `cursor` is a source id: `next` goes
     on to older records, `previous` back to newer ones."""
+    for name, value in (("title", title), ("url", url)):
+        if value is not None and "\x00" in value:
+            raise _bad(f"{name} must not contain NUL characters")
     types = None
     if source is not None:
         if source not in SOURCE_TYPE_OF:
@@ -306,7 +305,7 @@ def _connected(svc: Services, tenant: str, provider: str) -> KnowledgeAsset:
 def deep_crawl_links(body: DeepCrawlRequest, key: WriteKey, svc: Svc):
     """URLs found from the seed links (same sites, sitemaps included); nothing is stored."""
     for index, link in enumerate(body.links):
-        if normalize_url(link) is None or _is_uuid(link):
+        if len(link) > MAX_URL_LENGTH or normalize_url(link) is None or _is_uuid(link):
             raise _bad(f"links[{index}]: {link!r} is not an http(s) URL")
     found = deep_crawl(svc.settings, body.links, body.limit)
     return DeepCrawlResult(
@@ -318,9 +317,7 @@ def deep_crawl_links(body: DeepCrawlRequest, key: WriteKey, svc: Svc):
 def get_source(document_id: str, key: ReadKey, svc: Svc):
     ident = _document_id(document_id)
     found = svc.catalog.tenant_documents(key.tenant, [ident])
-    if ident not in found:
-        if svc.catalog.document_tenants([ident]):
-            raise Problem(403, "Forbidden", f"source {ident} belongs to another workspace")
+    if ident not in found:  # another workspace's too: nothing is confirmed
         raise Problem(404, "Not Found", f"no source {ident} in this workspace")
     return records(svc, [found[ident]])[0]
 
@@ -367,9 +364,12 @@ def _web_targets(
                     "send ids with the source they belong to, or refresh them with "
                     "POST /v2/documents/public/refresh"
                 )
-            url = normalize_url(value)
-            if url is None:
-                raise _bad(f"{field}[{index}]: {value!r} is not an http(s) URL")
+            url = normalize_url(value) if len(value) <= MAX_URL_LENGTH else None
+            if url is None or len(url) > MAX_URL_LENGTH:
+                raise _bad(
+                    f"{field}[{index}]: {value[:200]!r} is not an http(s) URL of at most "
+                    f"{MAX_URL_LENGTH} characters"
+                )
             asked[url] = asked.get(url, False) or field == "documentIdsToAdd"
     known = svc.catalog.tenant_documents_by_key(tenant, "web", asked)
     unknown_refreshes = [u for u, add in asked.items() if not add and u not in known]

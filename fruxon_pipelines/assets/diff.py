@@ -62,7 +62,7 @@ def document_changes(
         store.delete_documents([d.id for d in removed])
         context.log.info(f"removed {len(removed)} documents that are gone upstream")
     operation_id = request.operation_id
-    settled = {"operation_id": operation_id, "outcome_operation_id": operation_id}
+    settled = {"outcome_operation_id": operation_id}
     if kept_gone:
         gone_docs = [known[r.source_key] for r in kept_gone]
         vector_store.get().delete_documents(request.tenant, [d.id for d in gone_docs])
@@ -143,7 +143,6 @@ def document_changes(
             file_name=record.file_name,
             content_type=(record.content_type or "").split(";")[0].strip() or None,
             file_size=record.size,
-            operation_id=operation_id,
         )
         changes.process(record, new=previous is None)
     # Read again and found the same: not changed, and this operation's outcome.

@@ -189,11 +189,15 @@ def _embed(
         vectors.delete_chunks(tenant, dims, stale)
         stats.stale_deleted += len(stale)
         previous = store.documents_by_id(request.asset_id, [record.document_id])
-        version = previous[0].version if previous else 0
+        if not previous:
+            # Deleted while the run worked on it (the diff stage wrote its row): its chunks go
+            # too, and the run goes on with the other documents.
+            vectors.delete_chunks(tenant, dims, {row.chunk_id for row in item.rows})
+            return
+        version = previous[0].version
         changed = not previous or previous[0].content_hash != record.content_hash
         # Changed, as the sources API means it: indexed before, with other content.
         edited = bool(previous and previous[0].content_hash) and changed
-        store.save_document_text(record.document_id, item.document.paragraphs, edited)
         store.upsert_document(
             request.asset_id,
             record.source_key,
@@ -208,9 +212,9 @@ def _embed(
             version=version + 1 if changed else version,
             processed_at=now_ms(),
             changed=edited,
-            operation_id=request.operation_id,
             outcome_operation_id=request.operation_id,
         )
+        store.save_document_text(record.document_id, item.document.paragraphs, edited)
         stats.documents += 1
 
     def batches() -> Iterator[list[tuple[_Pending, ChunkRow]]]:

@@ -121,14 +121,16 @@ def _fetch(
         by_id = {doc.id: key for key, doc in documents.items()}
         unknown = sorted(set(config.document_ids) - set(by_id))
         if unknown:
-            raise dg.Failure(f"documents not in this knowledge asset: {', '.join(unknown)}")
-        only_keys = {by_id[d] for d in config.document_ids}
+            # Deleted since they were asked for: nothing left to refresh; the rest go on.
+            context.log.warning(f"documents no longer in this asset: {', '.join(unknown)}")
+        only_keys = {by_id[d] for d in config.document_ids if d in by_id}
     if config.source_keys:
         only_keys = (only_keys or set()) | set(config.source_keys)
     registered_only = asset.selection == "REGISTERED"
-    if registered_only and only_keys is None:
-        # A full refresh of an asset that ingests what was picked: every registered document.
-        only_keys = set(documents)
+    if registered_only:
+        # An asset that ingests what was picked: a full refresh is every registered document,
+        # and a webhook's or poll's keys count only where they name one.
+        only_keys = set(documents) if only_keys is None else only_keys & set(documents)
 
     reach = SourceReach(
         files_dir=Path(source_access.files_dir),

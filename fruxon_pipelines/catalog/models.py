@@ -161,10 +161,10 @@ class Document(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     modified_at: Mapped[int] = mapped_column(BigInteger, default=now_ms, onupdate=now_ms)
     processed_at: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    # The operation that last took this document on: asked for it (the sources API sets it at
-    # launch) or settled it (every stage that writes a document's outcome sets it).
+    # The operation the sources API last asked to take this document on (set at launch, by
+    # that API only, so another run of the asset cannot stand in for the one a poller awaits).
     operation_id: Mapped[str | None] = mapped_column(String(36), default=None)
-    # The operation whose outcome ``status`` is; equal to ``operation_id`` once it settled it.
+    # The operation whose outcome ``status`` is (every stage that writes one sets it).
     outcome_operation_id: Mapped[str | None] = mapped_column(String(36), default=None)
     # Whether the last run that read the document found its content changed (not new).
     changed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

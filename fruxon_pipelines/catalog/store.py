@@ -359,6 +359,17 @@ class Catalog:
     ) -> tuple[list[str], list[str]]:
         """Documents picked to be ingested, by source key with their metadata: new ones are
         created PENDING, known ones get the metadata. Returns (added ids, updated ids)."""
+        for attempt in range(3):
+            try:
+                return self._register_documents(asset_id, items)
+            except IntegrityError:  # a concurrent registration of the same item won the insert
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _register_documents(
+        self, asset_id: str, items: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[list[str], list[str]]:
         added, updated = [], []
         with self.session() as session:
             for source_key, fields in items:
@@ -380,10 +391,15 @@ class Catalog:
     def settle_documents(
         self, asset_id: str, source_keys: Iterable[str], operation_id: str, **fields: Any
     ) -> None:
-        """Record in one statement that ``operation_id`` read these documents (and found what
-        ``fields`` say): a refresh of a large unchanged site writes one UPDATE, not thousands."""
+        """Record that ``operation_id`` read these documents and found what ``fields`` say, in
+        one statement per 500 (not one per document). ``modified_at`` stays: reading a document
+        again is no change of it."""
         keys = list(source_keys)
-        values = {"operation_id": operation_id, "outcome_operation_id": operation_id, **fields}
+        values = {
+            "outcome_operation_id": operation_id,
+            "modified_at": Document.modified_at,
+            **fields,
+        }
         with self.session() as session:
             for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
                 session.execute(
@@ -403,7 +419,7 @@ class Catalog:
                 session.execute(
                     update(Document)
                     .where(Document.id.in_(ids[start : start + 500]))
-                    .values(operation_id=operation_id)
+                    .values(operation_id=operation_id, modified_at=Document.modified_at)
                 )
 
     def save_document_text(self, document_id: str, paragraphs: list[str], changed: bool) -> None:
@@ -443,17 +459,6 @@ class Catalog:
                 )
             )
             return {doc.id: (doc, asset) for doc, asset in rows}
-
-    def document_tenants(self, document_ids: Iterable[str]) -> dict[str, str]:
-        """The tenant each of these documents belongs to (those that exist)."""
-        ids = list(document_ids)
-        with self.session() as session:
-            rows = session.execute(
-                select(Document.id, KnowledgeAsset.tenant)
-                .join(KnowledgeAsset, KnowledgeAsset.id == Document.asset_id)
-                .where(Document.id.in_(ids))
-            )
-            return dict(rows.all())
 
     def tenant_documents_by_key(
         self, tenant: str, source_type: str, source_keys: Iterable[str]

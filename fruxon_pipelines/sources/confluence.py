@@ -49,7 +49,7 @@ def page_key(page_id: int | str) -> str:
 def resource_key(item: dict[str, Any]) -> str:
     """The source key of a Confluence page the sources API registers."""
     external = str(item.get("externalId") or "")
-    if not external.isdigit():
+    if not (external.isascii() and external.isdigit()):
         raise ValueError(f"externalId: {external!r} is not a Confluence page id")
     return page_key(external)
 

@@ -74,7 +74,7 @@ def resource_key(item: dict[str, Any]) -> str:
             f"object: {item.get('object')!r} is not imported; register the pages of a database"
         )
     external = str(item.get("externalId") or "")
-    if not _ID.match(external.replace("-", "").lower()):
+    if not _ID.fullmatch(external.replace("-", "").lower()):
         raise ValueError(f"externalId: {external!r} is not a Notion page id")
     return page_key(external)
 

@@ -51,7 +51,7 @@ def resource_key(item: dict[str, Any]) -> str:
     if (item.get("type") or "article") != "article":
         raise ValueError(f"type: {item.get('type')!r} is not imported; register its articles")
     external = str(item.get("externalId") or "")
-    if not external.isdigit():
+    if not (external.isascii() and external.isdigit()):
         raise ValueError(f"externalId: {external!r} is not a Zendesk article id")
     return article_key(external)
 
