@@ -74,12 +74,12 @@ def test_web_urls_flow_through_dagster_and_show_the_same_in_both_apis(stack):
         assert "Parcels come back to the harbour depot." in done[0]["paragraphs"]
         asset_id = done[0]["knowledgeAssetId"]
 
-        # The Assets API shows the same documents, status and operation; search finds them.
-        documents = assets_api.get(f"/v1/tenants/{tenant}/assets/{asset_id}/documents").json()
-        assert {d["id"]: d["status"] for d in documents["items"]} == dict.fromkeys(ids, "COMPLETED")
         # The record's job is its document's; the operation ends once its checks have run.
         operation = wait_operation(assets_api, tenant, asset_id, done[0]["linkedJobId"])
         assert (operation["status"], operation["type"]) == ("COMPLETED", "INGEST")
+        # The Assets API shows the same documents and status; search finds them.
+        documents = assets_api.get(f"/v1/tenants/{tenant}/assets/{asset_id}/documents").json()
+        assert {d["id"]: d["status"] for d in documents["items"]} == dict.fromkeys(ids, "COMPLETED")
         hits = assets_api.post(
             f"/v1/tenants/{tenant}/assets/{asset_id}:search",
             json={"query": "where do returned parcels go", "topK": 1},
@@ -142,6 +142,7 @@ def test_a_provider_is_discovered_registered_and_ingested(stack, notion_server):
         assert "Kettles carry a five year warranty." in done["paragraphs"]
         assert (done["source"], done["externalId"]) == ("notion", picked.id)
 
+        wait_operation(assets_api, tenant, asset_id, done["linkedJobId"])
         still_offered = {r["title"] for r in sources.get(f"{SOURCES}/resources/notion").json()}
         assert "Warranty" not in still_offered and "Careers" in still_offered
         documents = assets_api.get(f"/v1/tenants/{tenant}/assets/{asset_id}/documents").json()
