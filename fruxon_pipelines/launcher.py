@@ -39,7 +39,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME under FRUXON_HOME, holding the project's dagster.yaml; set in os.environ."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    template = PROJECT_ROOT / "dagster.yaml"
+    template = PROJECT_ROOT / (settings.dagster_yaml or "dagster.yaml")  # relative: to the project
     target = home / "dagster.yaml"
     if template.exists() and (not target.exists() or target.read_bytes() != template.read_bytes()):
         shutil.copyfile(template, target)

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="Catalog URL (SQLAlchemy). Default: SQLite under home."
     )
+    dagster_yaml: Path | None = Field(
+        default=None,
+        description="The dagster.yaml copied into DAGSTER_HOME (deploy/dagster-postgres.yaml "
+        "puts Dagster's storage on PostgreSQL). Default: the project's dagster.yaml.",
+    )
     lancedb_uri: str | None = Field(
         default=None, description="LanceDB URI. Default: a directory under home."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,25 @@ def settings(tmp_path: Path):
     from fruxon_pipelines.settings import Settings
 
     return Settings(home=tmp_path / "fruxon", allow_private_networks=True, embed_batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator:
+    """One real PostgreSQL server (Debian's package) for the session; tests get databases."""
+    from postgres import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request, tmp_path: Path) -> str:
+    """A fresh, empty catalog database: SQLite in the test's directory, or a new database on
+    the session's PostgreSQL server. Tests that take it run on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.db'}"
+    server = request.getfixturevalue("postgres")
+    return server.create_database(f"t{uuid.uuid4().hex[:16]}")
 
 
 @pytest.fixture(autouse=True)

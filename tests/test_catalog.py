@@ -8,8 +8,8 @@ from fruxon_pipelines.catalog.models import Base
 from fruxon_pipelines.catalog.store import Catalog, document_id_for
 
 
-def test_migrations_match_the_models(tmp_path):
-    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+def test_migrations_match_the_models(catalog_url):
+    catalog = Catalog(catalog_url)
     with catalog.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
@@ -17,8 +17,8 @@ def test_migrations_match_the_models(tmp_path):
     assert {"knowledge_assets", "documents", "operations", "alembic_version"} <= tables
 
 
-def test_documents_have_stable_ids_and_upsert_in_place(tmp_path):
-    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+def test_documents_have_stable_ids_and_upsert_in_place(catalog_url):
+    catalog = Catalog(catalog_url)
     asset = catalog.create_asset(
         tenant="acme", name="a", source_type="web", source_config={}, embedding_config={}
     )
@@ -29,8 +29,8 @@ def test_documents_have_stable_ids_and_upsert_in_place(tmp_path):
     assert catalog.documents_by_key(asset.id)["https://x.test/a"].status == "COMPLETED"
 
 
-def test_a_rerun_of_a_settled_operation_reopens_it(tmp_path):
-    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+def test_a_rerun_of_a_settled_operation_reopens_it(catalog_url):
+    catalog = Catalog(catalog_url)
     asset = catalog.create_asset(
         tenant="acme", name="a", source_type="web", source_config={}, embedding_config={}
     )

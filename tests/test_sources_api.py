@@ -27,6 +27,19 @@ def _page(title: str, *paragraphs: str, links: tuple[str, ...] = ()) -> str:
 
 
 @pytest.fixture
+def settings(tmp_path, catalog_url):
+    """Every test here runs on a SQLite and on a PostgreSQL catalog."""
+    from fruxon_pipelines.settings import Settings
+
+    return Settings(
+        home=tmp_path / "fruxon",
+        allow_private_networks=True,
+        embed_batch_size=8,
+        database_url=catalog_url,
+    )
+
+
+@pytest.fixture
 def web_asset(pipeline, client):
     """The workspace's web asset, made beforehand to embed with the fast hash model."""
     read_runs_from(client, pipeline)
@@ -42,6 +55,7 @@ def test_keys_are_scoped_hashed_and_revocable_from_the_cli(client, settings, mon
     from fruxon_cli import app
 
     monkeypatch.setenv("FRUXON_HOME", str(settings.home))
+    monkeypatch.setenv("FRUXON_DATABASE_URL", settings.catalog_url)
     get_settings.cache_clear()
     try:
         runner = CliRunner()
