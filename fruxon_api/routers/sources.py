@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from fruxon_api.deps import Services, Svc
+from fruxon_api.deps import Services, Svc, parse_uuid
 from fruxon_api.problems import Problem, categorized_problem
 from fruxon_api.runs import OperationState
 from fruxon_api.schemas import (
@@ -182,10 +182,7 @@ def records(svc: Services, rows: list[tuple[Document, KnowledgeAsset]]) -> list[
 
 
 def _document_id(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError as error:
-        raise _bad(f"{value!r} is not a source id (a UUID)") from error
+    return parse_uuid(value, "source id")
 
 
 def _tenant_documents(

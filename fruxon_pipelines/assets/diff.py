@@ -44,13 +44,12 @@ def document_changes(
     records = fetched_documents.records
     listed = {r.source_key for r in records if r.status != "gone"}
 
-    gone_keys = {r.source_key for r in records if r.status == "gone"}
     kept_gone: list[FetchedRecord] = []
     if request.registered_only:
         kept_gone = [r for r in records if r.status == "gone" and r.source_key in known]
         removed_keys = set()
     elif request.partial:
-        removed_keys = gone_keys
+        removed_keys = {r.source_key for r in records if r.status == "gone"}
     else:
         mass_deletion_guard(len(known), len(listed), request.allow_mass_deletion)
         removed_keys = set(known) - listed
@@ -78,20 +77,18 @@ def document_changes(
                 **settled,
             )
         context.log.info(f"{len(kept_gone)} registered documents are gone at the source")
-    kept_gone_keys = {r.source_key for r in kept_gone}
 
     changes = ChangeSet(
         request=request,
         to_process=[],
         removed=len(removed),
         removed_keys=sorted(d.source_key for d in removed),
+        failed=len(kept_gone),
     )
     unchanged_keys: list[str] = []
     for record in records:
         previous = known.get(record.source_key)
         if record.status == "gone":
-            if record.source_key in kept_gone_keys:
-                changes.failed += 1
             continue
         if record.status == "failed":
             # Keep what is indexed (a page that errors today may be back tomorrow); say why.

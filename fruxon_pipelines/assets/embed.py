@@ -195,9 +195,9 @@ def _embed(
             vectors.delete_chunks(tenant, dims, {row.chunk_id for row in item.rows})
             return
         version = previous[0].version
-        changed = not previous or previous[0].content_hash != record.content_hash
+        changed = previous[0].content_hash != record.content_hash
         # Changed, as the sources API means it: indexed before, with other content.
-        edited = bool(previous and previous[0].content_hash) and changed
+        edited = bool(previous[0].content_hash) and changed
         store.upsert_document(
             request.asset_id,
             record.source_key,

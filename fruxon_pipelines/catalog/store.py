@@ -86,6 +86,21 @@ def migrate(url: str) -> None:
         _migrated.add(url)
 
 
+def _batches(items: list, size: int = 500) -> Iterator[list]:
+    """``items`` in slices that keep an IN list under SQLite's bound-parameter limit."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _tenant_documents_query(tenant: str) -> Any:
+    """(document, asset) rows of the tenant's assets that are not being deleted."""
+    return (
+        select(Document, KnowledgeAsset)
+        .join(KnowledgeAsset, KnowledgeAsset.id == Document.asset_id)
+        .where(KnowledgeAsset.tenant == tenant, KnowledgeAsset.status != "DELETING")
+    )
+
+
 def document_id_for(asset_id: str, source_key: str) -> str:
     return str(uuid.uuid5(uuid.UUID(asset_id), source_key))
 
@@ -359,13 +374,10 @@ class Catalog:
     ) -> tuple[list[str], list[str]]:
         """Documents picked to be ingested, by source key with their metadata: new ones are
         created PENDING, known ones get the metadata. Returns (added ids, updated ids)."""
-        for attempt in range(3):
-            try:
-                return self._register_documents(asset_id, items)
-            except IntegrityError:  # a concurrent registration of the same item won the insert
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._register_documents(asset_id, items)
+        except IntegrityError:  # a concurrent registration won the insert: now it is an update
+            return self._register_documents(asset_id, items)
 
     def _register_documents(
         self, asset_id: str, items: list[tuple[str, dict[str, Any]]]
@@ -381,12 +393,12 @@ class Catalog:
                     )
                     session.add(document)
                     added.append(document_id)
-                elif document_id not in added:
+                elif document_id not in added and document_id not in updated:
                     updated.append(document_id)
                 for name, value in fields.items():
                     setattr(document, name, value)
                 session.flush()
-        return added, [d for d in dict.fromkeys(updated) if d not in added]
+        return added, updated
 
     def settle_documents(
         self, asset_id: str, source_keys: Iterable[str], operation_id: str, **fields: Any
@@ -401,24 +413,20 @@ class Catalog:
             **fields,
         }
         with self.session() as session:
-            for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+            for batch in _batches(keys):
                 session.execute(
                     update(Document)
-                    .where(
-                        Document.asset_id == asset_id,
-                        Document.source_key.in_(keys[start : start + 500]),
-                    )
+                    .where(Document.asset_id == asset_id, Document.source_key.in_(batch))
                     .values(**values)
                 )
 
     def link_documents(self, document_ids: Iterable[str], operation_id: str) -> None:
         """These documents are what ``operation_id`` was asked to take on."""
-        ids = list(document_ids)
         with self.session() as session:
-            for start in range(0, len(ids), 500):
+            for batch in _batches(list(document_ids)):
                 session.execute(
                     update(Document)
-                    .where(Document.id.in_(ids[start : start + 500]))
+                    .where(Document.id.in_(batch))
                     .values(operation_id=operation_id, modified_at=Document.modified_at)
                 )
 
@@ -447,38 +455,25 @@ class Catalog:
         self, tenant: str, document_ids: Iterable[str]
     ) -> dict[str, tuple[Document, KnowledgeAsset]]:
         """The tenant's documents among ``document_ids`` (of assets not being deleted)."""
-        ids = list(document_ids)
+        query = _tenant_documents_query(tenant).where(Document.id.in_(list(document_ids)))
         with self.session() as session:
-            rows = session.execute(
-                select(Document, KnowledgeAsset)
-                .join(KnowledgeAsset, KnowledgeAsset.id == Document.asset_id)
-                .where(
-                    KnowledgeAsset.tenant == tenant,
-                    KnowledgeAsset.status != "DELETING",
-                    Document.id.in_(ids),
-                )
-            )
-            return {doc.id: (doc, asset) for doc, asset in rows}
+            return {doc.id: (doc, asset) for doc, asset in session.execute(query)}
 
     def tenant_documents_by_key(
         self, tenant: str, source_type: str, source_keys: Iterable[str]
     ) -> dict[str, tuple[Document, KnowledgeAsset]]:
         """The tenant's documents of ``source_type`` assets with these source keys; where two
         assets hold one key, the asset created first."""
-        keys = list(source_keys)
-        with self.session() as session:
-            rows = session.execute(
-                select(Document, KnowledgeAsset)
-                .join(KnowledgeAsset, KnowledgeAsset.id == Document.asset_id)
-                .where(
-                    KnowledgeAsset.tenant == tenant,
-                    KnowledgeAsset.source_type == source_type,
-                    KnowledgeAsset.status != "DELETING",
-                    Document.source_key.in_(keys),
-                )
-                .order_by(KnowledgeAsset.created_at.desc())
+        query = (
+            _tenant_documents_query(tenant)
+            .where(
+                KnowledgeAsset.source_type == source_type,
+                Document.source_key.in_(list(source_keys)),
             )
-            return {doc.source_key: (doc, asset) for doc, asset in rows}
+            .order_by(KnowledgeAsset.created_at.desc())  # the first-created asset's row wins
+        )
+        with self.session() as session:
+            return {doc.source_key: (doc, asset) for doc, asset in session.execute(query)}
 
     def tenant_documents_page(
         self,
@@ -499,11 +494,7 @@ class Catalog:
         ``after``: the page starts beyond this document — toward older ones, or toward newer
         ones when ``newer`` (the page is still returned newest first)."""
         order = (Document.modified_at, Document.source_key, Document.id)
-        query = (
-            select(Document, KnowledgeAsset)
-            .join(KnowledgeAsset, KnowledgeAsset.id == Document.asset_id)
-            .where(KnowledgeAsset.tenant == tenant, KnowledgeAsset.status != "DELETING")
-        )
+        query = _tenant_documents_query(tenant)
         if source_types is not None:
             query = query.where(KnowledgeAsset.source_type.in_(list(source_types)))
         if document_id is not None:
