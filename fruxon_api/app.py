@@ -7,7 +7,9 @@ from fastapi.responses import JSONResponse
 
 from fruxon_api.auth import ensure_jwt_secret
 from fruxon_api.deps import Services
+from fruxon_api.headers import SecurityHeaders
 from fruxon_api.problems import install_problem_handlers
+from fruxon_api.ratelimit import REFRESH, SEARCH, TenantRateLimits
 from fruxon_api.routers import (
     assets,
     documents,
@@ -41,6 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog=catalog,
         vectors=VectorStore(settings.vector_uri),
         runs=Runs(settings, catalog),
+        limits=TenantRateLimits(
+            {
+                SEARCH: settings.search_rate_limit_per_minute,
+                REFRESH: settings.refresh_rate_limit_per_minute,
+            }
+        ),
+    )
+    app.add_middleware(
+        SecurityHeaders, https=(settings.public_url or "").lower().startswith("https://")
     )
     install_problem_handlers(app)
     storage.sweep_temporary_uploads(app.state.services)

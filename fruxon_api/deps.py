@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from fruxon_api.problems import Problem, not_found
+from fruxon_api.ratelimit import TenantRateLimits
 from fruxon_api.runs import Runs
 from fruxon_pipelines.catalog.models import KnowledgeAsset
 from fruxon_pipelines.catalog.store import Catalog
@@ -27,6 +28,7 @@ class Services:
     catalog: Catalog
     vectors: VectorStore
     runs: Runs
+    limits: TenantRateLimits
 
 
 async def services(request: Request) -> Services:  # async: no thread-pool hop per request

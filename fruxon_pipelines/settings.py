@@ -83,6 +83,17 @@ class Settings(BaseSettings):
         description="Encrypts secrets at rest (webhook signing secrets). Default: a random key "
         "generated into home/secret_key on first use.",
     )
+    search_rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Searches a tenant may make a minute, per API process (0: no limit).",
+    )
+    refresh_rate_limit_per_minute: int = Field(
+        default=60,
+        ge=0,
+        description="Refresh requests (Assets and sources API) a tenant may make a minute, "
+        "per API process (0: no limit).",
+    )
     webhook_sensor_interval_seconds: int = Field(
         default=1,
         ge=1,

@@ -16,6 +16,7 @@ from fruxon_api.auth import Reader, Writer
 from fruxon_api.deps import Paging, Services, Svc, load_asset, parse_uuid
 from fruxon_api.present import asset_out, long_operation, webhook_out
 from fruxon_api.problems import Problem
+from fruxon_api.ratelimit import REFRESH
 from fruxon_api.schemas import (
     AssetOut,
     AssetWithOperation,
@@ -493,6 +494,7 @@ def refresh_asset(
 ):
     """Re-fetch and re-ingest (only `documentIds` when given); one operation at a time."""
     current = load_asset(svc, tenant, asset)
+    svc.limits.take(REFRESH, tenant)
     body = body or RefreshRequest()
     document_ids = body.documentIds or []
     if document_ids:

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from fruxon_api.auth import Reader
 from fruxon_api.deps import Svc, load_asset
 from fruxon_api.problems import Problem, categorized_problem
+from fruxon_api.ratelimit import SEARCH
 from fruxon_api.schemas import SearchHitOut, SearchRequestBody, SearchResponse
 from fruxon_pipelines.budgets import BudgetExceeded, MeteredEmbedder, token_limits
 from fruxon_pipelines.catalog.models import serving_model_config
@@ -21,6 +22,7 @@ def search(tenant: str, asset: str, body: SearchRequestBody, principal: Reader, 
     from fruxon_pipelines.search import SearchRequest, search_asset
 
     current = load_asset(svc, tenant, asset)
+    svc.limits.take(SEARCH, tenant)
     config = serving_model_config(current)  # the previous model until a change is complete
     model = find_model(config["provider"], config["model"])
     mode = body.searchMode if body.searchMode not in (None, "UNSPECIFIED") else "HYBRID"

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from fruxon_api.deps import Services, Svc, parse_uuid
 from fruxon_api.problems import Problem, categorized_problem
+from fruxon_api.ratelimit import REFRESH
 from fruxon_api.runs import OperationState
 from fruxon_api.schemas import (
     DeepCrawlRequest,
@@ -338,6 +339,7 @@ def ingest_sources(body: IngestSourcesRequest, key: WriteKey, svc: Svc):
         raise _bad(f"unsupported source {body.source!r}: one of {', '.join(INGEST_SOURCES)}")
     if not body.documentIdsToAdd and not body.documentIdsToRefresh:
         raise _bad("documentIdsToAdd or documentIdsToRefresh must name at least one item")
+    svc.limits.take(REFRESH, key.tenant)  # each call launches an operation, like a refresh
     attributes = {"english": body.english, "baser": body.baser}
     if body.source == "web":
         targets = _web_targets(svc, key.tenant, body, attributes)
@@ -478,6 +480,7 @@ def _launch(
 @router.post("/refresh", response_model=list[str])
 def refresh_sources(body: SourceIdsRequest, key: WriteKey, svc: Svc):
     """Re-fetch these sources; a raw file cannot be (delete it and upload it again)."""
+    svc.limits.take(REFRESH, key.tenant)
     found = _tenant_documents(svc, key.tenant, body.documentIds)
     files = [i for i, (_, asset) in found.items() if asset.source_type == "file"]
     if files:

@@ -1,0 +1,47 @@
+"""Security headers on every API response (a pure ASGI middleware: no per-request task hop)."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# A JSON API renders nothing and is framed by no one. The interactive docs (Swagger UI and
+# ReDoc, which load their scripts from a CDN) keep their own pages working without the CSP.
+_ALWAYS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_NO_STORE = (b"cache-control", b"no-store")
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+_DOC_PAGES = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
+        self.app = app
+        self.https = https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(_ALWAYS)
+        if not scope["path"].startswith(_DOC_PAGES):
+            extra.append(_CSP)
+        if self.https:
+            extra.append(_HSTS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [h for h in extra if h[0] not in names]
+                if b"cache-control" not in names:
+                    # Answers carry tenant data: no shared cache may keep them.
+                    headers.append(_NO_STORE)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
