@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from fruxon_pipelines.assets.checks import chunk_counts_match, no_orphan_chunks
-from fruxon_pipelines.jobs import INGESTION_ASSETS, ingest_job
+from fruxon_pipelines.jobs import INGESTION_ASSETS, INGESTION_CHECKS, index_checks_job, ingest_job
 from fruxon_pipelines.resources import build_resources
 from fruxon_pipelines.sensors.auto_update import build_poll_sensor, build_webhook_sensor
 from fruxon_pipelines.sensors.pending_operations import pending_operations_sensor
@@ -11,12 +10,10 @@ from fruxon_pipelines.settings import get_settings
 
 settings = get_settings()
 
-INGESTION_CHECKS = [chunk_counts_match, no_orphan_chunks]
-
 defs = dg.Definitions(
     assets=INGESTION_ASSETS,
     asset_checks=INGESTION_CHECKS,
-    jobs=[ingest_job],
+    jobs=[ingest_job, index_checks_job],
     sensors=[
         pending_operations_sensor,
         build_webhook_sensor(settings),

@@ -97,6 +97,22 @@ class Pipeline:
         )
         return RunOutcome(result=result, operation_id=operation_id)
 
+    def run_checks(self, asset_id: str) -> dict[str, bool]:
+        """The index checks job (the asset checks alone): nothing is fetched or written."""
+        from fruxon_pipelines.jobs import INDEX_CHECKS_JOB, index_checks_job
+
+        defs = dg.Definitions(
+            assets=INGESTION_ASSETS,
+            asset_checks=INGESTION_CHECKS,
+            jobs=[index_checks_job],
+            resources=self.resources,
+        )
+        result = defs.resolve_job_def(INDEX_CHECKS_JOB).execute_in_process(
+            instance=self.instance, tags={"dagster/partition": asset_id}
+        )
+        assert not result.get_asset_materialization_events()
+        return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
     def run_waiting_operations(self) -> list[RunOutcome]:
         """Run the operations an API wrote but could not submit (no webserver in-process), as
         the launcher would: each with its own id, type and documents."""

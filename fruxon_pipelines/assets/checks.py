@@ -4,8 +4,8 @@ import warnings
 
 import dagster as dg
 
+from fruxon_pipelines.assets.drift import IndexDrift, index_drift
 from fruxon_pipelines.assets.embed import vector_index
-from fruxon_pipelines.catalog.models import Document
 from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import CatalogResource, VectorStoreResource
 
@@ -14,18 +14,14 @@ from fruxon_pipelines.resources import CatalogResource, VectorStoreResource
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 
-def _catalog_and_index(
+def _drift(
     catalog: CatalogResource, vector_store: VectorStoreResource, asset_id: str
-) -> tuple[list[Document], dict[str, int]]:
-    """The asset's documents in the catalog, and its chunk count per document in LanceDB."""
+) -> IndexDrift:
     asset = catalog.get().get_asset(asset_id)
     if asset is None:
         raise dg.Failure(f"knowledge asset {asset_id} is not in the catalog")
-    documents = list(catalog.get().documents_by_key(asset_id).values())
-    # The model runs embed with: during a model change the previous one's rows still serve.
-    model_key = f"{asset.embedding_config['provider']}/{asset.embedding_config['model']}"
-    counts = vector_store.get().chunk_counts_by_document(asset.tenant, asset_id, model_key)
-    return documents, counts
+    documents = catalog.get().documents_by_key(asset_id).values()
+    return index_drift(vector_store.get(), asset, documents)
 
 
 @dg.asset_check(
@@ -38,16 +34,15 @@ def chunk_counts_match(
     catalog: CatalogResource,
     vector_store: VectorStoreResource,
 ) -> dg.AssetCheckResult:
-    documents, in_index = _catalog_and_index(catalog, vector_store, context.partition_key)
+    drift = _drift(catalog, vector_store, context.partition_key)
     mismatched = {
-        d.id: {"catalog": d.chunk_count, "index": in_index.get(d.id, 0)}
-        for d in documents
-        if d.chunk_count != in_index.get(d.id, 0)
+        doc: {"catalog": in_catalog, "index": in_index}
+        for doc, (in_catalog, in_index) in drift.mismatched.items()
     }
     return dg.AssetCheckResult(
         passed=not mismatched,
         metadata={
-            "documents": len(documents),
+            "documents": drift.documents,
             "mismatched": len(mismatched),
             "examples": dg.MetadataValue.json(dict(list(mismatched.items())[:10])),
         },
@@ -64,9 +59,7 @@ def no_orphan_chunks(
     catalog: CatalogResource,
     vector_store: VectorStoreResource,
 ) -> dg.AssetCheckResult:
-    documents, in_index = _catalog_and_index(catalog, vector_store, context.partition_key)
-    known = {d.id for d in documents}
-    orphans = {doc: n for doc, n in in_index.items() if doc not in known}
+    orphans = _drift(catalog, vector_store, context.partition_key).orphans
     return dg.AssetCheckResult(
         passed=not orphans,
         metadata={

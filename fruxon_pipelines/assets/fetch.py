@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from fruxon_pipelines.assets.drift import index_drift
 from fruxon_pipelines.assets.manifests import FetchedRecord, FetchManifest, IngestRequest
 from fruxon_pipelines.catalog.models import Document
 from fruxon_pipelines.catalog.store import document_id_for
@@ -17,6 +18,7 @@ from fruxon_pipelines.resources import (
     OperationProgress,
     SecretsResource,
     SourceAccess,
+    VectorStoreResource,
 )
 from fruxon_pipelines.settings import get_settings
 from fruxon_pipelines.sources.auth import source_credentials
@@ -48,11 +50,14 @@ class IngestConfig(dg.Config):
     )
 
 
-def known_documents(documents: dict[str, Document]) -> dict[str, KnownDocument]:
-    """Conditional-request state; only indexed documents may be answered with 'unchanged'."""
+def known_documents(
+    documents: dict[str, Document], reindex: set[str] = frozenset()
+) -> dict[str, KnownDocument]:
+    """Conditional-request state; only indexed documents may be answered with 'unchanged', and
+    not those to be indexed again."""
     known = {}
     for key, doc in documents.items():
-        indexed = doc.status == "COMPLETED"
+        indexed = doc.status == "COMPLETED" and doc.id not in reindex
         known[key] = KnownDocument(
             source_key=key,
             etag=doc.etag if indexed else None,
@@ -87,11 +92,14 @@ def fetched_documents(
     source_access: SourceAccess,
     progress: OperationProgress,
     secrets: SecretsResource,
+    vector_store: VectorStoreResource,
 ) -> dg.Output[FetchManifest]:
     asset_id = context.partition_key
     operation_id = context.run.tags.get(OPERATION_TAG) or context.run_id
     with failing_with_category(catalog.get(), operation_id, asset_id):
-        return _fetch(context, config, catalog, source_access, progress, secrets, operation_id)
+        return _fetch(
+            context, config, catalog, source_access, progress, secrets, vector_store, operation_id
+        )
 
 
 def _fetch(
@@ -101,6 +109,7 @@ def _fetch(
     source_access: SourceAccess,
     progress: OperationProgress,
     secrets: SecretsResource,
+    vector_store: VectorStoreResource,
     operation_id: str,
 ) -> dg.Output[FetchManifest]:
     asset_id = context.partition_key
@@ -155,7 +164,18 @@ def _fetch(
 
     records: list[FetchedRecord] = []
     counts = {"fetched": 0, "unchanged": 0, "failed": 0, "gone": 0}
-    for item in source.fetch(known_documents(documents), only_keys, config.force):
+    reindex: set[str] = set()
+    # A full refresh repairs what the asset checks would report: a document whose chunks in
+    # the index disagree with the catalog is read and indexed again. Not while a model change
+    # is under way: the new model's rows are partial until it completes.
+    if only_keys is None and not config.dry_run and asset.serving_embedding is None:
+        reindex = set(index_drift(vector_store.get(), asset, documents.values()).mismatched)
+        if reindex:
+            context.log.warning(
+                f"{len(reindex)} documents have another chunk count in the index than in the "
+                "catalog; they are read and indexed again"
+            )
+    for item in source.fetch(known_documents(documents, reindex), only_keys, config.force):
         record = FetchedRecord(
             source_key=item.source_key,
             document_id=document_id_for(asset_id, item.source_key),
@@ -189,6 +209,7 @@ def _fetch(
         dry_run=config.dry_run,
         source_state=getattr(source, "next_state", None),
         registered_only=registered_only,
+        reindex_ids=sorted(reindex),
     )
     return dg.Output(
         FetchManifest(request=request, records=records),

@@ -44,6 +44,9 @@ class IngestRequest:
     # Only registered documents are ingested: one the source no longer has stays, FAILED,
     # until its owner deletes it (it was picked by hand; it does not vanish on its own).
     registered_only: bool = False
+    # Indexed documents whose chunks in LanceDB disagree with the catalog (the asset checks'
+    # chunk_counts_match): read again without validators and indexed again, whatever changed.
+    reindex_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
