@@ -64,6 +64,7 @@ def main() -> int:
         FRUXON_HOME=tempfile.mkdtemp(prefix="fruxon-launch-"),
         FRUXON_DAGSTER_PORT=str(_free_port()),
         FRUXON_API_PORT=str(_free_port()),
+        FRUXON_CODE_SERVER_PORT=str(_free_port()),
         FRUXON_ALLOW_PRIVATE_NETWORKS="1",
     )
     import httpx

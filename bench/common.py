@@ -63,7 +63,11 @@ def running_stack(prefix: str) -> Iterator[tuple[Any, Any, Any]]:
         FRUXON_HOME=str(scratch_home(prefix)),
         FRUXON_DAGSTER_PORT=str(free_port()),
         FRUXON_API_PORT=str(free_port()),
+        FRUXON_CODE_SERVER_PORT=str(free_port()),
         FRUXON_ALLOW_PRIVATE_NETWORKS="1",
+        # The benchmarks measure the system, not the per-tenant limiter in front of it.
+        FRUXON_SEARCH_RATE_LIMIT_PER_MINUTE="0",
+        FRUXON_REFRESH_RATE_LIMIT_PER_MINUTE="0",
     )
     import httpx
 

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     )
     dagster_host: str = "127.0.0.1"
     dagster_port: int = 3000
+    code_server_port: int = Field(
+        default=4000,
+        description="The stack's Dagster code server (gRPC on dagster_host): the webserver and "
+        "the daemon load the definitions from it, and run workers are its children, so a "
+        "restarted daemon leaves running ingestions alone.",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(

@@ -1,4 +1,9 @@
-"""The embedded stack: Dagster webserver, daemon and the API on one FRUXON_HOME, stopped together.
+"""The embedded stack: Dagster's code server, webserver and daemon and the API on one
+FRUXON_HOME, stopped together.
+
+The webserver and the daemon load the definitions from the one code server (not a server
+each), and run workers are the code server's children: the daemon can be restarted while
+ingestions run, as on Kubernetes (deploy/).
 
 Children get SIGINT/SIGTERM reset to their defaults (a background shell hands them down as
 ignored, and a dagster process started that way hangs on shutdown) and run in their own process
@@ -40,9 +45,42 @@ def stack_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+CODE_LOCATION = "fruxon"
+
+
+def stack_workspace(settings: Settings) -> Path:
+    """The workspace the webserver and the daemon share: the stack's one code server."""
+    path = settings.dagster_home / "workspace.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "load_from:\n"
+        "  - grpc_server:\n"
+        f"      host: {settings.dagster_host}\n"
+        f"      port: {settings.code_server_port}\n"
+        f"      location_name: {CODE_LOCATION}\n"
+    )
+    return path
+
+
 def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
-    workspace = str(PROJECT_ROOT / "workspace.yaml")
+    workspace = str(settings.dagster_home / "workspace.yaml")
     return [
+        (
+            "dagster-code-server",
+            [
+                _bin("dagster"),
+                "code-server",
+                "start",
+                "-m",
+                "fruxon_pipelines.definitions",
+                "-h",
+                settings.dagster_host,
+                "-p",
+                str(settings.code_server_port),
+                "--location-name",
+                CODE_LOCATION,
+            ],
+        ),
         (
             "dagster-webserver",
             [
@@ -73,6 +111,24 @@ def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
     ]
 
 
+def wait_for_code_server(settings: Settings, process: subprocess.Popen, timeout: float) -> None:
+    """Until the code server answers a ping: started before it, the webserver and the daemon
+    would load the location as an error."""
+    from dagster._grpc.client import DagsterGrpcClient
+
+    client = DagsterGrpcClient(port=settings.code_server_port, host=settings.dagster_host)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster-code-server exited with code {process.returncode}")
+        try:
+            client.ping("")
+            return
+        except Exception:  # noqa: BLE001 — any failure means "not serving yet"
+            time.sleep(0.25)
+    raise TimeoutError(f"the code server did not answer in {timeout:.0f} s")
+
+
 class Stack:
     """The stack's processes; usable as a context manager (tests start it the same way)."""
 
@@ -90,8 +146,15 @@ class Stack:
 
         prepare_dagster_home(self.settings)
         DagsterInstance.get().dispose()
-        for name, command in stack_commands(self.settings):
-            self.processes.append((name, self._spawn(command)))
+        stack_workspace(self.settings)
+        try:
+            for name, command in stack_commands(self.settings):
+                self.processes.append((name, self._spawn(command)))
+                if name == "dagster-code-server":
+                    wait_for_code_server(self.settings, self.processes[-1][1], timeout=180)
+        except BaseException:
+            self.stop()
+            raise
 
     def _spawn(self, command: list[str]) -> subprocess.Popen:
         return subprocess.Popen(
@@ -112,6 +175,8 @@ class Stack:
             yield
         finally:
             self.processes[index] = (name, self._spawn(command))
+            if name == "dagster-code-server":
+                wait_for_code_server(self.settings, self.processes[index][1], timeout=180)
 
     def dagster_url(self) -> str:
         return f"http://{self.settings.dagster_host}:{self.settings.dagster_port}"

@@ -45,6 +45,7 @@ def stack(tmp_path_factory, openai_server, notion_server):
         "FRUXON_HOME": str(home),
         "FRUXON_DAGSTER_PORT": str(free_port()),
         "FRUXON_API_PORT": str(free_port()),
+        "FRUXON_CODE_SERVER_PORT": str(free_port()),
         "FRUXON_ALLOW_PRIVATE_NETWORKS": "1",
         "FRUXON_EMBED_BATCH_SIZE": "16",
         # A poll due in the next minute fires within seconds of it.

@@ -33,6 +33,7 @@ def pg_stack(tmp_path_factory, postgres):
         "FRUXON_DAGSTER_YAML": str(instance_yaml),
         "FRUXON_DAGSTER_PORT": str(free_port()),
         "FRUXON_API_PORT": str(free_port()),
+        "FRUXON_CODE_SERVER_PORT": str(free_port()),
         "FRUXON_ALLOW_PRIVATE_NETWORKS": "1",
         "FRUXON_EMBED_BATCH_SIZE": "16",
     }
