@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-quick bench-install lint format clean
+.PHONY: install run test soak bench bench-quick bench-install lint format clean
 
 install: $(STAMP)
 
@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/fruxon stack
 
+# Two workers, one test file each at a time: module fixtures (a stack, an asset) stay whole.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# Not in `make test`: ten minutes of polling and searching during ingestion (bench/soak.py).
+soak: install
+	$(BIN)/python bench/soak.py
 
 # Benchmarks need the peers (LangChain, LlamaIndex, sentence-transformers on torch 2.13 CPU:
 # the `bench` extra, never a runtime dependency), the corpus (Debian's python3.11-doc) and wrk.

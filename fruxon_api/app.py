@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from fruxon_api.auth import ensure_jwt_secret
 from fruxon_api.deps import Services
 from fruxon_api.headers import SecurityHeaders
-from fruxon_api.problems import install_problem_handlers
+from fruxon_api.problems import document_problems, install_problem_handlers
 from fruxon_api.ratelimit import REFRESH, SEARCH, TenantRateLimits
 from fruxon_api.routers import (
     assets,
@@ -84,4 +84,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status = 200 if ok else 503
         return JSONResponse({"status": "ok" if ok else "dagster webserver unreachable"}, status)
 
+    _document_problems_in_openapi(app)
     return app
+
+
+def _document_problems_in_openapi(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -113,3 +113,57 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             request, 500, "Internal Server Error", "an unexpected error occurred; it was logged"
         )
+
+
+# What every operation may answer besides its success, in the schema (/openapi.json) as in
+# fact: all of them RFC 9457 problems. Validation errors are 400s here, never FastAPI's 422.
+DOCUMENTED_PROBLEMS = {
+    "400": "Bad Request: a parameter or the body is invalid",
+    "401": "Unauthorized: no token or key, or not a valid one",
+    "403": "Forbidden: the token or key lacks the scope",
+    "404": "Not Found: no such tenant, asset, document or operation for this caller",
+    "409": "Conflict: the resource's state forbids it (e.g. credentials to fix first)",
+    "413": "Content Too Large",
+    "415": "Unsupported Media Type",
+    "429": "Too Many Requests: a rate limit, a budget, or an operation already running",
+    "502": "Bad Gateway: the source's provider or the embedding provider failed",
+}
+PROBLEM_SCHEMA = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errorCategory": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """The generated OpenAPI schema with the problem answers every operation can give."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            responses.pop("422", None)
+            for status, description in DOCUMENTED_PROBLEMS.items():
+                responses.setdefault(status, {"description": description, "content": problem})
+    return schema

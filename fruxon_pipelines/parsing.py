@@ -92,6 +92,18 @@ class ParseError(ValueError):
     """The document cannot be turned into elements; the message is meant for the user."""
 
 
+# A DOCX is a ZIP of XML parts. A "zip bomb" declares parts hundreds of times larger than the
+# file, and parsing XML costs time and memory in proportion to it (200 MB of document.xml held
+# a worker for over ten minutes). zipfile never inflates past a member's declared size, so the
+# declared sizes bound the work. 64 MiB of XML is far beyond any real document's text.
+MAX_DOCX_XML_BYTES = 64 * 1024 * 1024
+# Markdown nested deeper than this (list indentation, quote markers) is flattened to it: the
+# markdown library's cost grows with depth squared (3,000 nested list levels took five minutes
+# and 4 GB), and no real document nests past a handful of levels.
+MAX_MARKDOWN_INDENT = 128
+MAX_MARKDOWN_QUOTE_DEPTH = 8
+
+
 def content_type_for(file_name: str | None) -> str | None:
     """The supported media type for a file name's extension (case-insensitive), or None."""
     if not file_name:
@@ -406,13 +418,49 @@ def _parse_docx(data: bytes, charset: str | None, url: str | None) -> list[Eleme
             "The file is not a valid DOCX document (a damaged ZIP archive, or one without "
             "word/document.xml)."
         )
+    _refuse_zip_bomb(data)
     partition_docx = _partition("docx", "partition_docx")
     return _to_elements(partition_docx(file=io.BytesIO(data)), guessed_titles=False, paged=False)
 
 
+def _refuse_zip_bomb(data: bytes) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        declared = sum(
+            info.file_size
+            for info in archive.infolist()
+            if info.filename.endswith((".xml", ".rels"))
+        )
+    if declared > MAX_DOCX_XML_BYTES:
+        raise ParseError(
+            f"The DOCX document expands to {declared // 2**20} MB of XML from "
+            f"{max(1, len(data) // 2**10)} KB (the limit is {MAX_DOCX_XML_BYTES // 2**20} MB): "
+            "it is refused as a decompression bomb."
+        )
+
+
+_MARKDOWN_NESTING = re.compile(r"^([ \t]*)((?:>[ \t]?)*)", re.M)
+
+
+def flatten_markdown_nesting(text: str) -> str:
+    """Indentation past MAX_MARKDOWN_INDENT columns and quote markers past
+    MAX_MARKDOWN_QUOTE_DEPTH cut to those limits; everything shallower is left as it is."""
+
+    def flatten(match: re.Match[str]) -> str:
+        indent, quotes = match.group(1), match.group(2)
+        if len(indent) > MAX_MARKDOWN_INDENT:
+            indent = indent.expandtabs(4)[:MAX_MARKDOWN_INDENT]
+        if quotes.count(">") > MAX_MARKDOWN_QUOTE_DEPTH:
+            quotes = "> " * MAX_MARKDOWN_QUOTE_DEPTH
+        return indent + quotes
+
+    return _MARKDOWN_NESTING.sub(flatten, text)
+
+
 def _parse_markdown(data: bytes, charset: str | None, url: str | None) -> list[Element]:
     partition_md = _partition("md", "partition_md")
-    items = partition_md(text=_decode_text(data, charset))
+    items = partition_md(text=flatten_markdown_nesting(_decode_text(data, charset)))
     return _to_elements(items, guessed_titles=False, paged=False)
 
 
@@ -441,6 +489,9 @@ _TRAFILATURA_MIN_EXTRACTED_SIZE = 250
 def _parse_html(data: bytes, charset: str | None, url: str | None) -> list[Element]:
     import trafilatura
 
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # An image or an archive sent as text/html: its bytes would be indexed as "text".
+        raise ParseError("The file looks binary, not HTML; check its content type.")
     # With no declared charset, pass the bytes: trafilatura honours <meta charset> and sniffs.
     source: bytes | str = data
     if charset:

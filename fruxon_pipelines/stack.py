@@ -132,9 +132,13 @@ def wait_for_code_server(settings: Settings, process: subprocess.Popen, timeout:
 class Stack:
     """The stack's processes; usable as a context manager (tests start it the same way)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, log_dir: Path | None = None) -> None:
         self.settings = settings
+        # Where each process's output goes (`<name>.log`, appended); the terminal when None.
+        self.log_dir = log_dir
         self.processes: list[tuple[str, subprocess.Popen]] = []
+        # Taken once, at start: a restarted process gets the environment its peers have.
+        self.environment: dict[str, str] | None = None
 
     def start(self) -> None:
         from fruxon_pipelines.catalog.store import migrate
@@ -147,23 +151,34 @@ class Stack:
         prepare_dagster_home(self.settings)
         DagsterInstance.get().dispose()
         stack_workspace(self.settings)
+        self.environment = stack_environment(self.settings)
         try:
             for name, command in stack_commands(self.settings):
-                self.processes.append((name, self._spawn(command)))
+                self.processes.append((name, self._spawn(name, command)))
                 if name == "dagster-code-server":
                     wait_for_code_server(self.settings, self.processes[-1][1], timeout=180)
         except BaseException:
             self.stop()
             raise
 
-    def _spawn(self, command: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(
-            command,
-            env=stack_environment(self.settings),
-            cwd=PROJECT_ROOT,
-            preexec_fn=_reset_signals,
-            start_new_session=True,
-        )
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        output = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = (self.log_dir / f"{name}.log").open("ab")
+        try:
+            return subprocess.Popen(
+                command,
+                env=self.environment or stack_environment(self.settings),
+                cwd=PROJECT_ROOT,
+                preexec_fn=_reset_signals,
+                start_new_session=True,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+            )
+        finally:
+            if output is not None:
+                output.close()  # the child holds its own descriptor
 
     @contextlib.contextmanager
     def down(self, name: str, timeout: float = 30.0) -> Iterator[None]:
@@ -174,7 +189,7 @@ class Stack:
         try:
             yield
         finally:
-            self.processes[index] = (name, self._spawn(command))
+            self.processes[index] = (name, self._spawn(name, command))
             if name == "dagster-code-server":
                 wait_for_code_server(self.settings, self.processes[index][1], timeout=180)
 

@@ -19,9 +19,12 @@ OPENAI_MODEL = {"model": "text-embedding-3-small", "dimensions": 64, "pricePerMi
 @pytest.fixture(scope="session")
 def openai_server():
     """The OpenAI-compatible endpoint the stack's `openai` provider talks to."""
+    import secrets
+
     from openai_server import OpenAIServer
 
-    with OpenAIServer() as server:
+    # A key worth scanning for (tests/e2e/test_secrets.py).
+    with OpenAIServer(api_key=f"sk-{secrets.token_hex(20)}") as server:
         yield server
 
 
@@ -34,10 +37,8 @@ def notion_server():
         yield server
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, openai_server, notion_server):
-    home = tmp_path_factory.mktemp("stack")
-    env = {
+def _stack_env(home, openai_server, notion_server) -> dict[str, str]:
+    return {
         "FRUXON_OPENAI_BASE_URL": openai_server.base_url,
         "FRUXON_OPENAI_API_KEY": openai_server.api_key,
         "FRUXON_OPENAI_MODELS": json.dumps([OPENAI_MODEL]),
@@ -53,13 +54,65 @@ def stack(tmp_path_factory, openai_server, notion_server):
         # Small enough that a test can send one that is too large.
         "FRUXON_MAX_UPLOAD_BYTES": str(2 * 1024 * 1024),
     }
+
+
+@pytest.fixture(scope="session")
+def sqlite_stack(tmp_path_factory, openai_server, notion_server):
+    """The embedded stack as `make run` starts it: SQLite catalog, SQLite Dagster storage. Its
+    environment stays set for the session (the CLI tests reach it through it)."""
+    home = tmp_path_factory.mktemp("stack")
+    env = _stack_env(home, openai_server, notion_server)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
         settings = Settings()
-        with Stack(settings) as running:
+        # Output to files: the secrets scan reads every line the processes wrote.
+        with Stack(settings, log_dir=home / "logs") as running:
             running.wait_until_ready(timeout=240)
             yield running
+
+
+@pytest.fixture(scope="session")
+def stack(sqlite_stack):
+    """The stack a test runs against; test_api.py runs on both backends (it overrides this)."""
+    return sqlite_stack
+
+
+POSTGRES_MAX_CONCURRENT_RUNS = 4
+
+
+@pytest.fixture(scope="session")
+def postgres_stack(tmp_path_factory, postgres, openai_server, notion_server):
+    """The same stack with everything on PostgreSQL: the catalog, and Dagster's run, event and
+    schedule storage (deploy/dagster-postgres.yaml), with room for four runs at once. The
+    environment is set only while it starts (the processes keep their copy)."""
+    import yaml
+
+    from fruxon_pipelines.launcher import PROJECT_ROOT
+
+    home = tmp_path_factory.mktemp("pg-stack")
+    env = _stack_env(home / "fruxon", openai_server, notion_server)
+    instance = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster-postgres.yaml").read_text())
+    instance["concurrency"]["runs"]["max_concurrent_runs"] = POSTGRES_MAX_CONCURRENT_RUNS
+    # The URL written out, not read from the environment: the tests open this instance too.
+    instance["storage"]["postgres"]["postgres_url"] = postgres.create_database("stack_dagster")
+    instance_yaml = home / "dagster.yaml"
+    instance_yaml.write_text(yaml.safe_dump(instance))
+    env |= {
+        "FRUXON_DATABASE_URL": postgres.create_database("stack_catalog"),
+        "FRUXON_DAGSTER_YAML": str(instance_yaml),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        settings = Settings()
+        running = Stack(settings)
+        running.start()
+    try:
+        running.wait_until_ready(timeout=240)
+        yield running
+    finally:
+        running.stop()
 
 
 def wait_for(predicate, timeout: float, what: str):

@@ -1,4 +1,5 @@
-"""The REST API over HTTP against the real stack: uvicorn, Dagster webserver + daemon, the model."""
+"""The REST API over HTTP against the real stack: uvicorn, Dagster webserver + daemon, the model;
+on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ from fruxon_api.auth import READ, WRITE
 pytestmark = pytest.mark.e2e
 TENANT = "acme"
 MODEL = {"provider": "local", "model": "all-MiniLM-L6-v2", "chunkSize": 128, "chunkOverlap": 16}
+
+
+@pytest.fixture(scope="module", params=["sqlite"])
+def stack(request):
+    """The whole API suite runs twice: on the embedded stack (SQLite), and with the catalog and
+    Dagster's storage on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_stack")
 
 
 def _client(stack, tenants=(TENANT,), scopes=(READ, WRITE)) -> httpx.Client:

@@ -4,49 +4,17 @@ package), the webserver, daemon and API as processes, the real model, four runs 
 from __future__ import annotations
 
 import pytest
-import yaml
-from conftest import free_port
 from sitegen import Site
 
-from e2e.conftest import api_client, wait_operation
-from fruxon_pipelines.launcher import PROJECT_ROOT
-from fruxon_pipelines.settings import Settings
-from fruxon_pipelines.stack import Stack
+from e2e.conftest import POSTGRES_MAX_CONCURRENT_RUNS, api_client, wait_operation
 
 pytestmark = pytest.mark.e2e
 TENANT = "pg"
-ASSETS = 4
+ASSETS = POSTGRES_MAX_CONCURRENT_RUNS
 
 
-@pytest.fixture(scope="module")
-def pg_stack(tmp_path_factory, postgres):
-    home = tmp_path_factory.mktemp("pg-stack")
-    # deploy/dagster-postgres.yaml with room for four runs at once (the embedded default is 2).
-    instance = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster-postgres.yaml").read_text())
-    instance["concurrency"]["runs"]["max_concurrent_runs"] = ASSETS
-    instance_yaml = home / "dagster.yaml"
-    instance_yaml.write_text(yaml.safe_dump(instance))
-    env = {
-        "FRUXON_HOME": str(home / "fruxon"),
-        "FRUXON_DATABASE_URL": postgres.create_database("stack_catalog"),
-        "FRUXON_DAGSTER_POSTGRES_URL": postgres.create_database("stack_dagster"),
-        "FRUXON_DAGSTER_YAML": str(instance_yaml),
-        "FRUXON_DAGSTER_PORT": str(free_port()),
-        "FRUXON_API_PORT": str(free_port()),
-        "FRUXON_CODE_SERVER_PORT": str(free_port()),
-        "FRUXON_ALLOW_PRIVATE_NETWORKS": "1",
-        "FRUXON_EMBED_BATCH_SIZE": "16",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        with Stack(Settings()) as running:
-            running.wait_until_ready(timeout=240)
-            yield running
-
-
-def test_four_assets_ingest_at_once_with_everything_on_postgresql(pg_stack):
-    with Site() as site, api_client(pg_stack, [TENANT]) as api:
+def test_four_assets_ingest_at_once_with_everything_on_postgresql(postgres_stack):
+    with Site() as site, api_client(postgres_stack, [TENANT]) as api:
         for n in range(ASSETS):
             for page in range(3):
                 body = f"<h1>Site {n} page {page}</h1><p>Harbour {n} opens at {page + 6} am.</p>"
