@@ -288,6 +288,20 @@ class VectorStore:
                 counts[document_id] = counts.get(document_id, 0) + 1
         return counts
 
+    def chunk_counts_by_document_and_model(
+        self, tenant: str, asset_id: str
+    ) -> dict[tuple[str, str], int]:
+        """How many chunks each (document, embedding model) of the asset has, in one scan."""
+        counts: dict[tuple[str, str], int] = {}
+        for table in self._tenant_tables(tenant):
+            data = self._select(table, self.scope(asset_id), ["document_id", "embedding_model"])
+            pairs = zip(
+                data["document_id"].to_pylist(), data["embedding_model"].to_pylist(), strict=True
+            )
+            for pair in pairs:
+                counts[pair] = counts.get(pair, 0) + 1
+        return counts
+
     def chunks_of_asset(self, tenant: str, asset_id: str, columns: list[str]) -> pa.Table:
         tables = [
             self._select(t, f"asset_id = {_quote(asset_id)}", columns)

@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from fruxon_pipelines.assets.drift import index_drift
 from fruxon_pipelines.assets.manifests import ChangeSet, FetchedRecord, FetchManifest
 from fruxon_pipelines.catalog.models import Document, now_ms
 from fruxon_pipelines.partitions import knowledge_assets
@@ -61,18 +60,13 @@ def document_changes(
         vector_store.get().delete_documents(request.tenant, [d.id for d in removed])
         store.delete_documents([d.id for d in removed])
         context.log.info(f"removed {len(removed)} documents that are gone upstream")
-    if not request.partial:
-        # Chunks of documents the catalog does not have (an interrupted delete): a full
-        # listing is the moment to know the catalog is the whole truth.
-        remaining = [d for d in known.values() if d.source_key not in removed_keys]
-        asset = store.get_asset(request.asset_id)
-        orphans = index_drift(vector_store.get(), asset, remaining).orphans if asset else {}
-        if orphans:
-            vector_store.get().delete_documents(request.tenant, sorted(orphans))
-            context.log.warning(
-                f"removed {sum(orphans.values())} chunks of {len(orphans)} documents the "
-                "catalog does not have"
-            )
+    if request.orphan_ids and not request.partial:
+        # Chunks of documents the catalog does not have (an interrupted delete), found by the
+        # fetch stage: a full listing is the moment to know the catalog is the whole truth.
+        vector_store.get().delete_documents(request.tenant, request.orphan_ids)
+        context.log.warning(
+            f"removed the chunks of {len(request.orphan_ids)} documents the catalog does not have"
+        )
     reindex = set(request.reindex_ids)
     operation_id = request.operation_id
     settled = {"outcome_operation_id": operation_id}

@@ -27,8 +27,13 @@ def index_drift(vectors: Any, asset: KnowledgeAsset, documents: Iterable[Documen
     documents = list(documents)
     # The model runs embed with: during a model change the previous one's rows still serve.
     model_key = f"{asset.embedding_config['provider']}/{asset.embedding_config['model']}"
-    in_model = vectors.chunk_counts_by_document(asset.tenant, asset.id, model_key)
-    in_any = vectors.chunk_counts_by_document(asset.tenant, asset.id)
+    in_model: dict[str, int] = {}
+    in_any: dict[str, int] = {}
+    counts = vectors.chunk_counts_by_document_and_model(asset.tenant, asset.id)  # one scan
+    for (doc, model), n in counts.items():
+        in_any[doc] = in_any.get(doc, 0) + n
+        if model == model_key:
+            in_model[doc] = n
     known = {d.id for d in documents}
     return IndexDrift(
         documents=len(documents),

@@ -165,11 +165,16 @@ def _fetch(
     records: list[FetchedRecord] = []
     counts = {"fetched": 0, "unchanged": 0, "failed": 0, "gone": 0}
     reindex: set[str] = set()
+    orphans: dict[str, int] = {}
     # A full refresh repairs what the asset checks would report: a document whose chunks in
-    # the index disagree with the catalog is read and indexed again. Not while a model change
-    # is under way: the new model's rows are partial until it completes.
-    if only_keys is None and not config.dry_run and asset.serving_embedding is None:
-        reindex = set(index_drift(vector_store.get(), asset, documents.values()).mismatched)
+    # the index disagree with the catalog is read and indexed again (not while a model change
+    # is under way: the new model's rows are partial until it completes), and chunks of
+    # documents the catalog does not have are deleted by the diff stage.
+    if only_keys is None and not config.dry_run:
+        drift = index_drift(vector_store.get(), asset, documents.values())
+        orphans = drift.orphans
+        if asset.serving_embedding is None:
+            reindex = set(drift.mismatched)
         if reindex:
             context.log.warning(
                 f"{len(reindex)} documents have another chunk count in the index than in the "
@@ -210,6 +215,7 @@ def _fetch(
         source_state=getattr(source, "next_state", None),
         registered_only=registered_only,
         reindex_ids=sorted(reindex),
+        orphan_ids=sorted(orphans),
     )
     return dg.Output(
         FetchManifest(request=request, records=records),

@@ -47,6 +47,9 @@ class IngestRequest:
     # Indexed documents whose chunks in LanceDB disagree with the catalog (the asset checks'
     # chunk_counts_match): read again without validators and indexed again, whatever changed.
     reindex_ids: list[str] = field(default_factory=list)
+    # Documents the catalog does not have but LanceDB holds chunks of (an interrupted delete;
+    # the asset checks' no_orphan_chunks): their chunks are deleted by a full listing's diff.
+    orphan_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
