@@ -21,17 +21,17 @@ _DOC_PAGES = ("/docs", "/redoc")
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
         self.app = app
-        self.https = https
+        # Both variants made once: this runs on every request, polling included.
+        base = [*_ALWAYS, _HSTS] if https else list(_ALWAYS)
+        self._docs_headers = base
+        self._api_headers = [*base, _CSP]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = list(_ALWAYS)
-        if not scope["path"].startswith(_DOC_PAGES):
-            extra.append(_CSP)
-        if self.https:
-            extra.append(_HSTS)
+        docs = scope["path"].startswith(_DOC_PAGES)
+        extra = self._docs_headers if docs else self._api_headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

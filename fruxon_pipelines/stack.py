@@ -48,9 +48,13 @@ def stack_environment(settings: Settings) -> dict[str, str]:
 CODE_LOCATION = "fruxon"
 
 
+def _workspace_path(settings: Settings) -> Path:
+    return settings.dagster_home / "workspace.yaml"
+
+
 def stack_workspace(settings: Settings) -> Path:
     """The workspace the webserver and the daemon share: the stack's one code server."""
-    path = settings.dagster_home / "workspace.yaml"
+    path = _workspace_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "load_from:\n"
@@ -63,7 +67,7 @@ def stack_workspace(settings: Settings) -> Path:
 
 
 def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
-    workspace = str(settings.dagster_home / "workspace.yaml")
+    workspace = str(_workspace_path(settings))
     return [
         (
             "dagster-code-server",
