@@ -19,7 +19,7 @@ TENANT = "acme"
 MODEL = {"provider": "local", "model": "all-MiniLM-L6-v2", "chunkSize": 128, "chunkOverlap": 16}
 
 
-@pytest.fixture(scope="module", params=["sqlite"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def stack(request):
     """The whole API suite runs twice: on the embedded stack (SQLite), and with the catalog and
     Dagster's storage on PostgreSQL."""
