@@ -37,7 +37,9 @@ def api(stack):
 
 
 @pytest.fixture(scope="module")
-def docs_site():
+def docs_site(stack):
+    """A fresh site per backend: the tests edit its pages, and each backend's asset must see
+    the edits as its own (``stack`` only makes the fixture follow the backend parameter)."""
     with Site() as site:
         pages = generate_pages(5, links="all", seed=11)
         pages["/page-2.html"] = pages["/page-2.html"].replace(
