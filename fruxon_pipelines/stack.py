@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from fruxon_pipelines.launcher import PROJECT_ROOT, prepare_dagster_home
+from fruxon_pipelines.launcher import LOCATION_NAME, PROJECT_ROOT, prepare_dagster_home
 from fruxon_pipelines.settings import Settings
 
 
@@ -45,9 +45,6 @@ def stack_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-CODE_LOCATION = "fruxon"
-
-
 def _workspace_path(settings: Settings) -> Path:
     return settings.dagster_home / "workspace.yaml"
 
@@ -61,7 +58,7 @@ def stack_workspace(settings: Settings) -> Path:
         "  - grpc_server:\n"
         f"      host: {settings.dagster_host}\n"
         f"      port: {settings.code_server_port}\n"
-        f"      location_name: {CODE_LOCATION}\n"
+        f"      location_name: {LOCATION_NAME}\n"
     )
     return path
 
@@ -82,7 +79,7 @@ def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
                 "-p",
                 str(settings.code_server_port),
                 "--location-name",
-                CODE_LOCATION,
+                LOCATION_NAME,
             ],
         ),
         (

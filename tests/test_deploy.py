@@ -118,3 +118,181 @@ def test_the_postgresql_variant_is_the_embedded_config_plus_storage(variant):
     storage = other.pop("storage")
     assert storage == {"postgres": {"postgres_url": {"env": "FRUXON_DAGSTER_POSTGRES_URL"}}}
     assert other == embedded
+
+
+# The Dagster Helm chart's values (deploy/helm/values.yaml): helm does not install here, so the
+# values are checked against what the chart's templates do with them.
+
+HELM_VALUES = DEPLOY / "helm" / "values.yaml"
+
+
+def _helm_values() -> dict:
+    return yaml.safe_load(HELM_VALUES.read_text())
+
+
+def _helm_pod_settings(values: dict) -> list[dict]:
+    """The pod settings the chart takes from the values: webserver, daemon, code location, and
+    the run Jobs."""
+    return [
+        values["dagsterWebserver"],
+        values["dagsterDaemon"],
+        *values["dagster-user-deployments"]["deployments"],
+        values["runLauncher"]["config"]["k8sRunLauncher"],
+    ]
+
+
+def test_the_helm_values_reference_what_deploy_k8s_defines():
+    values = _helm_values()
+    claims, secrets = _named("PersistentVolumeClaim"), _named("Secret")
+    config_maps = _named("ConfigMap")
+    assert values["serviceAccount"] == {"create": False, "name": "fruxon"}
+    assert values["serviceAccount"]["name"] in _named("ServiceAccount")
+    assert values["global"]["postgresqlSecretName"] in secrets
+    assert "postgresql-password" in secrets[values["global"]["postgresqlSecretName"]]["stringData"]
+    manifests_image = _named("Deployment")["fruxon-code-server"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"]
+    for settings in _helm_pod_settings(values):
+        # The chart renders only {name: …} items (a bare string is dropped silently).
+        assert all(set(ref) == {"name"} for ref in settings["envSecrets"]), settings
+        assert {ref["name"] for ref in settings["envSecrets"]} <= set(secrets)
+        assert {ref["name"] for ref in settings["envConfigMaps"]} <= set(config_maps)
+        for volume in settings["volumes"]:
+            assert volume["persistentVolumeClaim"]["claimName"] in claims
+        assert {m["name"] for m in settings["volumeMounts"]} <= {
+            v["name"] for v in settings["volumes"]
+        }
+        assert {m["mountPath"] for m in settings["volumeMounts"]} == {
+            config_maps["fruxon-settings"]["data"]["FRUXON_HOME"]
+        }
+        if "image" in settings:
+            image = settings["image"]
+            assert f"{image['repository']}:{image['tag']}" == manifests_image
+    # What the Helm path applies from fruxon.yaml is what the chart does not deploy.
+    with_helm = {
+        (d["kind"], d["metadata"]["name"])
+        for d in _documents()
+        if d["metadata"].get("labels", {}).get("fruxon/with-helm") == "true"
+    }
+    assert with_helm == {
+        ("PersistentVolumeClaim", "fruxon-home"),
+        ("ServiceAccount", "fruxon"),
+        ("Deployment", "fruxon-api"),
+        ("Service", "fruxon-api"),
+    }
+
+
+def test_the_helm_code_location_is_this_projects_under_the_name_the_api_launches_in():
+    from fruxon_pipelines.launcher import LOCATION_NAME
+
+    values = _helm_values()
+    [deployment] = values["dagster-user-deployments"]["deployments"]
+    args = deployment["dagsterApiGrpcArgs"]
+    assert hasattr(importlib.import_module(args[args.index("-m") + 1]), "defs")
+    [server] = values["dagsterWebserver"]["workspace"]["servers"]
+    # The chart names the code location's Service after the deployment.
+    assert (server["host"], server["port"], server["name"]) == (
+        deployment["name"],
+        deployment["port"],
+        LOCATION_NAME,
+    )
+    # The API (deployed from fruxon.yaml) reaches the same code server and webserver.
+    workspace = yaml.safe_load(
+        _named("ConfigMap")["fruxon-dagster-instance"]["data"]["workspace.yaml"]
+    )
+    grpc = workspace["load_from"][0]["grpc_server"]
+    assert (grpc["host"], grpc["port"], grpc["location_name"]) == (
+        server["host"],
+        server["port"],
+        server["name"],
+    )
+    settings = _named("ConfigMap")["fruxon-settings"]["data"]
+    assert settings["FRUXON_DAGSTER_HOST"] == f"{values['fullnameOverride']}-webserver"
+    assert settings["DAGSTER_HOME"] == values["global"]["dagsterHome"]
+
+
+def _chart_instance(values: dict) -> dict:
+    """The parts of dagster.yaml the chart's instance template renders from these values
+    (run launcher, queue, run monitoring, compute logs, sensors), as Dagster reads them."""
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    coordinator = values["dagsterDaemon"]["runCoordinator"]
+    assert (values["runLauncher"]["type"], coordinator["type"]) == (
+        "K8sRunLauncher",
+        "QueuedRunCoordinator",
+    )
+    queue = coordinator["config"]["queuedRunCoordinator"]
+    monitoring = values["dagsterDaemon"]["runMonitoring"]
+    logs = values["computeLogManager"]
+    assert logs["type"] == "CustomComputeLogManager"
+    custom_logs = logs["config"]["customComputeLogManager"]
+    return {
+        "run_launcher": {
+            "module": "dagster_k8s",
+            "class": "K8sRunLauncher",
+            "config": {
+                "instance_config_map": f"{values['fullnameOverride']}-instance",
+                "dagster_home": values["global"]["dagsterHome"],
+                "postgres_password_secret": values["global"]["postgresqlSecretName"],
+                "service_account_name": values["serviceAccount"]["name"],
+                "load_incluster_config": launcher["loadInclusterConfig"],
+                "image_pull_policy": launcher["imagePullPolicy"],
+                "env_config_maps": [ref["name"] for ref in launcher["envConfigMaps"]],
+                "env_secrets": [ref["name"] for ref in launcher["envSecrets"]],
+                "env_vars": launcher["envVars"],
+                "volumes": launcher["volumes"],
+                "volume_mounts": launcher["volumeMounts"],
+                "run_k8s_config": {"container_config": launcher["runK8sConfig"]["containerConfig"]},
+            },
+        },
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {
+                "max_concurrent_runs": queue["maxConcurrentRuns"],
+                "dequeue_interval_seconds": queue["dequeueIntervalSeconds"],
+                "tag_concurrency_limits": queue["tagConcurrencyLimits"],
+            },
+        },
+        "run_monitoring": {
+            "enabled": monitoring["enabled"],
+            "start_timeout_seconds": monitoring["startTimeoutSeconds"],
+        },
+        "compute_logs": {k: custom_logs[k] for k in ("module", "class", "config")},
+        "sensors": {
+            "use_threads": values["dagsterDaemon"]["sensors"]["useThreads"],
+            "num_workers": values["dagsterDaemon"]["sensors"]["numWorkers"],
+        },
+    }
+
+
+def test_the_helm_chart_renders_the_instance_of_deploy_k8s(tmp_path, monkeypatch):
+    from dagster._config import process_config
+    from dagster._config.field_utils import convert_potential_field
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster_k8s import K8sRunLauncher
+
+    chart = _chart_instance(_helm_values())
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(chart))
+    dagster_instance_config(str(tmp_path))  # raises on a key Dagster does not know
+    checked = process_config(
+        convert_potential_field(K8sRunLauncher.config_type()).config_type,
+        chart["run_launcher"]["config"],
+    )
+    assert checked.success, [e.message for e in checked.errors]
+
+    monkeypatch.setenv("FRUXON_NAMESPACE", "fruxon")
+    manifests = yaml.safe_load(
+        _named("ConfigMap")["fruxon-dagster-instance"]["data"]["dagster.yaml"]
+    )
+    ours, theirs = manifests["run_launcher"]["config"], chart["run_launcher"]["config"]
+    for key in ("env_secrets", "env_config_maps", "volumes", "image_pull_policy"):
+        assert theirs[key] == ours[key], key
+    assert [
+        {"name": m["name"], "mount_path": m["mountPath"]} for m in theirs["volume_mounts"]
+    ] == ours["volume_mounts"]
+    assert theirs["run_k8s_config"]["container_config"]["resources"] == ours["resources"]
+    assert chart["run_coordinator"] == manifests["run_coordinator"]
+    monitoring = manifests["run_monitoring"]
+    assert chart["run_monitoring"].items() <= monitoring.items()
+    assert chart["compute_logs"] == manifests["compute_logs"]
+    assert chart["sensors"] == manifests["sensors"]

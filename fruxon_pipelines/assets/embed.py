@@ -198,9 +198,10 @@ def _embed(
         changed = previous[0].content_hash != record.content_hash
         # Changed, as the sources API means it: indexed before, with other content.
         edited = bool(previous[0].content_hash) and changed
-        store.upsert_document(
+        store.complete_document(
             request.asset_id,
             record.source_key,
+            item.document.paragraphs,
             status="COMPLETED",
             error_message=None,
             content_hash=record.content_hash,
@@ -214,7 +215,6 @@ def _embed(
             changed=edited,
             outcome_operation_id=request.operation_id,
         )
-        store.save_document_text(record.document_id, item.document.paragraphs, edited)
         stats.documents += 1
 
     def batches() -> Iterator[list[tuple[_Pending, ChunkRow]]]:

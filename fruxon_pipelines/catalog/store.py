@@ -351,14 +351,8 @@ class Catalog:
 
     def upsert_document(self, asset_id: str, source_key: str, **fields: Any) -> Document:
         """Create or update the document of (asset, source key); returns the stored row."""
-        document_id = document_id_for(asset_id, source_key)
         with self.session() as session:
-            document = session.get(Document, document_id)
-            if document is None:
-                document = Document(id=document_id, asset_id=asset_id, source_key=source_key)
-                session.add(document)
-            for name, value in fields.items():
-                setattr(document, name, value)
+            document = _set_document(session, asset_id, source_key, fields)
             session.flush()
             return document
 
@@ -430,20 +424,27 @@ class Catalog:
                     .values(operation_id=operation_id, modified_at=Document.modified_at)
                 )
 
-    def save_document_text(self, document_id: str, paragraphs: list[str], changed: bool) -> None:
-        """The document's paragraphs now; the ones they replace are kept when it changed."""
+    def complete_document(
+        self, asset_id: str, source_key: str, paragraphs: list[str], **fields: Any
+    ) -> Document:
+        """The document's indexed state and its paragraphs, in one transaction: a reader never
+        sees it COMPLETED without its text. When it changed (``fields["changed"]``) the
+        paragraphs it replaces are kept as the previous ones."""
         with self.session() as session:
-            text = session.get(DocumentText, document_id)
+            document = _set_document(session, asset_id, source_key, fields)
+            text = session.get(DocumentText, document.id)
             if text is None:
                 session.add(
                     DocumentText(
-                        document_id=document_id, paragraphs=paragraphs, previous_paragraphs=[]
+                        document_id=document.id, paragraphs=paragraphs, previous_paragraphs=[]
                     )
                 )
-                return
-            if changed:
-                text.previous_paragraphs = text.paragraphs
-            text.paragraphs = paragraphs
+            else:
+                if fields.get("changed"):
+                    text.previous_paragraphs = text.paragraphs
+                text.paragraphs = paragraphs
+            session.flush()
+            return document
 
     def document_texts(self, document_ids: Iterable[str]) -> dict[str, DocumentText]:
         ids = list(document_ids)
@@ -895,3 +896,17 @@ class Catalog:
     def delete_stored_file(self, file_id: str) -> None:
         with self.session() as session:
             session.execute(delete(StoredFile).where(StoredFile.id == file_id))
+
+
+def _set_document(
+    session: Session, asset_id: str, source_key: str, fields: dict[str, Any]
+) -> Document:
+    """The document of (asset, source key) in this session, created if new, with ``fields``."""
+    document_id = document_id_for(asset_id, source_key)
+    document = session.get(Document, document_id)
+    if document is None:
+        document = Document(id=document_id, asset_id=asset_id, source_key=source_key)
+        session.add(document)
+    for name, value in fields.items():
+        setattr(document, name, value)
+    return document
