@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-from common import TENANT, operation_path, percentile, running_stack, write_result
+from common import REPO, TENANT, operation_path, percentile, running_stack, write_result
 
 MODEL = {"provider": "local", "model": "all-MiniLM-L6-v2", "chunkSize": 128, "chunkOverlap": 16}
 QUERIES = ["lighthouse keeper", "how to configure", "release notes", "error handling", "index"]
@@ -79,6 +80,7 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=150)
     args = parser.parse_args()
 
+    sys.path.insert(0, str(REPO / "tests"))
     from sitegen import Site, generate_pages
 
     tally = Tally()

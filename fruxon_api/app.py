@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = Services(
         settings=settings,
         catalog=catalog,
-        vectors=VectorStore(settings.vector_uri),
+        vectors=VectorStore(settings.vector_uri, settings.lancedb_cache_mb),
         runs=Runs(settings, catalog),
         limits=TenantRateLimits(
             {

@@ -11,7 +11,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from fruxon_pipelines.catalog.store import Catalog
-from fruxon_pipelines.settings import Settings
+from fruxon_pipelines.settings import DEFAULT_LANCEDB_CACHE_MB, Settings
 from fruxon_pipelines.vectors import VectorStore
 
 
@@ -21,8 +21,8 @@ def _catalog(url: str) -> Catalog:
 
 
 @lru_cache(maxsize=8)
-def _vector_store(uri: str) -> VectorStore:
-    return VectorStore(uri)
+def _vector_store(uri: str, cache_mb: int = DEFAULT_LANCEDB_CACHE_MB) -> VectorStore:
+    return VectorStore(uri, cache_mb)
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -38,9 +38,10 @@ class VectorStoreResource(dg.ConfigurableResource):
     """LanceDB: one table per tenant."""
 
     uri: str
+    cache_mb: int = DEFAULT_LANCEDB_CACHE_MB
 
     def get(self) -> VectorStore:
-        return _vector_store(self.uri)
+        return _vector_store(self.uri, self.cache_mb)
 
 
 class SourceAccess(dg.ConfigurableResource):
@@ -101,7 +102,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     settings.files_dir.mkdir(parents=True, exist_ok=True)
     return {
         "catalog": CatalogResource(database_url=settings.catalog_url),
-        "vector_store": VectorStoreResource(uri=settings.vector_uri),
+        "vector_store": VectorStoreResource(
+            uri=settings.vector_uri, cache_mb=settings.lancedb_cache_mb
+        ),
         "source_access": SourceAccess(
             files_dir=str(settings.files_dir),
             staging_dir=str(settings.staging_dir),

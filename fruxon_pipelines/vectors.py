@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from fruxon_pipelines.settings import DEFAULT_LANCEDB_CACHE_MB
+
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TABLE_RE = re.compile(r"^tenant_(.+)__d(\d+)$")
 # Rows added since the last full-text index build are searched flat; past this many, fold them in.
@@ -91,12 +93,16 @@ class ChunkRow:
 class VectorStore:
     """All vector tables of one LanceDB database (a directory or an object-store URI)."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, cache_mb: int = DEFAULT_LANCEDB_CACHE_MB) -> None:
         import lancedb
 
         self.uri = uri
+        cache = cache_mb << 20
+        session = lancedb.Session(
+            index_cache_size_bytes=cache * 3 // 4, metadata_cache_size_bytes=cache // 4
+        )
         # Runs write in other processes: every read checks for the newest table version.
-        self._db = lancedb.connect(uri, read_consistency_interval=timedelta(0))
+        self._db = lancedb.connect(uri, read_consistency_interval=timedelta(0), session=session)
         self._tables: dict[str, Any] = {}
         self._lock = threading.Lock()
 
