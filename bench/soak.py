@@ -20,6 +20,7 @@ Writes bench/results/soak.json; exits 1 when there were errors or memory grew.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import threading
@@ -71,6 +72,35 @@ class Tally:
             self.latencies.setdefault(kind, []).append(elapsed)
             if status is None or status >= 500 or (status >= 400 and status != 429):
                 self.errors.append(f"{kind}: {status} {detail[:200]}")
+
+
+def _summary(result: dict) -> str:
+    """The figures a reader wants from the JSON, as the markdown kept in the repository."""
+    import datetime
+    import platform
+
+    growth = ", ".join(
+        f"{name} {value:+.1%}" for name, value in result["memory_growth_after_warmup"].items()
+    )
+    lines = [
+        "# fruxon soak: latest result",
+        "",
+        f"Written by `make soak` on {datetime.date.today().isoformat()} "
+        f"({os.cpu_count()} CPUs, Python {platform.python_version()}): "
+        f"{result['duration_s']:.0f} s of polling and searching while one asset of "
+        f"{result['pages']} pages was ingested again and again (the real model).",
+        "",
+        f"- Requests served: **{result['requests']:,}**; errors: **{result['errors']}**; "
+        f"ingests started: {result['ingests_started']}.",
+        f"- Memory growth after the {result['warmup_s']:.0f} s warm-up: {growth}.",
+        "",
+        "| requests | count | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
+    for kind, count in sorted(result["requests_per_kind"].items()):
+        latency = result["latency_ms"][kind]
+        lines.append(f"| {kind} | {count:,} | {latency['p50']} | {latency['p99']} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -219,6 +249,7 @@ def main() -> int:
         "memory_samples_mb": samples,
     }
     path = write_result("soak", result)
+    (path.parent / "soak.md").write_text(_summary(result))
     print(
         f"soak: {requests} requests in {args.duration:.0f} s, {len(tally.errors)} errors, "
         f"{current['ingests']} ingests; memory growth after warm-up {growth} → {path}"

@@ -11,7 +11,7 @@ import pytest
 from conftest import FIXTURES
 from sitegen import Site, generate_pages
 
-from e2e.conftest import api_client, wait_for, wait_operation
+from e2e.conftest import POSTGRES_MAX_CONCURRENT_RUNS, api_client, wait_for, wait_operation
 from fruxon_api.auth import READ, WRITE
 
 pytestmark = pytest.mark.e2e
@@ -267,34 +267,37 @@ def test_cancel_a_running_operation(api, stack):
         assert api.delete(_base(asset_id)).status_code == 204
 
 
-@pytest.mark.parametrize(
-    "name", ["sample.pdf", "sample.docx", "sample.html", "sample.md", "sample.txt", "sample.csv"]
-)
-def test_upload_each_supported_file_type(api, name):
-    with (FIXTURES / name).open("rb") as handle:
-        response = api.post(
-            f"{_base()}:file",
-            files={"File": (name, handle)},
-            data={"Payload": json.dumps({"Vectorize": True})},
+SUPPORTED_FILES = [f"sample.{kind}" for kind in ("pdf", "docx", "html", "md", "txt", "csv")]
+
+
+def test_each_supported_file_type_is_indexed_and_a_corrupt_file_fails(api):
+    """One asset per file, all uploaded at once: their runs share the queue as a team's uploads
+    would, and each ends on its own."""
+    created = {}
+    for name in [*SUPPORTED_FILES, "corrupt.pdf"]:
+        with (FIXTURES / name).open("rb") as handle:
+            response = api.post(
+                f"{_base()}:file",
+                files={"File": (name, handle)},
+                data={"Payload": json.dumps({"Vectorize": True})},
+            )
+        assert response.status_code == 200, (name, response.text)
+        created[name] = response.json()
+    outcome = {}
+    for name, asset in created.items():
+        final = _wait_done(api, asset["asset"]["id"], asset["longOperation"]["name"])
+        [document] = api.get(f"{_base(asset['asset']['id'])}/documents").json()["items"]
+        outcome[name] = (
+            final["status"],
+            document["fileName"],
+            document["status"],
+            document["chunkCount"] > 0,
+            bool(document["errorMessage"]),
         )
-    assert response.status_code == 200, response.text
-    created = response.json()
-    final = _wait_done(api, created["asset"]["id"], created["longOperation"]["name"])
-    assert final["status"] == "COMPLETED", final
-    [document] = api.get(f"{_base(created['asset']['id'])}/documents").json()["items"]
-    assert document["status"] == "COMPLETED" and document["chunkCount"] > 0
-    assert document["fileName"] == name
-
-
-def test_corrupt_upload_ends_as_a_failed_document(api):
-    with (FIXTURES / "corrupt.pdf").open("rb") as handle:
-        response = api.post(f"{_base()}:file", files={"File": ("corrupt.pdf", handle)})
-    assert response.status_code == 200, response.text
-    created = response.json()
-    final = _wait_done(api, created["asset"]["id"], created["longOperation"]["name"])
-    assert final["status"] == "COMPLETED"
-    [document] = api.get(f"{_base(created['asset']['id'])}/documents").json()["items"]
-    assert document["status"] == "FAILED" and document["errorMessage"]
+    expected = {name: ("COMPLETED", name, "COMPLETED", True, False) for name in SUPPORTED_FILES}
+    # A file that cannot be parsed fails as a document; the operation still completes.
+    expected["corrupt.pdf"] = ("COMPLETED", "corrupt.pdf", "FAILED", False, True)
+    assert outcome == expected
 
 
 def test_delete_a_document_then_the_asset(api, web_asset):
@@ -436,3 +439,46 @@ def test_health_and_openapi(stack):
     spec = httpx.get(stack.api_url() + "/openapi.json").json()
     assert "/v1/tenants/{tenant}/assets/{asset}:refresh" in spec["paths"]
     assert httpx.get(stack.api_url() + "/docs").status_code == 200
+
+
+# The stack on PostgreSQL at full width, in this file because `make test` gives a worker whole
+# files: the PostgreSQL stack starts once for the suite and for this.
+PG_TENANT = "pg"
+
+
+def test_four_assets_ingest_at_once_with_everything_on_postgresql(postgres_stack):
+    with Site() as site, api_client(postgres_stack, [PG_TENANT]) as api:
+        for n in range(POSTGRES_MAX_CONCURRENT_RUNS):
+            for page in range(3):
+                body = f"<h1>Site {n} page {page}</h1><p>Harbour {n} opens at {page + 6} am.</p>"
+                # Slow pages keep the runs in flight together long enough to overlap.
+                site.put(f"/s{n}/p{page}", f"<html><body>{body}</body></html>", delay=2.0)
+        created = []
+        for n in range(POSTGRES_MAX_CONCURRENT_RUNS):
+            urls = [site.url(f"/s{n}/p{page}") for page in range(3)]
+            response = api.post(
+                f"/v1/tenants/{PG_TENANT}/assets",
+                json={
+                    "name": f"site {n}",
+                    "config": {"sourceType": "web", "parameters": {"urls": urls}},
+                },
+            )
+            assert response.status_code == 200, response.text
+            created.append(response.json())
+        done = [
+            wait_operation(api, PG_TENANT, c["asset"]["id"], c["longOperation"]["name"], 400)
+            for c in created
+        ]
+        assert [d["status"] for d in done] == ["COMPLETED"] * POSTGRES_MAX_CONCURRENT_RUNS, done
+        # The runs overlapped: each started before any other had ended.
+        first_end = min(d["completedAt"] for d in done)
+        assert all(d["startedAt"] < first_end for d in done), done
+        for n, c in enumerate(created):
+            asset = c["asset"]["id"]
+            documents = api.get(f"/v1/tenants/{PG_TENANT}/assets/{asset}/documents").json()
+            assert documents["totalCount"] == 3
+            hits = api.post(
+                f"/v1/tenants/{PG_TENANT}/assets/{asset}:search",
+                json={"query": f"when does harbour {n} open", "topK": 1},
+            ).json()["results"]
+            assert f"Harbour {n}" in hits[0]["content"]
