@@ -118,6 +118,30 @@ def test_every_page_is_ingested_and_a_refresh_reads_only_what_was_edited(pipelin
     assert "Lacinato" not in texts
 
 
+def test_an_edit_in_the_minute_of_the_indexed_version_is_not_missed(pipeline, notion):
+    """Notion rounds ``last_edited_time`` down to the minute: a page read within the minute of
+    its stamp is read again by the next refresh, and an edit under the same stamp is found."""
+    from providers.notion_server import _now
+
+    page = notion.add_page(
+        FakePage("Tides", [text_block("paragraph", "High tide at six.")], last_edited_time=_now())
+    )
+    settled = notion.add_page(FakePage("Harbour", [text_block("paragraph", "Moorings are free.")]))
+    asset_id = _asset(pipeline, _api_token(notion))
+    pipeline.run(asset_id)
+    stamp = page.last_edited_time
+    notion.edit(page, [text_block("paragraph", "High tide at seven.")])
+    page.last_edited_time = stamp  # edited again within the same minute
+    notion.requests.clear()
+    outcome = pipeline.run(asset_id)
+    read = [p for p in notion.api_paths() if p.startswith("/v1/blocks/")]
+    assert read == [f"/v1/blocks/{page.id}/children"]  # not the page of an hour ago
+    assert outcome.metadata()["documents_changed"] == 1
+    texts = _texts(pipeline, asset_id)
+    assert "High tide at seven." in texts and "High tide at six." not in texts
+    assert settled.id not in " ".join(read)
+
+
 def test_a_429_and_an_expired_token_are_recovered_and_the_new_tokens_kept(pipeline, notion):
     pages = _workspace(notion)
     issued = notion.issue_tokens()

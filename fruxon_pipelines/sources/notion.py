@@ -4,7 +4,9 @@ Against the public API at ``Notion-Version: 2022-06-28`` (pinned: later versions
 databases to data sources and drop ``archived``):
 - listing is ``POST /v1/search`` filtered to pages, cursor-paged to the end; database rows are
   pages too, so they come with it (``includeDatabasePages``);
-- a page's version is its ``last_edited_time``: an unchanged one is not read again;
+- a page's version is its ``last_edited_time``: an unchanged one is not read again. Notion
+  rounds it down to the minute, so a version read while its minute may still be open is not
+  kept, and the next refresh reads the page again (the diff stage then finds it unchanged);
 - its text is ``GET /v1/blocks/{id}/children`` walked depth-first (headings, lists, to-dos,
   quotes, code …). Child pages and databases are documents of their own, not inlined;
 - a page that is gone (404, or in the trash) is ``gone``; one the integration may not read
@@ -16,7 +18,9 @@ internal integration secret (``API_TOKEN``). Both go as a bearer token.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -45,6 +49,23 @@ def normal_id(value: str) -> str:
 
 def page_key(page_id: str) -> str:
     return f"notion:page:{normal_id(page_id)}"
+
+
+# Notion rounds ``last_edited_time`` down to the minute; two more minutes cover the minute
+# itself and clock skew between Notion and this host.
+OPEN_VERSION_SECONDS = 120
+
+
+def settled_version(version: str | None, read_at: float) -> bool:
+    """Whether a page read at ``read_at`` (epoch seconds) with this ``last_edited_time`` can
+    have no later edit under the same stamp."""
+    if not version:
+        return False
+    try:
+        stamp = datetime.fromisoformat(version.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return False
+    return read_at - stamp >= OPEN_VERSION_SECONDS
 
 
 class NotionParameters(BaseModel):
@@ -222,6 +243,8 @@ class NotionSource(ProviderSource):
             if error.status == 403:  # this page only: the integration lost access to it
                 return FetchedItem(source_key=key, status="failed", error=str(error), **common)
             raise
+        if not settled_version(version, read_at=time.time()):
+            common["etag"] = None  # edits later in the minute would carry the same stamp
         return FetchedItem(
             source_key=key,
             status="fetched",

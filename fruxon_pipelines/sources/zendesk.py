@@ -4,7 +4,8 @@ each one HTML document.
 Against the Help Center API at ``https://{subdomain}.zendesk.com``:
 - a **full listing** is ``GET /api/v2/help_center[/{locale}]/articles?page[size]=100``,
   cursor-paged (``meta.has_more``, ``links.next``) to the end. It carries every article's body,
-  so an article whose ``updated_at`` is the one indexed is skipped, not re-parsed;
+  so an article whose version (``updated_at`` and a digest of its text) is the one indexed is
+  skipped, not re-parsed;
 - a **refresh** between full listings is the incremental export
   ``GET /api/v2/help_center/incremental/articles?start_time=…`` from the ``end_time`` the last
   complete run reached (time-paged, up to 1,000 per page). It names changes, not removals, so
@@ -17,6 +18,7 @@ e-mail (HTTP Basic ``{email}/token:{token}``).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import time
 from collections.abc import Iterator, Mapping
@@ -88,6 +90,17 @@ def _epoch(timestamp: str | None) -> int:
     if not timestamp:
         return 0
     return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+
+
+def article_version(article: dict[str, Any]) -> str | None:
+    """The version an article is indexed at: its ``updated_at`` and a digest of what is
+    indexed of it. ``updated_at`` has whole seconds, so two edits within one second share it;
+    the listing carries the body, so the digest tells them apart at no extra request."""
+    updated = article.get("updated_at")
+    if not updated:
+        return None
+    digest = hashlib.sha256(article_html(article).encode("utf-8")).hexdigest()[:16]
+    return f"{updated}#{digest}"
 
 
 def article_html(article: dict[str, Any]) -> str:
@@ -214,7 +227,7 @@ class ZendeskSource(ProviderSource):
 
     def _item(self, article: dict[str, Any], previous: KnownDocument | None, force: bool):
         key = article_key(article["id"])
-        version = article.get("updated_at")
+        version = article_version(article)
         common = {
             "source_url": article.get("html_url"),
             "title": article.get("title"),

@@ -12,14 +12,24 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from providers.fake_provider import FakeProvider, json_response
 
 
+def _stamp(moment: datetime) -> str:
+    """A ``last_edited_time`` as Notion writes it: rounded down to the minute."""
+    return moment.strftime("%Y-%m-%dT%H:%M:00.000Z")
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return _stamp(datetime.now(UTC))
+
+
+def _an_hour_ago() -> str:
+    """Pages a test starts with were last edited before the integration first reads them."""
+    return _stamp(datetime.now(UTC) - timedelta(hours=1))
 
 
 def text_block(kind: str, text: str, children: list[dict] | None = None, **extra: Any) -> dict:
@@ -41,7 +51,7 @@ class FakePage:
     blocks: list[dict]
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     parent: dict = field(default_factory=lambda: {"type": "workspace", "workspace": True})
-    last_edited_time: str = field(default_factory=_now)
+    last_edited_time: str = field(default_factory=_an_hour_ago)
     in_trash: bool = False
     restricted: bool = False  # the integration may list it but not read its content
 
