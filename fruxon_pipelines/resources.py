@@ -21,7 +21,7 @@ def _catalog(url: str) -> Catalog:
 
 
 @lru_cache(maxsize=8)
-def _vector_store(uri: str, cache_mb: int = DEFAULT_LANCEDB_CACHE_MB) -> VectorStore:
+def _vector_store(uri: str, cache_mb: int) -> VectorStore:
     return VectorStore(uri, cache_mb)
 
 

@@ -48,7 +48,7 @@ class Pipeline:
         self.instance = instance
         self.resources = build_resources(settings)
         self.catalog: Catalog = _catalog(settings.catalog_url)
-        self.vectors: VectorStore = _vector_store(settings.vector_uri)
+        self.vectors: VectorStore = _vector_store(settings.vector_uri, settings.lancedb_cache_mb)
 
     def create_asset(
         self,

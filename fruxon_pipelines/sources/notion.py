@@ -62,7 +62,7 @@ def settled_version(version: str | None, read_at: float) -> bool:
     if not version:
         return False
     try:
-        stamp = datetime.fromisoformat(version.replace("Z", "+00:00")).timestamp()
+        stamp = datetime.fromisoformat(version).timestamp()  # Python 3.11 reads the "Z"
     except ValueError:
         return False
     return read_at - stamp >= OPEN_VERSION_SECONDS

@@ -22,7 +22,6 @@ import hashlib
 import html
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -86,21 +85,13 @@ class ZendeskParameters(BaseModel):
         return value.lower() if value else None
 
 
-def _epoch(timestamp: str | None) -> int:
-    if not timestamp:
-        return 0
-    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
-
-
-def article_version(article: dict[str, Any]) -> str | None:
-    """The version an article is indexed at: its ``updated_at`` and a digest of what is
+def article_version(updated_at: str | None, document: bytes) -> str | None:
+    """The version an article is indexed at: its ``updated_at`` and a digest of the document
     indexed of it. ``updated_at`` has whole seconds, so two edits within one second share it;
     the listing carries the body, so the digest tells them apart at no extra request."""
-    updated = article.get("updated_at")
-    if not updated:
+    if not updated_at:
         return None
-    digest = hashlib.sha256(article_html(article).encode("utf-8")).hexdigest()[:16]
-    return f"{updated}#{digest}"
+    return f"{updated_at}#{hashlib.sha256(document).hexdigest()[:16]}"
 
 
 def article_html(article: dict[str, Any]) -> str:
@@ -227,7 +218,8 @@ class ZendeskSource(ProviderSource):
 
     def _item(self, article: dict[str, Any], previous: KnownDocument | None, force: bool):
         key = article_key(article["id"])
-        version = article_version(article)
+        document = article_html(article).encode("utf-8")
+        version = article_version(article.get("updated_at"), document)
         common = {
             "source_url": article.get("html_url"),
             "title": article.get("title"),
@@ -240,7 +232,7 @@ class ZendeskSource(ProviderSource):
             status="fetched",
             file_name=f"{article['id']}.html",
             content_type="text/html",
-            data=article_html(article).encode("utf-8"),
+            data=document,
             **common,
         )
 
