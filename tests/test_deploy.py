@@ -26,6 +26,12 @@ def _named(kind: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in _documents() if d["kind"] == kind}
 
 
+def _manifests_code_server() -> dict:
+    """The code server the instance ConfigMap's workspace points at."""
+    instance = _named("ConfigMap")["fruxon-dagster-instance"]["data"]
+    return yaml.safe_load(instance["workspace.yaml"])["load_from"][0]["grpc_server"]
+
+
 def test_every_manifest_is_a_named_kubernetes_object():
     documents = _documents()
     assert documents
@@ -77,32 +83,40 @@ def test_the_containers_run_commands_of_this_project():
     assert hasattr(importlib.import_module(module), "defs")
     app_module, _, attribute = command["fruxon-api"][1].partition(":")
     assert hasattr(importlib.import_module(app_module), attribute)
-    workspace = yaml.safe_load(
-        _named("ConfigMap")["fruxon-dagster-instance"]["data"]["workspace.yaml"]
-    )
-    server = workspace["load_from"][0]["grpc_server"]
+    server = _manifests_code_server()
     assert server["host"] in _named("Service")
     assert str(server["port"]) in command["fruxon-code-server"]
     settings = _named("ConfigMap")["fruxon-settings"]["data"]
     assert settings["FRUXON_DAGSTER_HOST"] in _named("Service")
 
 
-def test_the_instance_config_validates_against_dagster_and_dagster_k8s(tmp_path, monkeypatch):
+def _manifests_instance_yaml() -> str:
+    return _named("ConfigMap")["fruxon-dagster-instance"]["data"]["dagster.yaml"]
+
+
+def _validated_instance(directory: Path, instance_yaml: str) -> dict:
+    """The instance config as Dagster reads it, once both Dagster's schema and dagster-k8s's
+    K8sRunLauncher schema have accepted it."""
     from dagster._config import process_config
     from dagster._config.field_utils import convert_potential_field
     from dagster._core.instance.config import dagster_instance_config
     from dagster_k8s import K8sRunLauncher
 
-    instance = _named("ConfigMap")["fruxon-dagster-instance"]["data"]["dagster.yaml"]
-    (tmp_path / "dagster.yaml").write_text(instance)
-    config, _ = dagster_instance_config(str(tmp_path))  # raises on a key Dagster does not know
+    (directory / "dagster.yaml").write_text(instance_yaml)
+    config, _ = dagster_instance_config(str(directory))  # raises on a key Dagster does not know
     launcher = config["run_launcher"]
     assert (launcher["module"], launcher["class"]) == ("dagster_k8s", "K8sRunLauncher")
-    monkeypatch.setenv("FRUXON_NAMESPACE", "fruxon")  # the pods' own namespace (downward API)
     checked = process_config(
         convert_potential_field(K8sRunLauncher.config_type()).config_type, launcher["config"]
     )
     assert checked.success, [e.message for e in checked.errors]
+    return config
+
+
+def test_the_instance_config_validates_against_dagster_and_dagster_k8s(tmp_path, monkeypatch):
+    monkeypatch.setenv("FRUXON_NAMESPACE", "fruxon")  # the pods' own namespace (downward API)
+    config = _validated_instance(tmp_path, _manifests_instance_yaml())
+    launcher = config["run_launcher"]
     assert launcher["config"]["instance_config_map"] == "fruxon-dagster-instance"
     assert set(launcher["config"]["env_secrets"]) <= set(_named("Secret"))
     # The queue keeps the embedded stack's rule: one run per knowledge asset at a time.
@@ -197,10 +211,7 @@ def test_the_helm_code_location_is_this_projects_under_the_name_the_api_launches
         LOCATION_NAME,
     )
     # The API (deployed from fruxon.yaml) reaches the same code server and webserver.
-    workspace = yaml.safe_load(
-        _named("ConfigMap")["fruxon-dagster-instance"]["data"]["workspace.yaml"]
-    )
-    grpc = workspace["load_from"][0]["grpc_server"]
+    grpc = _manifests_code_server()
     assert (grpc["host"], grpc["port"], grpc["location_name"]) == (
         server["host"],
         server["port"],
@@ -265,25 +276,10 @@ def _chart_instance(values: dict) -> dict:
     }
 
 
-def test_the_helm_chart_renders_the_instance_of_deploy_k8s(tmp_path, monkeypatch):
-    from dagster._config import process_config
-    from dagster._config.field_utils import convert_potential_field
-    from dagster._core.instance.config import dagster_instance_config
-    from dagster_k8s import K8sRunLauncher
-
+def test_the_helm_chart_renders_the_instance_of_deploy_k8s(tmp_path):
     chart = _chart_instance(_helm_values())
-    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(chart))
-    dagster_instance_config(str(tmp_path))  # raises on a key Dagster does not know
-    checked = process_config(
-        convert_potential_field(K8sRunLauncher.config_type()).config_type,
-        chart["run_launcher"]["config"],
-    )
-    assert checked.success, [e.message for e in checked.errors]
-
-    monkeypatch.setenv("FRUXON_NAMESPACE", "fruxon")
-    manifests = yaml.safe_load(
-        _named("ConfigMap")["fruxon-dagster-instance"]["data"]["dagster.yaml"]
-    )
+    _validated_instance(tmp_path, yaml.safe_dump(chart))
+    manifests = yaml.safe_load(_manifests_instance_yaml())
     ours, theirs = manifests["run_launcher"]["config"], chart["run_launcher"]["config"]
     for key in ("env_secrets", "env_config_maps", "volumes", "image_pull_policy"):
         assert theirs[key] == ours[key], key
