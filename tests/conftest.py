@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 import uuid
@@ -17,6 +18,23 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+# pytest-timeout's alarm (600 s, pyproject.toml) cannot stop a test whose main thread is blocked
+# in C, nor fire a second time in the teardown that follows it. Past this, the worker prints
+# every thread's stack and exits: xdist reports the test as crashed and goes on, instead of
+# the suite hanging until CI's own limit with nothing to show.
+HANG_SECONDS = 900
+_hang_report = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=_hang_report)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture

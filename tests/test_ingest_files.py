@@ -65,14 +65,14 @@ def test_corrupt_file_ends_as_a_failed_document_not_a_crashed_run(pipeline):
     assert document.chunk_count == 0
 
 
-def test_parse_workers_give_what_one_process_gives_and_keep_failures_per_document():
-    from fruxon_pipelines.assets.chunk import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
+PARSE_ARGS = ("local", "all-MiniLM-L6-v2", 254, 32)
+
+
+def _fetched_records(names: list[str]) -> list:
     from fruxon_pipelines.assets.manifests import FetchedRecord
     from fruxon_pipelines.parsing import content_type_for
 
-    names = ["sample.html", "sample.md", "sample.txt", "sample.csv", "sample.docx", "corrupt.pdf"]
-    names = (names * 2)[: max(PARALLEL_PARSE_MIN_DOCUMENTS, 8)]
-    records = [
+    return [
         FetchedRecord(
             source_key=f"{i}-{name}",
             document_id=str(i),
@@ -83,8 +83,16 @@ def test_parse_workers_give_what_one_process_gives_and_keep_failures_per_documen
         )
         for i, name in enumerate(names)
     ]
-    args = ("local", "all-MiniLM-L6-v2", 254, 32)
-    pooled = list(chunk_records(records, *args))
+
+
+def test_parse_workers_give_what_one_process_gives_and_keep_failures_per_document():
+    from fruxon_pipelines.parse_workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
+
+    names = ["sample.html", "sample.md", "sample.txt", "sample.csv", "sample.docx", "corrupt.pdf"]
+    names = (names * 2)[: max(PARALLEL_PARSE_MIN_DOCUMENTS, 8)]
+    records = _fetched_records(names)
+    args = PARSE_ARGS
+    pooled = list(chunk_records(records, *args, workers=2))
     one_by_one = [list(chunk_records([record], *args))[0] for record in records]
     assert [r.source_key for r, _, _ in pooled] == [r.source_key for r in records]
     assert [(c, m) for _, c, m in pooled] == [(c, m) for _, c, m in one_by_one]
@@ -92,3 +100,62 @@ def test_parse_workers_give_what_one_process_gives_and_keep_failures_per_documen
     assert failed == ["corrupt.pdf"] * names.count("corrupt.pdf")
     assert all(m for _, c, m in pooled if c is None)
     assert all(c.chunks and c.paragraphs for r, c, _ in pooled if r.file_name != "corrupt.pdf")
+
+
+# Run in a child interpreter so that a deadlock fails the test instead of hanging the suite.
+LOCK_HELD_AT_POOL_START = """
+import sys, threading
+from pathlib import Path
+from fruxon_pipelines import parsing
+from fruxon_pipelines.assets.manifests import FetchedRecord
+from fruxon_pipelines.parse_workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
+
+fixture = Path(sys.argv[1])
+records = [
+    FetchedRecord(source_key=str(i), document_id=str(i), status="fetched",
+                  file_name=fixture.name, content_type="text/csv", staged_path=str(fixture))
+    for i in range(PARALLEL_PARSE_MIN_DOCUMENTS)
+]
+held, release = threading.Event(), threading.Event()
+
+def prepare_unstructured_elsewhere():
+    with parsing._unstructured_lock:
+        held.set()
+        release.wait()
+
+threading.Thread(target=prepare_unstructured_elsewhere, daemon=True).start()
+held.wait()
+results = list(chunk_records(records, "local", "all-MiniLM-L6-v2", 254, 32, workers=2))
+release.set()
+assert all(chunked and chunked.chunks for _, chunked, _ in results), results
+print("parsed", len(results))
+"""
+
+
+def test_parse_workers_do_not_inherit_a_lock_another_thread_holds():
+    """A run's process has threads; a worker forked from it would inherit, held for good, any
+    lock one of them held at that moment. Here a thread holds the lock that guards
+    unstructured's set-up while the pool starts: forked workers wait on it forever, workers
+    from the fork server parse."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    # A session of its own: on a deadlock, the child and its workers are killed as one group
+    # (a worker left behind would hold the output pipes open).
+    child = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HELD_AT_POOL_START, str(FIXTURES / "sample.csv")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        pytest.fail("the parse workers never finished: they inherited the held lock")
+    assert child.returncode == 0, err[-2000:]
+    assert "parsed 8" in out

@@ -1,29 +1,14 @@
 """Stage 3, chunk: parse changed documents and split them into token-bounded chunks.
 
-Parsing is CPU-bound Python (trafilatura, unstructured), one document at a time per process.
-With many documents and more than one CPU, documents are parsed in a pool of forked worker
-processes, one per CPU: on 2 cores this halves the stage, which is most of what an ingest
-spends besides embedding (bench/bench_sync.py). Results keep the listing's order.
+The parsing itself, and the pool of parse workers it uses for many documents, live in
+`fruxon_pipelines.parse_workers`, which imports nothing of Dagster's.
 """
-
-import multiprocessing
-import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import dagster as dg
 
-from fruxon_pipelines.assets.manifests import (
-    ChangeSet,
-    ChunkedDocument,
-    ChunkManifest,
-    FetchedRecord,
-)
-from fruxon_pipelines.chunking import chunk_elements
-from fruxon_pipelines.embedding import tokenizer_for
+from fruxon_pipelines.assets.manifests import ChangeSet, ChunkManifest
 from fruxon_pipelines.embedding.catalogue import find_model
-from fruxon_pipelines.embedding.local import default_threads
+from fruxon_pipelines.parse_workers import chunk_records
 from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import CatalogResource, OperationProgress
 
@@ -38,49 +23,6 @@ def chunking_settings(embedding_config: dict, max_tokens: int) -> tuple[int, int
     size = max(1, min(size, max_tokens - 2))
     overlap = max(0, min(overlap, size // 2))
     return size, overlap
-
-
-# Below this many documents a pool costs more (forking, pickling chunks back) than it saves.
-PARALLEL_PARSE_MIN_DOCUMENTS = 8
-
-
-def parse_and_chunk(
-    record: FetchedRecord, provider: str, model: str, size: int, overlap: int
-) -> tuple[ChunkedDocument | None, str | None]:
-    """(the document's chunks and paragraphs, None), or (None, why) for a document that cannot
-    be parsed: one bad document never fails the run. Runs in a parse worker or in the run's
-    own process."""
-    from fruxon_pipelines.parsing import parse_document
-
-    try:
-        data = Path(record.staged_path).read_bytes()
-        elements = parse_document(
-            data, record.content_type, file_name=record.file_name, url=record.source_url
-        )
-        tokenizer = tokenizer_for(provider, model)
-        chunks = chunk_elements(elements, tokenizer, chunk_size=size, chunk_overlap=overlap)
-        paragraphs = [e.text.strip() for e in elements if e.text.strip()]
-        return ChunkedDocument(record=record, chunks=chunks, paragraphs=paragraphs), None
-    except Exception as error:
-        return None, str(error) or type(error).__name__
-
-
-def chunk_records(
-    records: Sequence[FetchedRecord], provider: str, model: str, size: int, overlap: int
-) -> Iterator[tuple[FetchedRecord, ChunkedDocument | None, str | None]]:
-    workers = min(default_threads(), len(records))
-    args = (provider, model, size, overlap)
-    if workers < 2 or len(records) < PARALLEL_PARSE_MIN_DOCUMENTS:
-        for record in records:
-            yield record, *parse_and_chunk(record, *args)
-        return
-    # fork: the workers start at once with the parsers this process has imported; they only
-    # parse, and hand chunks back. (spawn would re-import Dagster in each worker.)
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(parse_and_chunk, record, *args) for record in records]
-        for record, future in zip(records, futures, strict=True):
-            yield record, *future.result()
 
 
 @dg.asset(

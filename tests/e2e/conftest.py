@@ -106,7 +106,7 @@ def postgres_stack(tmp_path_factory, postgres, openai_server, notion_server):
         for key, value in env.items():
             patch.setenv(key, value)
         settings = Settings()
-        running = Stack(settings)
+        running = Stack(settings, log_dir=home / "logs")
         running.start()
     try:
         running.wait_until_ready(timeout=240)

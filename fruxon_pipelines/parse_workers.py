@@ -1,0 +1,86 @@
+"""Parsing and chunking of fetched documents, in the run's process or in parse workers.
+
+Parsing is CPU-bound Python (trafilatura, unstructured), one document at a time per process.
+With many documents and more than one CPU, documents are parsed in a pool of worker processes,
+one per CPU: on 2 cores this halves the chunk stage, which is most of what an ingest spends
+besides embedding (bench/bench_sync.py). Results keep the listing's order.
+
+The workers are forked from a fork server, never from the run's process. That process has
+threads (LanceDB's runtime, onnxruntime's pool, Dagster's log and heartbeat threads, the test
+suite's HTTP servers), and a child forked from it inherits every lock one of them held at that
+moment, held for good: the child waits on it forever, and so does the run (CI hung on it). The
+fork server is a fresh single-threaded process that has imported this module and nothing of
+Dagster's, so a worker still starts in the time of a fork.
+
+This module stays light for that reason: no Dagster, no parsers at import.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.context import BaseContext
+from pathlib import Path
+
+from fruxon_pipelines.assets.manifests import ChunkedDocument, FetchedRecord
+from fruxon_pipelines.chunking import chunk_elements
+from fruxon_pipelines.embedding import tokenizer_for
+from fruxon_pipelines.embedding.local import default_threads
+
+# Below this many documents a pool costs more (starting workers, pickling chunks back) than it
+# saves.
+PARALLEL_PARSE_MIN_DOCUMENTS = 8
+
+
+def parse_and_chunk(
+    record: FetchedRecord, provider: str, model: str, size: int, overlap: int
+) -> tuple[ChunkedDocument | None, str | None]:
+    """(the document's chunks and paragraphs, None), or (None, why) for a document that cannot
+    be parsed: one bad document never fails the run. Runs in a parse worker or in the run's
+    own process."""
+    from fruxon_pipelines.parsing import parse_document
+
+    try:
+        data = Path(record.staged_path).read_bytes()
+        elements = parse_document(
+            data, record.content_type, file_name=record.file_name, url=record.source_url
+        )
+        tokenizer = tokenizer_for(provider, model)
+        chunks = chunk_elements(elements, tokenizer, chunk_size=size, chunk_overlap=overlap)
+        paragraphs = [e.text.strip() for e in elements if e.text.strip()]
+        return ChunkedDocument(record=record, chunks=chunks, paragraphs=paragraphs), None
+    except Exception as error:
+        return None, str(error) or type(error).__name__
+
+
+def parse_worker_context() -> BaseContext:
+    """Where parse workers come from: a fork server that has imported only this module."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # Replaces the default preload of __main__, which in a run worker is Dagster's CLI.
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def chunk_records(
+    records: Sequence[FetchedRecord],
+    provider: str,
+    model: str,
+    size: int,
+    overlap: int,
+    workers: int | None = None,
+) -> Iterator[tuple[FetchedRecord, ChunkedDocument | None, str | None]]:
+    """Each record with its chunks (or None and why), in the records' order. ``workers``
+    defaults to one per CPU this process may use."""
+    workers = min(workers or default_threads(), len(records))
+    args = (provider, model, size, overlap)
+    if workers < 2 or len(records) < PARALLEL_PARSE_MIN_DOCUMENTS:
+        for record in records:
+            yield record, *parse_and_chunk(record, *args)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=parse_worker_context()) as pool:
+        futures = [pool.submit(parse_and_chunk, record, *args) for record in records]
+        for record, future in zip(records, futures, strict=True):
+            yield record, *future.result()
