@@ -59,8 +59,9 @@ def parse_worker_context() -> BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    # Replaces the default preload of __main__, which in a run worker is Dagster's CLI.
-    context.set_forkserver_preload([__name__])
+    # __main__ as by default: a main started from a script path (Dagster's console script, in
+    # a Kubernetes run pod) is then imported once, in the server, not again in every worker.
+    context.set_forkserver_preload(["__main__", __name__])
     return context
 
 
