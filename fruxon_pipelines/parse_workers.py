@@ -81,7 +81,27 @@ def chunk_records(
         for record in records:
             yield record, *parse_and_chunk(record, *args)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=parse_worker_context()) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=parse_worker_context())
+    try:
         futures = [pool.submit(parse_and_chunk, record, *args) for record in records]
         for record, future in zip(records, futures, strict=True):
             yield record, *future.result()
+    except BaseException:
+        # Cancelled, interrupted, timed out or failed: what is still being parsed is of no use,
+        # and waiting for it (as the pool's own shutdown does) would hold a cancelled run for as
+        # long as its slowest document takes, or for ever.
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers mid-document and drop what is queued (Python 3.14 names this
+    ``kill_workers``; 3.11 has only the private map of processes)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(timeout=10)

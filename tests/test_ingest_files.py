@@ -159,3 +159,67 @@ def test_parse_workers_do_not_inherit_a_lock_another_thread_holds():
         pytest.fail("the parse workers never finished: they inherited the held lock")
     assert child.returncode == 0, err[-2000:]
     assert "parsed 8" in out
+
+
+INTERRUPTED_MID_PARSE = """
+import json, multiprocessing, os, signal, sys, threading, time
+from pathlib import Path
+from fruxon_pipelines.assets.manifests import FetchedRecord
+from fruxon_pipelines.parse_workers import (
+    PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records, parse_and_chunk,
+)
+
+page = Path(sys.argv[1])
+records = [
+    FetchedRecord(source_key=str(i), document_id=str(i), status="fetched", file_name=page.name,
+                  content_type="text/html", staged_path=str(page))
+    for i in range(PARALLEL_PARSE_MIN_DOCUMENTS)
+]
+args = ("local", "all-MiniLM-L6-v2", 254, 32)
+parse_and_chunk(records[0], *args)  # the parsers imported: what follows times only the parse
+started = time.perf_counter()
+parse_and_chunk(records[0], *args)
+one_document = time.perf_counter() - started
+
+sent = {}
+def interrupt():  # what Dagster's termination does to a run's main thread
+    time.sleep(1.5)
+    sent["at"] = time.perf_counter()
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt).start()
+try:
+    list(chunk_records(records, *args, workers=2))
+    latency = None
+except KeyboardInterrupt:
+    latency = time.perf_counter() - sent["at"]
+print(json.dumps({"one_document": one_document, "latency": latency,
+                  "workers_left": len(multiprocessing.active_children())}))
+"""
+
+
+def test_an_interrupted_chunk_stage_stops_its_parse_workers_at_once(tmp_path):
+    """A cancelled run interrupts its main thread. The pool's own shutdown would then wait for
+    every queued document to be parsed (for ever, if one never ends); instead the workers are
+    killed, and the interrupt goes on within a fraction of one document's parse."""
+    import json
+    import subprocess
+    import sys
+
+    sections = "".join(
+        f"<h2>Section {i}</h2><p>Harbour {i} opens at dawn for the ships of the bay.</p>"
+        for i in range(30_000)
+    )
+    page = tmp_path / "big.html"
+    page.write_text(f"<html><body>{sections}</body></html>")
+    child = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_MID_PARSE, str(page)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    outcome = json.loads(child.stdout.strip().splitlines()[-1])
+    assert outcome["latency"] is not None, "the parse ended before the interrupt"
+    assert outcome["latency"] < outcome["one_document"], outcome
+    assert outcome["workers_left"] == 0
