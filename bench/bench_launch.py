@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -47,12 +46,6 @@ class _Page(BaseHTTPRequestHandler):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=None)
@@ -60,11 +53,13 @@ def main() -> int:
     args = parser.parse_args()
     args.runs = args.runs or (3 if args.quick else 10)
 
+    from fruxon_pipelines.stack import free_port
+
     os.environ.update(
         FRUXON_HOME=tempfile.mkdtemp(prefix="fruxon-launch-"),
-        FRUXON_DAGSTER_PORT=str(_free_port()),
-        FRUXON_API_PORT=str(_free_port()),
-        FRUXON_CODE_SERVER_PORT=str(_free_port()),
+        FRUXON_DAGSTER_PORT=str(free_port()),
+        FRUXON_API_PORT=str(free_port()),
+        FRUXON_CODE_SERVER_PORT=str(free_port()),
         FRUXON_ALLOW_PRIVATE_NETWORKS="1",
     )
     import httpx

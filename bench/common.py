@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -24,12 +23,6 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO))
 TENANT = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -59,6 +52,8 @@ def scratch_home(prefix: str) -> Path:
 @contextmanager
 def running_stack(prefix: str) -> Iterator[tuple[Any, Any, Any]]:
     """(stack, settings, httpx client with a read/write token) on a scratch FRUXON_HOME."""
+    from fruxon_pipelines.stack import free_port
+
     os.environ.update(
         FRUXON_HOME=str(scratch_home(prefix)),
         FRUXON_DAGSTER_PORT=str(free_port()),

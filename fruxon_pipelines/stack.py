@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +26,29 @@ from pathlib import Path
 
 from fruxon_pipelines.launcher import LOCATION_NAME, PROJECT_ROOT, prepare_dagster_home
 from fruxon_pipelines.settings import Settings
+
+# Below Linux's default range for outgoing connections (32768-60999): a port from that range,
+# once released, can be taken by any client's next connect() before the server binds it.
+_STACK_PORTS = range(20000, 32768)
+_ports_handed_out: set[int] = set()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on, for a server started a moment later:
+    picked at random below the ephemeral range and never handed out twice by this process, so
+    the several servers a test suite or a benchmark starts do not race each other or the
+    suite's own HTTP clients for the same port."""
+    while True:
+        port = random.choice(_STACK_PORTS)
+        if port in _ports_handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_handed_out.add(port)
+        return port
 
 
 def _reset_signals() -> None:
@@ -112,24 +137,6 @@ def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
     ]
 
 
-def wait_for_code_server(settings: Settings, process: subprocess.Popen, timeout: float) -> None:
-    """Until the code server answers a ping: started before it, the webserver and the daemon
-    would load the location as an error."""
-    from dagster._grpc.client import DagsterGrpcClient
-
-    client = DagsterGrpcClient(port=settings.code_server_port, host=settings.dagster_host)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dagster-code-server exited with code {process.returncode}")
-        try:
-            client.ping("")
-            return
-        except Exception:  # noqa: BLE001 — any failure means "not serving yet"
-            time.sleep(0.25)
-    raise TimeoutError(f"the code server did not answer in {timeout:.0f} s")
-
-
 class Stack:
     """The stack's processes; usable as a context manager (tests start it the same way)."""
 
@@ -157,10 +164,42 @@ class Stack:
             for name, command in stack_commands(self.settings):
                 self.processes.append((name, self._spawn(name, command)))
                 if name == "dagster-code-server":
-                    wait_for_code_server(self.settings, self.processes[-1][1], timeout=180)
+                    self._wait_for_code_server(self.processes[-1][1])
         except BaseException:
             self.stop()
             raise
+
+    def _wait_for_code_server(self, process: subprocess.Popen, timeout: float = 180) -> None:
+        """Until the code server answers a ping: started before it, the webserver and the
+        daemon would load the location as an error."""
+        from dagster._grpc.client import DagsterGrpcClient
+
+        client = DagsterGrpcClient(
+            port=self.settings.code_server_port, host=self.settings.dagster_host
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise self._exited("dagster-code-server", process)
+            try:
+                client.ping("")
+                return
+            except Exception:  # noqa: BLE001 — any failure means "not serving yet"
+                time.sleep(0.25)
+        raise TimeoutError(f"the code server did not answer in {timeout:.0f} s")
+
+    def _exited(self, name: str, process: subprocess.Popen) -> RuntimeError:
+        """Why the stack cannot start: which process exited, and the end of what it wrote."""
+        return RuntimeError(f"{name} exited with code {process.returncode}{self._log_tail(name)}")
+
+    def _log_tail(self, name: str, lines: int = 40) -> str:
+        """The end of a process's log file, for an error message ("" when it writes to the
+        terminal, where it can already be read)."""
+        log = self.log_dir / f"{name}.log" if self.log_dir is not None else None
+        if log is None or not log.exists():
+            return ""
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        return f"; the end of {log}:\n" + "\n".join(tail)
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         output = None
@@ -192,7 +231,7 @@ class Stack:
         finally:
             self.processes[index] = (name, self._spawn(name, command))
             if name == "dagster-code-server":
-                wait_for_code_server(self.settings, self.processes[index][1], timeout=180)
+                self._wait_for_code_server(self.processes[index][1])
 
     def dagster_url(self) -> str:
         return f"http://{self.settings.dagster_host}:{self.settings.dagster_port}"
@@ -207,7 +246,7 @@ class Stack:
         while time.monotonic() < deadline:
             for name, process in self.processes:
                 if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {process.returncode}")
+                    raise self._exited(name, process)
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
@@ -215,7 +254,8 @@ class Stack:
             except OSError:
                 pass
             time.sleep(0.5)
-        raise TimeoutError(f"the stack did not become ready ({url}) in {timeout:.0f} s")
+        logs = "".join(self._log_tail(name, lines=10) for name, _ in self.processes)
+        raise TimeoutError(f"the stack did not become ready ({url}) in {timeout:.0f} s{logs}")
 
     def stop(self, timeout: float = 30.0) -> None:
         _stop_processes([process for _, process in self.processes], timeout)

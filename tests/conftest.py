@@ -122,12 +122,10 @@ def site() -> Iterator:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
-    import socket
+    """A TCP port on 127.0.0.1 that nothing listens on (fruxon_pipelines.stack.free_port)."""
+    from fruxon_pipelines.stack import free_port as stack_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return stack_port()
 
 
 @pytest.fixture

@@ -12,11 +12,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from fruxon_pipelines.stack import free_port
 
 
 def _bindir() -> Path | None:
@@ -39,12 +40,6 @@ def ensure_postgres_installed() -> Path:
     return bindir
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     """``with PostgresServer() as pg: pg.url("fruxon")`` — a SQLAlchemy URL of a new database."""
 
@@ -52,7 +47,7 @@ class PostgresServer:
         self.bindir = ensure_postgres_installed()
         self.root = Path(tempfile.mkdtemp(prefix="fruxon-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             self.as_user = ["runuser", "-u", "postgres", "--"]
