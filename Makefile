@@ -8,14 +8,19 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
+# A registry that stalls or drops a connection fails one pip run; the same install a little
+# later usually goes through (pip's own retries cover a single request, not a stalled one).
+PIP_INSTALL = for attempt in 1 2 3; do $(BIN)/python -m pip install --quiet $(1) && break; \
+	test $$attempt = 3 && exit 1; echo "pip install failed; trying again in 20 s"; sleep 20; done
+
 # Reinstalls only when the dependency list changes.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(call PIP_INSTALL,--upgrade pip)
+	$(call PIP_INSTALL,-e '.[dev]')
 	# partition_pdf imports unstructured-inference even for the fast strategy; its own
 	# dependencies (torch, torchvision, transformers) are not needed for that path, so none.
-	$(BIN)/python -m pip install --quiet --no-deps 'unstructured-inference==1.6.14'
+	$(call PIP_INSTALL,--no-deps 'unstructured-inference==1.6.14')
 	touch $(STAMP)
 
 run: install
@@ -33,7 +38,7 @@ soak: install
 # the `bench` extra, never a runtime dependency), the corpus (Debian's python3.11-doc) and wrk.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(call PIP_INSTALL,-e '.[dev,bench]')
 	touch $(BENCH_STAMP)
 
 bench-install: $(BENCH_STAMP)
