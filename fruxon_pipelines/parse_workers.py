@@ -20,12 +20,13 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
 from fruxon_pipelines.assets.manifests import ChunkedDocument, FetchedRecord
 from fruxon_pipelines.chunking import chunk_elements
-from fruxon_pipelines.embedding import tokenizer_for
+from fruxon_pipelines.embedding import EmbeddingModel, tokenizer_for
 from fruxon_pipelines.embedding.local import default_threads
 
 # Below this many documents a pool costs more (starting workers, pickling chunks back) than it
@@ -34,7 +35,7 @@ PARALLEL_PARSE_MIN_DOCUMENTS = 8
 
 
 def parse_and_chunk(
-    record: FetchedRecord, provider: str, model: str, size: int, overlap: int
+    record: FetchedRecord, model: EmbeddingModel, size: int, overlap: int
 ) -> tuple[ChunkedDocument | None, str | None]:
     """(the document's chunks and paragraphs, None), or (None, why) for a document that cannot
     be parsed: one bad document never fails the run. Runs in a parse worker or in the run's
@@ -46,7 +47,7 @@ def parse_and_chunk(
         elements = parse_document(
             data, record.content_type, file_name=record.file_name, url=record.source_url
         )
-        tokenizer = tokenizer_for(provider, model)
+        tokenizer = tokenizer_for(model)
         chunks = chunk_elements(elements, tokenizer, chunk_size=size, chunk_overlap=overlap)
         paragraphs = [e.text.strip() for e in elements if e.text.strip()]
         return ChunkedDocument(record=record, chunks=chunks, paragraphs=paragraphs), None
@@ -67,32 +68,79 @@ def parse_worker_context() -> BaseContext:
 
 def chunk_records(
     records: Sequence[FetchedRecord],
-    provider: str,
-    model: str,
+    model: EmbeddingModel,
     size: int,
     overlap: int,
     workers: int | None = None,
+    timeout: float | None = None,
 ) -> Iterator[tuple[FetchedRecord, ChunkedDocument | None, str | None]]:
     """Each record with its chunks (or None and why), in the records' order. ``workers``
-    defaults to one per CPU this process may use."""
+    defaults to one per CPU this process may use.
+
+    With a ``timeout`` (seconds), every document is parsed in a worker, so that one whose
+    parse outlives it can be given up on: its worker is killed and the document fails with
+    the reason, the others are parsed. Without one, a few documents are parsed in this
+    process (a pool costs more than it saves for them), and a parser that never returns
+    holds the run."""
+    if not records:
+        return
     workers = min(workers or default_threads(), len(records))
-    args = (provider, model, size, overlap)
-    if workers < 2 or len(records) < PARALLEL_PARSE_MIN_DOCUMENTS:
+    args = (model, size, overlap)
+    if len(records) < PARALLEL_PARSE_MIN_DOCUMENTS:
+        workers = 1
+    if timeout is None and workers < 2:
         for record in records:
             yield record, *parse_and_chunk(record, *args)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=parse_worker_context())
-    try:
-        futures = [pool.submit(parse_and_chunk, record, *args) for record in records]
-        for record, future in zip(records, futures, strict=True):
-            yield record, *future.result()
-    except BaseException:
-        # Cancelled, interrupted, timed out or failed: what is still being parsed is of no use,
-        # and waiting for it (as the pool's own shutdown does) would hold a cancelled run for as
-        # long as its slowest document takes, or for ever.
-        _stop_workers(pool)
-        raise
-    pool.shutdown()
+    yield from _chunk_in_workers(records, args, workers, timeout)
+
+
+def _chunk_in_workers(
+    records: Sequence[FetchedRecord], args: tuple, workers: int, timeout: float | None
+) -> Iterator[tuple[FetchedRecord, ChunkedDocument | None, str | None]]:
+    """chunk_records in a pool of parse workers. Results are taken in the records' order, so
+    the wait for a document starts when the one before it is done, by which time it is being
+    parsed: a wait past ``timeout`` is that document's own parse (plus, for a pool's first,
+    its worker's start). The pool is then stopped, what it had finished is kept, and a new pool
+    parses the rest."""
+    finished: dict[int, tuple[ChunkedDocument | None, str | None]] = {}
+    start = 0
+    while start < len(records):
+        todo = [i for i in range(start, len(records)) if i not in finished]
+        pool = ProcessPoolExecutor(
+            max_workers=max(1, min(workers, len(todo))), mp_context=parse_worker_context()
+        )
+        try:
+            futures = {i: pool.submit(parse_and_chunk, records[i], *args) for i in todo}
+            for i in range(start, len(records)):
+                if i in finished:
+                    yield records[i], *finished.pop(i)
+                    continue
+                try:
+                    result = futures[i].result(timeout=timeout)
+                except FutureTimeout:
+                    _stop_workers(pool)
+                    finished |= {
+                        j: future.result()
+                        for j, future in futures.items()
+                        if j > i
+                        and future.done()
+                        and not future.cancelled()
+                        and future.exception() is None
+                    }
+                    yield records[i], None, f"parsing took longer than {timeout:g} s"
+                    start = i + 1
+                    break
+                yield records[i], *result
+            else:
+                start = len(records)
+                pool.shutdown()
+        except BaseException:
+            # Cancelled, interrupted or failed: what is still being parsed is of no use, and
+            # waiting for it (as the pool's own shutdown does) would hold a cancelled run for
+            # as long as its slowest document takes, or for ever.
+            _stop_workers(pool)
+            raise
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:

@@ -65,6 +65,17 @@ class EmbeddingResource(dg.ConfigurableResource):
         return get_embedder(provider, model, api_key)
 
 
+class ParsingResource(dg.ConfigurableResource):
+    """Limits on parsing fetched documents (fruxon_pipelines.parse_workers)."""
+
+    timeout_seconds: float = 300.0
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds one document may take to parse; None for no limit."""
+        return self.timeout_seconds or None
+
+
 class SecretsResource(dg.ConfigurableResource):
     """Opens what is sealed at rest (API keys, provider tokens) in the run that needs it.
 
@@ -113,6 +124,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             http_timeout_seconds=settings.http_timeout_seconds,
         ),
         "embedding": EmbeddingResource(batch_size=settings.embed_batch_size),
+        "parsing": ParsingResource(timeout_seconds=settings.parse_timeout_seconds),
         "progress": OperationProgress(database_url=settings.catalog_url),
         "secrets": SecretsResource(key_path=str(settings.secret_key_path)),
     }

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = 20.0
     user_agent: str = PRODUCT_USER_AGENT
     embed_batch_size: int = 32
+    parse_timeout_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long one document may take to parse before it is given up on (FAILED, "
+        "with the reason) and its parse worker killed; 0: no limit, and runs with fewer than "
+        "8 documents parse them in the run's own process.",
+    )
     local_price_per_million_tokens: float = Field(
         default=0.0, ge=0, description="Price the `local` model is accounted at (USD)."
     )

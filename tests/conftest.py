@@ -41,7 +41,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def settings(tmp_path: Path):
     from fruxon_pipelines.settings import Settings
 
-    return Settings(home=tmp_path / "fruxon", allow_private_networks=True, embed_batch_size=8)
+    # Parsing in the test's own process, where the parsers stay imported from test to test:
+    # with the default deadline every run parses in a fresh worker that imports them again
+    # (a third more time for the pipeline tests). The deadline has tests of its own, and the
+    # e2e stack runs with the default.
+    return Settings(
+        home=tmp_path / "fruxon",
+        allow_private_networks=True,
+        embed_batch_size=8,
+        parse_timeout_seconds=0,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,9 @@ import shutil
 import pytest
 from conftest import FIXTURES
 from pipeline import HASH_EMBEDDING, Pipeline
+from sitegen import generate_pages
+
+from fruxon_pipelines.embedding.catalogue import MODELS
 
 
 def _file_asset(pipeline: Pipeline, name: str, embedding: dict | None = None) -> str:
@@ -65,7 +68,7 @@ def test_corrupt_file_ends_as_a_failed_document_not_a_crashed_run(pipeline):
     assert document.chunk_count == 0
 
 
-PARSE_ARGS = ("local", "all-MiniLM-L6-v2", 254, 32)
+PARSE_ARGS = (MODELS[0], 254, 32)
 
 
 def _fetched_records(names: list[str]) -> list:
@@ -108,6 +111,7 @@ import sys, threading
 from pathlib import Path
 from fruxon_pipelines import parsing
 from fruxon_pipelines.assets.manifests import FetchedRecord
+from fruxon_pipelines.embedding.catalogue import MODELS
 from fruxon_pipelines.parse_workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
 
 fixture = Path(sys.argv[1])
@@ -125,7 +129,7 @@ def prepare_unstructured_elsewhere():
 
 threading.Thread(target=prepare_unstructured_elsewhere, daemon=True).start()
 held.wait()
-results = list(chunk_records(records, "local", "all-MiniLM-L6-v2", 254, 32, workers=2))
+results = list(chunk_records(records, MODELS[0], 254, 32, workers=2))
 release.set()
 assert all(chunked and chunked.chunks for _, chunked, _ in results), results
 print("parsed", len(results))
@@ -165,6 +169,7 @@ INTERRUPTED_MID_PARSE = """
 import json, multiprocessing, os, signal, sys, threading, time
 from pathlib import Path
 from fruxon_pipelines.assets.manifests import FetchedRecord
+from fruxon_pipelines.embedding.catalogue import MODELS
 from fruxon_pipelines.parse_workers import (
     PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records, parse_and_chunk,
 )
@@ -175,7 +180,7 @@ records = [
                   content_type="text/html", staged_path=str(page))
     for i in range(PARALLEL_PARSE_MIN_DOCUMENTS)
 ]
-args = ("local", "all-MiniLM-L6-v2", 254, 32)
+args = (MODELS[0], 254, 32)
 parse_and_chunk(records[0], *args)  # the parsers imported: what follows times only the parse
 started = time.perf_counter()
 parse_and_chunk(records[0], *args)
@@ -223,3 +228,82 @@ def test_an_interrupted_chunk_stage_stops_its_parse_workers_at_once(tmp_path):
     assert outcome["latency"] is not None, "the parse ended before the interrupt"
     assert outcome["latency"] < outcome["one_document"], outcome
     assert outcome["workers_left"] == 0
+
+
+def _slow_page() -> str:
+    """A real page that takes over half a minute to parse (trafilatura and lxml on 100,000
+    sections), where the sample pages take a fraction of a second."""
+    sections = "".join(
+        f"<h2>Section {i}</h2><p>Harbour {i} opens at dawn for the ships of the bay.</p>"
+        for i in range(100_000)
+    )
+    return f"<html><body>{sections}</body></html>"
+
+
+def test_a_document_that_parses_past_the_deadline_fails_alone_and_the_rest_are_kept(tmp_path):
+    """Two workers, a 10 s deadline: the slow page fails with the reason and its worker is
+    killed; the other worker had meanwhile parsed the pages behind it, and what it finished
+    is kept (not parsed again, not lost with the pool); the records' order is kept."""
+    import multiprocessing
+    from dataclasses import replace
+
+    from fruxon_pipelines.parse_workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
+
+    slow = tmp_path / "slow.html"
+    slow.write_text(_slow_page())
+    records = _fetched_records(["sample.html"] * 7)
+    records.insert(3, replace(records[3], source_key="slow", staged_path=str(slow)))
+    assert len(records) >= PARALLEL_PARSE_MIN_DOCUMENTS
+
+    results = list(chunk_records(records, MODELS[0], 254, 32, workers=2, timeout=10))
+
+    assert [record.source_key for record, _, _ in results] == [r.source_key for r in records]
+    failed = {record.source_key: why for record, chunked, why in results if chunked is None}
+    assert failed == {"slow": "parsing took longer than 10 s"}
+    assert all(chunked.chunks for _, chunked, _ in results if chunked is not None)
+    assert multiprocessing.active_children() == []
+
+
+def test_a_crawl_with_a_page_that_parses_past_the_deadline_indexes_the_rest(
+    settings, instance, site
+):
+    """The chunk stage with FRUXON_PARSE_TIMEOUT_SECONDS=10 and a crawl of five pages (one
+    worker): the slow page is FAILED with the reason, the pages behind it are parsed by a new
+    worker and indexed, and the run succeeds."""
+    site.put_pages(generate_pages(3, links="all", seed=5))
+    site.put("/slow.html", _slow_page())
+    paths = ["/slow.html", "/page-0.html", "/page-1.html", "/page-2.html"]
+    links = "".join(f'<p><a href="{path}">The harbour guide, {path}</a></p>' for path in paths)
+    site.put("/", f"<html><body><h1>Harbour guides</h1>{links}</body></html>")
+    pipeline = Pipeline(settings.model_copy(update={"parse_timeout_seconds": 10}), instance)
+    asset_id = pipeline.create_asset("web", {"urls": [site.url("/")], "maxDepth": 1})
+
+    outcome = pipeline.run(asset_id)
+
+    assert outcome.result.success
+    documents = pipeline.documents(asset_id)
+    assert documents[site.url("/slow.html")].status == "FAILED"
+    assert documents[site.url("/slow.html")].error_message == "parsing took longer than 10 s"
+    others = {url: d.status for url, d in documents.items() if url != site.url("/slow.html")}
+    assert len(others) == 4 and set(others.values()) == {"COMPLETED"}, others
+
+
+def test_parse_workers_chunk_for_a_model_their_fork_server_never_configured():
+    """The fork server outlives the configuration it started with (here: a model the OpenAI
+    endpoint serves, configured afterwards); workers are handed the catalogue entry, so they
+    chunk for it instead of failing every document as an unknown model."""
+    from dataclasses import replace
+
+    from fruxon_pipelines.embedding.catalogue import find_model
+    from fruxon_pipelines.parse_workers import chunk_records
+
+    records = _fetched_records(["sample.html", "sample.md"])
+    list(chunk_records(records, MODELS[0], 254, 32, workers=1, timeout=60))  # server started
+    remote = replace(MODELS[0], provider="openai", model="configured-after-the-fork-server")
+    with pytest.raises(ValueError, match="unknown embedding model"):
+        find_model(remote.provider, remote.model)
+
+    results = list(chunk_records(records, remote, 254, 32, workers=1, timeout=60))
+
+    assert [why for _, _, why in results] == [None, None]
+    assert all(chunked.chunks for _, chunked, _ in results)

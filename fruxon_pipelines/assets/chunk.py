@@ -10,7 +10,7 @@ from fruxon_pipelines.assets.manifests import ChangeSet, ChunkManifest
 from fruxon_pipelines.embedding.catalogue import find_model
 from fruxon_pipelines.parse_workers import chunk_records
 from fruxon_pipelines.partitions import knowledge_assets
-from fruxon_pipelines.resources import CatalogResource, OperationProgress
+from fruxon_pipelines.resources import CatalogResource, OperationProgress, ParsingResource
 
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_CHUNK_OVERLAP = 32
@@ -36,6 +36,7 @@ def document_chunks(
     document_changes: ChangeSet,
     catalog: CatalogResource,
     progress: OperationProgress,
+    parsing: ParsingResource,
 ) -> dg.Output[ChunkManifest]:
     request = document_changes.request
     store = catalog.get()
@@ -49,7 +50,7 @@ def document_chunks(
     manifest = ChunkManifest(request=request, documents=[], changes=document_changes)
     records = document_changes.to_process
     for record, chunked, message in chunk_records(
-        records, model.provider, model.model, size, overlap
+        records, model, size, overlap, timeout=parsing.timeout
     ):
         if chunked is None:
             context.log.warning(f"{record.source_key}: {message}")

@@ -342,7 +342,7 @@ def _dry_run_report(
         for row in item.rows:
             if row.content_hash not in known_vectors:
                 new_texts.setdefault(row.content_hash, row.content)
-    tokens = sum(tokenizer_for(model.provider, model.model).count(list(new_texts.values())))
+    tokens = sum(tokenizer_for(model).count(list(new_texts.values())))
 
     def listed(keys: list[str]) -> list[dict[str, str]]:
         return [

@@ -93,13 +93,14 @@ def get_embedder(provider: str, model: str, api_key: str | None = None) -> Embed
     return embedder
 
 
-def tokenizer_for(provider: str, model: str) -> TokenCounter:
-    """The model's tokenizer, without loading the model where the tokenizer stands alone
-    (the chunker needs only this, and parse workers must not each load a model)."""
-    info = find_model(provider, model)
-    if info.provider in ("local", "hash", "openai"):
+def tokenizer_for(model: EmbeddingModel) -> TokenCounter:
+    """The catalogue entry's tokenizer, without loading the model where the tokenizer stands
+    alone (the chunker needs only this, and parse workers must not each load a model). The
+    entry, not a name to look up: a parse worker's catalogue is its fork server's, which may
+    predate the run's configuration."""
+    if model.provider in ("local", "hash", "openai"):
         return get_tokenizer()  # openai: chunks are sized with it; the server counts billing
-    return get_embedder(provider, model).tokenizer
+    return get_embedder(model.provider, model.model).tokenizer
 
 
 def list_models() -> list[EmbeddingModel]:
