@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
@@ -98,37 +99,47 @@ def chunk_records(
 def _chunk_in_workers(
     records: Sequence[FetchedRecord], args: tuple, workers: int, timeout: float | None
 ) -> Iterator[tuple[FetchedRecord, ChunkedDocument | None, str | None]]:
-    """chunk_records in a pool of parse workers. Results are taken in the records' order, so
-    the wait for a document starts when the one before it is done, by which time it is being
-    parsed: a wait past ``timeout`` is that document's own parse (plus, for a pool's first,
-    its worker's start). The pool is then stopped, what it had finished is kept, and a new pool
-    parses the rest."""
+    """chunk_records in a pool of parse workers.
+
+    Results are taken in the records' order, so the wait for a document starts when the one
+    before it is done, by which time it is being parsed: a wait past ``timeout`` is that
+    document's own parse (plus, for a pool's first, its worker's start). A worker that dies
+    (killed for its memory, or crashed in a parser) breaks its pool; with one worker that was
+    the waited-for document's doing, with several it is parsed again alone to find out.
+    Either way the pool is stopped, what it had finished is kept, the document fails with the
+    reason, and a new pool parses the rest."""
     finished: dict[int, tuple[ChunkedDocument | None, str | None]] = {}
     start = 0
+    alone: int | None = None
     while start < len(records):
-        todo = [i for i in range(start, len(records)) if i not in finished]
-        pool = ProcessPoolExecutor(
-            max_workers=max(1, min(workers, len(todo))), mp_context=parse_worker_context()
+        todo = (
+            [alone]
+            if alone is not None
+            else [i for i in range(start, len(records)) if i not in finished]
         )
+        alone = None
+        size = max(1, min(workers, len(todo)))
+        pool = ProcessPoolExecutor(max_workers=size, mp_context=parse_worker_context())
         try:
             futures = {i: pool.submit(parse_and_chunk, records[i], *args) for i in todo}
             for i in range(start, len(records)):
                 if i in finished:
                     yield records[i], *finished.pop(i)
                     continue
+                if i not in futures:  # the one document parsed alone is done: a new pool
+                    start = i
+                    pool.shutdown()
+                    break
                 try:
                     result = futures[i].result(timeout=timeout)
-                except FutureTimeout:
+                except (FutureTimeout, BrokenProcessPool) as error:
                     _stop_workers(pool)
-                    finished |= {
-                        j: future.result()
-                        for j, future in futures.items()
-                        if j > i
-                        and future.done()
-                        and not future.cancelled()
-                        and future.exception() is None
-                    }
-                    yield records[i], None, f"parsing took longer than {timeout:g} s"
+                    finished |= _done_after(futures, i)
+                    start = i
+                    if isinstance(error, BrokenProcessPool) and size > 1:
+                        alone = i
+                        break
+                    yield records[i], None, _lost_because(error, timeout)
                     start = i + 1
                     break
                 yield records[i], *result
@@ -143,6 +154,23 @@ def _chunk_in_workers(
             raise
 
 
+def _done_after(
+    futures: dict[int, Future], index: int
+) -> dict[int, tuple[ChunkedDocument | None, str | None]]:
+    """The results a stopped pool had finished for the documents after ``index``."""
+    return {
+        j: future.result()
+        for j, future in futures.items()
+        if j > index and future.done() and not future.cancelled() and future.exception() is None
+    }
+
+
+def _lost_because(error: BaseException, timeout: float | None) -> str:
+    if isinstance(error, BrokenProcessPool):
+        return "its parse worker died (out of memory, or a crash in the parser)"
+    return f"parsing took longer than {timeout:g} s"
+
+
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """Kill the pool's workers mid-document and drop what is queued (Python 3.14 names this
     ``kill_workers``; 3.11 has only the private map of processes)."""
@@ -150,6 +178,12 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         if process.is_alive():
             process.kill()
+    # A worker killed while it wrote a result leaves half a message in the result pipe: the
+    # pool's thread would wait for the rest for ever (and hold the process at exit), since this
+    # process still has the pipe's writing end open. Closed, the read ends.
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        writer.close()
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.join(timeout=10)

@@ -230,14 +230,58 @@ def test_an_interrupted_chunk_stage_stops_its_parse_workers_at_once(tmp_path):
     assert outcome["workers_left"] == 0
 
 
-def _slow_page() -> str:
+def _slow_page(sections: int = 100_000) -> str:
     """A real page that takes over half a minute to parse (trafilatura and lxml on 100,000
-    sections), where the sample pages take a fraction of a second."""
-    sections = "".join(
+    sections; 30,000 take about 5 s), where the sample pages take a fraction of a second."""
+    body = "".join(
         f"<h2>Section {i}</h2><p>Harbour {i} opens at dawn for the ships of the bay.</p>"
-        for i in range(100_000)
+        for i in range(sections)
     )
-    return f"<html><body>{sections}</body></html>"
+    return f"<html><body>{body}</body></html>"
+
+
+def _with_page_at(tmp_path, index: int, html: str, count: int) -> list:
+    """``count`` records of the sample page with ``html`` at ``index`` (source key "page")."""
+    from dataclasses import replace
+
+    page = tmp_path / "page.html"
+    page.write_text(html)
+    records = _fetched_records(["sample.html"] * (count - 1))
+    records.insert(index, replace(records[0], source_key="page", staged_path=str(page)))
+    return records
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_parse_worker_killed_mid_document_fails_only_what_it_was_parsing(tmp_path, workers):
+    """SIGKILL (what the kernel sends a worker out of memory) to the workers while the fourth
+    document parses. One worker: that document was its doing, and fails with the reason. Two:
+    either worker's document may have done it, so the fourth is parsed again alone, and
+    indexed. The documents after it are parsed by a new pool either way."""
+    import multiprocessing
+    import signal
+
+    from fruxon_pipelines.parse_workers import chunk_records
+
+    sections = 100_000 if workers == 1 else 30_000
+    records = _with_page_at(tmp_path, 3, _slow_page(sections), count=8)
+    results, killed = [], []
+    for result in chunk_records(records, MODELS[0], 254, 32, workers=workers, timeout=600):
+        results.append(result)
+        if len(results) == 3:  # the fourth is being parsed now
+            killed = multiprocessing.active_children()
+            for worker in killed:
+                worker.kill()
+
+    # (the pool may end a second worker itself, once the first is gone)
+    assert any(worker.exitcode == -signal.SIGKILL for worker in killed)
+    assert [record.source_key for record, _, _ in results] == [r.source_key for r in records]
+    failed = {record.source_key: why for record, chunked, why in results if chunked is None}
+    if workers == 1:
+        assert failed == {"page": "its parse worker died (out of memory, or a crash in the parser)"}
+    else:
+        assert failed == {}
+    assert all(chunked.chunks for _, chunked, _ in results if chunked is not None)
+    assert multiprocessing.active_children() == []
 
 
 def test_a_document_that_parses_past_the_deadline_fails_alone_and_the_rest_are_kept(tmp_path):
@@ -245,21 +289,16 @@ def test_a_document_that_parses_past_the_deadline_fails_alone_and_the_rest_are_k
     killed; the other worker had meanwhile parsed the pages behind it, and what it finished
     is kept (not parsed again, not lost with the pool); the records' order is kept."""
     import multiprocessing
-    from dataclasses import replace
 
     from fruxon_pipelines.parse_workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
 
-    slow = tmp_path / "slow.html"
-    slow.write_text(_slow_page())
-    records = _fetched_records(["sample.html"] * 7)
-    records.insert(3, replace(records[3], source_key="slow", staged_path=str(slow)))
-    assert len(records) >= PARALLEL_PARSE_MIN_DOCUMENTS
+    records = _with_page_at(tmp_path, 3, _slow_page(), count=PARALLEL_PARSE_MIN_DOCUMENTS)
 
     results = list(chunk_records(records, MODELS[0], 254, 32, workers=2, timeout=10))
 
     assert [record.source_key for record, _, _ in results] == [r.source_key for r in records]
     failed = {record.source_key: why for record, chunked, why in results if chunked is None}
-    assert failed == {"slow": "parsing took longer than 10 s"}
+    assert failed == {"page": "parsing took longer than 10 s"}
     assert all(chunked.chunks for _, chunked, _ in results if chunked is not None)
     assert multiprocessing.active_children() == []
 
