@@ -10,6 +10,7 @@ install: $(STAMP)
 
 # A registry that stalls or drops a connection fails one pip run; the same install a little
 # later usually goes through (pip's own retries cover a single request, not a stalled one).
+comma := ,
 PIP_INSTALL = for attempt in 1 2 3; do $(BIN)/python -m pip install --quiet $(1) && break; \
 	test $$attempt = 3 && exit 1; echo "pip install failed; trying again in 20 s"; sleep 20; done
 
@@ -38,7 +39,7 @@ soak: install
 # the `bench` extra, never a runtime dependency), the corpus (Debian's python3.11-doc) and wrk.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
-	$(call PIP_INSTALL,-e '.[dev,bench]')
+	$(call PIP_INSTALL,-e '.[dev$(comma)bench]')
 	touch $(BENCH_STAMP)
 
 bench-install: $(BENCH_STAMP)

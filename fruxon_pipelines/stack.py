@@ -13,6 +13,7 @@ group, so Ctrl-C here stops them in order and nothing is left behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import signal
@@ -27,28 +28,43 @@ from pathlib import Path
 from fruxon_pipelines.launcher import LOCATION_NAME, PROJECT_ROOT, prepare_dagster_home
 from fruxon_pipelines.settings import Settings
 
-# Below Linux's default range for outgoing connections (32768-60999): a port from that range,
-# once released, can be taken by any client's next connect() before the server binds it.
-_STACK_PORTS = range(20000, 32768)
 _ports_handed_out: set[int] = set()
 
 
+def _ephemeral_range_start() -> int:
+    """Where the ports of outgoing connections begin (Linux's default: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on, for a server started a moment later:
-    picked at random below the ephemeral range and never handed out twice by this process, so
-    the several servers a test suite or a benchmark starts do not race each other or the
-    suite's own HTTP clients for the same port."""
-    while True:
-        port = random.choice(_STACK_PORTS)
+    """A TCP port on 127.0.0.1 that nothing listens on, for a server started a moment later.
+
+    Picked at random below the range of outgoing connections' ports (a port from that range,
+    once released, can be taken by any client's next connect() before the server binds it),
+    and never handed out twice by this process, so the servers a test suite or a benchmark
+    starts do not race each other or the suite's own HTTP clients. Where no such range is left
+    (a host that gives all ports to outgoing connections), the kernel's pick."""
+    ephemeral = _ephemeral_range_start()
+    below = range(max(1024, ephemeral // 2), ephemeral)
+    for attempt in range(200):
+        port = random.choice(below) if attempt < 100 and len(below) > 1000 else 0
         if port in _ports_handed_out:
             continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
-            except OSError:
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
                 continue
-        _ports_handed_out.add(port)
-        return port
+            port = probe.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
+    raise OSError(errno.EADDRINUSE, "no free port on 127.0.0.1")
 
 
 def _reset_signals() -> None:

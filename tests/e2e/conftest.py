@@ -58,8 +58,10 @@ def _stack_env(home, openai_server, notion_server) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def sqlite_stack(tmp_path_factory, openai_server, notion_server):
-    """The embedded stack as `make run` starts it: SQLite catalog, SQLite Dagster storage. Its
-    environment stays set for the session (the CLI tests reach it through it)."""
+    """The embedded stack as `make run` starts it: SQLite catalog, SQLite Dagster storage. The
+    environment is set only while it starts (the processes keep their copy, and the CLI tests
+    hand `stack.environment` to theirs): left set, it would configure every later test on this
+    worker (its ports, upload limit and models), and differently by the order xdist deals."""
     home = tmp_path_factory.mktemp("stack")
     env = _stack_env(home, openai_server, notion_server)
     with pytest.MonkeyPatch.context() as patch:
@@ -67,9 +69,13 @@ def sqlite_stack(tmp_path_factory, openai_server, notion_server):
             patch.setenv(key, value)
         settings = Settings()
         # Output to files: the secrets scan reads every line the processes wrote.
-        with Stack(settings, log_dir=home / "logs") as running:
-            running.wait_until_ready(timeout=240)
-            yield running
+        running = Stack(settings, log_dir=home / "logs")
+        running.start()
+    try:
+        running.wait_until_ready(timeout=240)
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ CLI, operations launched through Dagster, the real model; both documented flows.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,12 +18,12 @@ pytestmark = pytest.mark.e2e
 SOURCES = "/v2/documents/public"
 
 
-def _workspace_key(tenant: str) -> dict[str, str]:
+def _workspace_key(stack, tenant: str) -> dict[str, str]:
     """A write key made the way an operator makes one: `fruxon apikey create`."""
     fruxon = str(Path(sys.executable).parent / "fruxon")
     made = subprocess.run(
         [fruxon, "apikey", "create", "--tenant", tenant, "--scope", "write"],
-        env=dict(os.environ),
+        env=stack.environment,
         capture_output=True,
         text=True,
         timeout=120,
@@ -55,7 +54,7 @@ def test_web_urls_flow_through_dagster_and_show_the_same_in_both_apis(stack):
     with (
         Site() as site,
         httpx.Client(
-            base_url=stack.api_url(), headers=_workspace_key(tenant), timeout=60
+            base_url=stack.api_url(), headers=_workspace_key(stack, tenant), timeout=60
         ) as sources,
         api_client(stack, [tenant]) as assets_api,
     ):
@@ -112,7 +111,7 @@ def test_a_provider_is_discovered_registered_and_ingested(stack, notion_server):
     notion_server.add_page(FakePage("Careers", [text_block("paragraph", "We hire sailors.")]))
     with (
         httpx.Client(
-            base_url=stack.api_url(), headers=_workspace_key(tenant), timeout=60
+            base_url=stack.api_url(), headers=_workspace_key(stack, tenant), timeout=60
         ) as sources,
         api_client(stack, [tenant]) as assets_api,
     ):

@@ -7,7 +7,6 @@ through the run coordinator.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +57,7 @@ def test_cli_creates_and_ingests_a_web_asset_with_the_real_model(stack):
                 "--name",
                 "docs site",
             ],
-            env=dict(os.environ),
+            env=stack.environment,
             capture_output=True,
             text=True,
             timeout=300,
