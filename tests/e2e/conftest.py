@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -56,26 +57,29 @@ def _stack_env(home, openai_server, notion_server) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def sqlite_stack(tmp_path_factory, openai_server, notion_server):
-    """The embedded stack as `make run` starts it: SQLite catalog, SQLite Dagster storage. The
-    environment is set only while it starts (the processes keep their copy, and the CLI tests
-    hand `stack.environment` to theirs): left set, it would configure every later test on this
-    worker (its ports, upload limit and models), and differently by the order xdist deals."""
-    home = tmp_path_factory.mktemp("stack")
-    env = _stack_env(home, openai_server, notion_server)
+def _started(env: dict[str, str], log_dir) -> Iterator[Stack]:
+    """A stack started with ``env`` set only while it starts: the processes keep their copy,
+    and the CLI tests hand ``stack.environment`` to theirs. Left set, it would configure every
+    later test on this xdist worker (its ports, upload limit and models), and differently by
+    the order the tests are dealt. Output goes to files: the secrets scan reads every line the
+    processes wrote."""
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        settings = Settings()
-        # Output to files: the secrets scan reads every line the processes wrote.
-        running = Stack(settings, log_dir=home / "logs")
+        running = Stack(Settings(), log_dir=log_dir)
         running.start()
     try:
         running.wait_until_ready(timeout=240)
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_stack(tmp_path_factory, openai_server, notion_server):
+    """The embedded stack as `make run` starts it: SQLite catalog, SQLite Dagster storage."""
+    home = tmp_path_factory.mktemp("stack")
+    yield from _started(_stack_env(home, openai_server, notion_server), home / "logs")
 
 
 @pytest.fixture(scope="session")
@@ -90,8 +94,7 @@ POSTGRES_MAX_CONCURRENT_RUNS = 4
 @pytest.fixture(scope="session")
 def postgres_stack(tmp_path_factory, postgres, openai_server, notion_server):
     """The same stack with everything on PostgreSQL: the catalog, and Dagster's run, event and
-    schedule storage (deploy/dagster-postgres.yaml), with room for four runs at once. The
-    environment is set only while it starts (the processes keep their copy)."""
+    schedule storage (deploy/dagster-postgres.yaml), with room for four runs at once."""
     import yaml
 
     from fruxon_pipelines.launcher import PROJECT_ROOT
@@ -108,17 +111,7 @@ def postgres_stack(tmp_path_factory, postgres, openai_server, notion_server):
         "FRUXON_DATABASE_URL": postgres.create_database("stack_catalog"),
         "FRUXON_DAGSTER_YAML": str(instance_yaml),
     }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        settings = Settings()
-        running = Stack(settings, log_dir=home / "logs")
-        running.start()
-    try:
-        running.wait_until_ready(timeout=240)
-        yield running
-    finally:
-        running.stop()
+    yield from _started(env, home / "logs")
 
 
 def wait_for(predicate, timeout: float, what: str):
