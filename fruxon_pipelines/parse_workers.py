@@ -135,9 +135,8 @@ def _chunk_in_workers(
                 except (FutureTimeout, BrokenProcessPool) as error:
                     _stop_workers(pool)
                     finished |= _done_after(futures, i)
-                    start = i
                     if isinstance(error, BrokenProcessPool) and size > 1:
-                        alone = i
+                        start = alone = i
                         break
                     yield records[i], None, _lost_because(error, timeout)
                     start = i + 1
