@@ -130,17 +130,12 @@ def site() -> Iterator:
         yield site
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (fruxon_pipelines.stack.free_port)."""
-    from fruxon_pipelines.stack import free_port as stack_port
-
-    return stack_port()
-
-
 @pytest.fixture
 def app_settings(settings):
     """Settings for an in-process API: no Dagster webserver answers (operations stay
     PENDING), webhook URLs on a public address."""
+    from fruxon_pipelines.stack import free_port
+
     return settings.model_copy(
         update={"dagster_port": free_port(), "public_url": "https://fruxon.example.test/"}
     )

@@ -39,7 +39,7 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory):
     """The app with an asset, a document and an operation to aim at, and both kinds of key."""
-    from conftest import free_port
+    from fruxon_pipelines.stack import free_port
 
     home = tmp_path_factory.mktemp("fuzz")
     app_settings = Settings(

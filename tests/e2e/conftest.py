@@ -8,11 +8,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import free_port
 
 from fruxon_api.auth import READ, WRITE, issue_token
 from fruxon_pipelines.settings import Settings
-from fruxon_pipelines.stack import Stack
+from fruxon_pipelines.stack import Stack, free_port
 
 OPENAI_MODEL = {"model": "text-embedding-3-small", "dimensions": 64, "pricePerMillionTokens": 0.02}
 
