@@ -1,18 +1,29 @@
-"""Dagster resources: the catalog, the vector store, sources' reach, embedders, live progress."""
+"""Dagster resources: the catalog, the vector store, sources' reach, embedders, live progress.
+
+Dagster shows every resource's configured values in its UI (and in the code location's snapshot
+and GraphQL), so nothing secret is a configured value: a catalog URL that holds a password is
+given as ``dg.EnvVar``, and keys are read from the run's settings when they are used. Clients
+are opened in ``setup_for_execution``, once per process and URL (migrations run once).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
+from sqlalchemy.engine import make_url
 
 from fruxon_pipelines.catalog.store import Catalog
 from fruxon_pipelines.settings import DEFAULT_LANCEDB_CACHE_MB, Settings
 from fruxon_pipelines.vectors import VectorStore
+
+# Where a catalog URL with a password is read from, by the runs and sensors that open it.
+DATABASE_URL_ENV = "FRUXON_DATABASE_URL"
 
 
 @lru_cache(maxsize=8)
@@ -28,10 +39,17 @@ def _vector_store(uri: str, cache_mb: int) -> VectorStore:
 class CatalogResource(dg.ConfigurableResource):
     """The catalog database (knowledge assets, documents, operations)."""
 
-    database_url: str
+    database_url: str = Field(
+        description="SQLAlchemy URL of the catalog; one that holds a password is given as "
+        f"EnvVar({DATABASE_URL_ENV!r}), never written out."
+    )
+    _opened: Catalog = PrivateAttr()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._opened = _catalog(self.database_url)
 
     def get(self) -> Catalog:
-        return _catalog(self.database_url)
+        return self._opened
 
 
 class VectorStoreResource(dg.ConfigurableResource):
@@ -39,9 +57,13 @@ class VectorStoreResource(dg.ConfigurableResource):
 
     uri: str
     cache_mb: int = DEFAULT_LANCEDB_CACHE_MB
+    _opened: VectorStore = PrivateAttr()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._opened = _vector_store(self.uri, self.cache_mb)
 
     def get(self) -> VectorStore:
-        return _vector_store(self.uri, self.cache_mb)
+        return self._opened
 
 
 class SourceAccess(dg.ConfigurableResource):
@@ -80,7 +102,9 @@ class SecretsResource(dg.ConfigurableResource):
     """Opens what is sealed at rest (API keys, provider tokens) in the run that needs it.
 
     The key is FRUXON_SECRET_KEY from the run's environment, else the key file at
-    ``key_path``; the key itself is never resource config, which the Dagster UI shows.
+    ``key_path``; the key itself is never resource config, which the Dagster UI shows. The box
+    opens on first use, in the step (a run that seals nothing creates no key file, and a key
+    that cannot be read fails the step as any other error of it does).
     """
 
     key_path: str
@@ -95,7 +119,7 @@ class SecretsResource(dg.ConfigurableResource):
 class OperationProgress(dg.ConfigurableResource):
     """Live counters on the operation row, at most one write per interval (a few ms each)."""
 
-    database_url: str
+    catalog: CatalogResource
     min_interval_seconds: float = 1.0
     _last_write: float = PrivateAttr(default=0.0)
 
@@ -104,15 +128,38 @@ class OperationProgress(dg.ConfigurableResource):
         if not force and now - self._last_write < self.min_interval_seconds:
             return
         self._last_write = now
-        _catalog(self.database_url).update_operation(operation_id, **counters)
+        self.catalog.get().update_operation(operation_id, **counters)
+
+
+def _holds_password(url: str) -> bool:
+    """Whether a SQLAlchemy URL carries a password (``user:password@`` or libpq's
+    ``password=`` and ``sslpassword=`` parameters)."""
+    parsed = make_url(url)
+    return parsed.password is not None or any("password" in key for key in parsed.query)
+
+
+def catalog_url_config(settings: Settings) -> str:
+    """The catalog URL as resource config: named by its environment variable when it holds a
+    password (the run reads it from its own environment), else written as it is, as the
+    default SQLite file under FRUXON_HOME is."""
+    url = settings.catalog_url
+    if not _holds_password(url):
+        return url
+    if os.environ.get(DATABASE_URL_ENV) != url:
+        raise ValueError(
+            f"the catalog URL holds a password, which resources read from {DATABASE_URL_ENV}; "
+            "set the URL there"
+        )
+    return dg.EnvVar(DATABASE_URL_ENV)
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Resources for a code location (or a test) from one settings object."""
     settings.staging_dir.mkdir(parents=True, exist_ok=True)
     settings.files_dir.mkdir(parents=True, exist_ok=True)
+    catalog = CatalogResource(database_url=catalog_url_config(settings))
     return {
-        "catalog": CatalogResource(database_url=settings.catalog_url),
+        "catalog": catalog,
         "vector_store": VectorStoreResource(
             uri=settings.vector_uri, cache_mb=settings.lancedb_cache_mb
         ),
@@ -125,6 +172,6 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ),
         "embedding": EmbeddingResource(batch_size=settings.embed_batch_size),
         "parsing": ParsingResource(timeout_seconds=settings.parse_timeout_seconds),
-        "progress": OperationProgress(database_url=settings.catalog_url),
+        "progress": OperationProgress(catalog=catalog),
         "secrets": SecretsResource(key_path=str(settings.secret_key_path)),
     }
