@@ -89,7 +89,7 @@ def _fetched_records(names: list[str]) -> list:
 
 
 def test_parse_workers_give_what_one_process_gives_and_keep_failures_per_document():
-    from fruxon_pipelines.parse_workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
+    from fruxon_pipelines.parsing.workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
 
     names = ["sample.html", "sample.md", "sample.txt", "sample.csv", "sample.docx", "corrupt.pdf"]
     names = (names * 2)[: max(PARALLEL_PARSE_MIN_DOCUMENTS, 8)]
@@ -109,10 +109,10 @@ def test_parse_workers_give_what_one_process_gives_and_keep_failures_per_documen
 LOCK_HELD_AT_POOL_START = """
 import sys, threading
 from pathlib import Path
-from fruxon_pipelines import parsing
 from fruxon_pipelines.assets.manifests import FetchedRecord
 from fruxon_pipelines.embedding.catalogue import MODELS
-from fruxon_pipelines.parse_workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
+from fruxon_pipelines.parsing import partitioning
+from fruxon_pipelines.parsing.workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
 
 fixture = Path(sys.argv[1])
 records = [
@@ -123,7 +123,7 @@ records = [
 held, release = threading.Event(), threading.Event()
 
 def prepare_unstructured_elsewhere():
-    with parsing._unstructured_lock:
+    with partitioning._unstructured_lock:
         held.set()
         release.wait()
 
@@ -170,7 +170,7 @@ import json, multiprocessing, os, signal, sys, threading, time
 from pathlib import Path
 from fruxon_pipelines.assets.manifests import FetchedRecord
 from fruxon_pipelines.embedding.catalogue import MODELS
-from fruxon_pipelines.parse_workers import (
+from fruxon_pipelines.parsing.workers import (
     PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records, parse_and_chunk,
 )
 
@@ -260,7 +260,7 @@ def test_a_parse_worker_killed_mid_document_fails_only_what_it_was_parsing(tmp_p
     import multiprocessing
     import signal
 
-    from fruxon_pipelines.parse_workers import chunk_records
+    from fruxon_pipelines.parsing.workers import chunk_records
 
     sections = 100_000 if workers == 1 else 30_000
     records = _with_page_at(tmp_path, 3, _slow_page(sections), count=8)
@@ -290,7 +290,7 @@ def test_a_document_that_parses_past_the_deadline_fails_alone_and_the_rest_are_k
     is kept (not parsed again, not lost with the pool); the records' order is kept."""
     import multiprocessing
 
-    from fruxon_pipelines.parse_workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
+    from fruxon_pipelines.parsing.workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
 
     records = _with_page_at(tmp_path, 3, _slow_page(), count=PARALLEL_PARSE_MIN_DOCUMENTS)
 
@@ -334,7 +334,7 @@ def test_parse_workers_chunk_for_a_model_their_fork_server_never_configured():
     from dataclasses import replace
 
     from fruxon_pipelines.embedding.catalogue import find_model
-    from fruxon_pipelines.parse_workers import chunk_records
+    from fruxon_pipelines.parsing.workers import chunk_records
 
     records = _fetched_records(["sample.html", "sample.md"])
     list(chunk_records(records, MODELS[0], 254, 32, workers=1, timeout=60))  # server started

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from fruxon_pipelines import parsing
 from fruxon_pipelines.elements import Element
 from fruxon_pipelines.parsing import (
     SUPPORTED_CONTENT_TYPES,
     ParseError,
     content_type_for,
+    document,
     html_fallback_elements,
     markdown_to_elements,
     parse_document,
@@ -324,7 +324,7 @@ def test_any_library_failure_becomes_a_parse_error(monkeypatch):
     def explode(data, charset, url):
         raise KeyError("internal detail")
 
-    monkeypatch.setitem(parsing._PARSERS, "text/plain", explode)
+    monkeypatch.setitem(document._PARSERS, "text/plain", explode)
 
     with pytest.raises(ParseError, match="Could not parse the plain text: KeyError") as info:
         parse_document(b"hello", "text/plain")
@@ -467,7 +467,7 @@ def test_markdown_splitter_handles_trafilatura_output():
 
 
 def _clean_env() -> dict[str, str]:
-    """The test environment minus the opt-outs parsing.py must set by itself."""
+    """The test environment minus the opt-outs the parsing package must set by itself."""
     env = dict(os.environ)
     for key in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "UNSTRUCTURED_DISABLE_NOTICE"):
         env.pop(key, None)

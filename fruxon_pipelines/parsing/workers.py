@@ -25,10 +25,11 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
-from fruxon_pipelines.assets.manifests import ChunkedDocument, FetchedRecord
 from fruxon_pipelines.chunking import chunk_elements
 from fruxon_pipelines.embedding import EmbeddingModel, tokenizer_for
 from fruxon_pipelines.embedding.local import default_threads
+from fruxon_pipelines.ingest.manifests import ChunkedDocument, FetchedRecord
+from fruxon_pipelines.parsing.document import parse_document
 
 # Below this many documents a pool costs more (starting workers, pickling chunks back) than it
 # saves.
@@ -41,8 +42,6 @@ def parse_and_chunk(
     """(the document's chunks and paragraphs, None), or (None, why) for a document that cannot
     be parsed: one bad document never fails the run. Runs in a parse worker or in the run's
     own process."""
-    from fruxon_pipelines.parsing import parse_document
-
     try:
         data = Path(record.staged_path).read_bytes()
         elements = parse_document(
