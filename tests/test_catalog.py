@@ -4,7 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from fruxon_pipelines.catalog.models import Base
+from fruxon_pipelines.catalog.models import Base, OAuthCredential, OAuthFlow, now_ms
 from fruxon_pipelines.catalog.store import Catalog, document_id_for
 
 
@@ -46,3 +46,26 @@ def test_a_rerun_of_a_settled_operation_reopens_it(catalog_url):
     reopened = catalog.get_operation(operation.id)
     assert reopened.final_status is None and reopened.error_message is None
     assert reopened.run_id == "r2"
+
+
+def test_an_oauth_flow_is_claimed_and_a_credential_taken_only_once(catalog_url):
+    catalog = Catalog(catalog_url)
+    later = now_ms() + 600_000
+    catalog.add_oauth_flow(
+        OAuthFlow(id="s1", tenant="acme", source_type="notion", parameters={}, expires_at=later)
+    )
+    catalog.add_oauth_flow(
+        OAuthFlow(id="old", tenant="acme", source_type="notion", parameters={}, expires_at=1)
+    )
+    assert catalog.claim_oauth_flow("s1").used_at is not None
+    assert catalog.claim_oauth_flow("s1") is None  # a replayed state
+    assert catalog.claim_oauth_flow("old") is None  # expired
+    catalog.add_oauth_credential(
+        OAuthCredential(key_hash="k", tenant="acme", source_type="notion", tokens="sealed",
+                        expires_at=later)
+    )  # fmt: skip
+    taken = catalog.take_oauth_credential("k")
+    assert (taken.tenant, taken.tokens) == ("acme", "sealed")
+    assert catalog.take_oauth_credential("k") is None
+    with catalog.session() as session:
+        assert session.get(OAuthCredential, "k").tokens == ""  # not kept once handed out

@@ -1,0 +1,117 @@
+"""Operations: one Dagster run of the ingestion job each, with the counters the run writes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from fruxon_pipelines.catalog.db import Database
+from fruxon_pipelines.catalog.models import KnowledgeAsset, Operation, now_ms
+
+
+def add_once(session: Session, operation: Operation) -> Operation:
+    """``operation`` added, unless a sensor's earlier, interrupted tick added it already."""
+    existing = session.get(Operation, operation.id)
+    if existing is not None:
+        return existing
+    session.add(operation)
+    return operation
+
+
+class OperationsRepo(Database):
+    def create_operation(
+        self,
+        *,
+        asset_id: str,
+        tenant: str,
+        type: str,
+        created_by: str | None = None,
+        request: dict[str, Any] | None = None,
+        operation_id: str | None = None,
+    ) -> Operation:
+        """A new operation row: its id is what the client gets, before any run exists."""
+        return self._add(
+            Operation(
+                id=operation_id or str(uuid.uuid4()),
+                asset_id=asset_id,
+                tenant=tenant,
+                type=type,
+                created_by=created_by,
+                request=request or {},
+            )
+        )
+
+    def get_operation(self, operation_id: str) -> Operation | None:
+        return self._get(Operation, operation_id)
+
+    def get_asset_and_operation(
+        self, asset_id: str, operation_id: str
+    ) -> tuple[KnowledgeAsset | None, Operation | None]:
+        """Both rows in one transaction: what every read of an operation starts with."""
+        with self.session() as session:
+            return session.get(KnowledgeAsset, asset_id), session.get(Operation, operation_id)
+
+    def ensure_operation(
+        self, *, operation_id: str, asset_id: str, tenant: str, type: str, run_id: str
+    ) -> None:
+        """The run's own row: created here for runs launched from the Dagster UI or CLI."""
+        with self.session() as session:
+            operation = session.get(Operation, operation_id)
+            if operation is None:
+                session.add(
+                    Operation(
+                        id=operation_id,
+                        asset_id=asset_id,
+                        tenant=tenant,
+                        type=type,
+                        run_id=run_id,
+                        started_at=now_ms(),
+                    )
+                )
+            else:
+                operation.run_id = run_id
+                operation.started_at = operation.started_at or now_ms()
+                # A retried run starts counting again: its counters describe this attempt.
+                operation.completed_at = None
+                operation.error_message = None
+                operation.error_category = None
+                operation.final_status = None  # a re-executed run reopens the operation
+
+    def list_operations(self, asset_id: str, limit: int | None = None) -> list[Operation]:
+        """The asset's operations, newest first."""
+        query = (
+            select(Operation)
+            .where(Operation.asset_id == asset_id)
+            .order_by(Operation.created_at.desc(), Operation.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return self._all(query)
+
+    def operations_without_run(
+        self,
+        *,
+        created_before: int,
+        limit: int = 100,
+        types: Iterable[str] | None = None,
+        exclude_types: Iterable[str] = (),
+    ) -> list[Operation]:
+        """Operations written but never submitted (and not cancelled), oldest first."""
+        query = select(Operation).where(
+            Operation.run_id.is_(None),
+            Operation.cancel_requested_at.is_(None),
+            Operation.final_status.is_(None),
+            Operation.created_at < created_before,
+        )
+        if types is not None:
+            query = query.where(Operation.type.in_(list(types)))
+        if exclude_types:
+            query = query.where(Operation.type.not_in(list(exclude_types)))
+        return self._all(query.order_by(Operation.created_at).limit(limit))
+
+    def update_operation(self, operation_id: str, **fields: Any) -> None:
+        self._run(update(Operation).where(Operation.id == operation_id).values(**fields))
