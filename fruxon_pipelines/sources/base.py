@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal
 
 from fruxon_pipelines.errors import SOURCE_UNAVAILABLE, CategorizedError
 
@@ -54,7 +54,22 @@ class SourceError(CategorizedError):
         super().__init__(message, category)
 
 
-class Source(Protocol):
+class Source:
+    """A source connector: what a run asks it, and what it says of the listing it gave.
+
+    A run calls :meth:`fetch` once, then reads ``complete_listing`` and ``next_state``. A
+    connector implements :meth:`list_items` (everything that exists now) and :meth:`fetch_keys`
+    (only the items asked for), and :meth:`close` if it holds a client; or overrides
+    :meth:`fetch` whole.
+    """
+
+    # Whether the last fetch listed everything that exists. False for a changes feed, which
+    # names only what changed: what it leaves out is not removed from the index.
+    complete_listing: bool = True
+    # The connector's state after the last fetch (a changes cursor), kept once the run
+    # completes and given back to the next one; None keeps the state stored before.
+    next_state: dict[str, Any] | None = None
+
     def fetch(
         self,
         known: Mapping[str, KnownDocument],
@@ -66,4 +81,24 @@ class Source(Protocol):
         ``known`` maps source keys to what the catalog holds, for conditional requests;
         ``force`` fetches in full even where the version is unchanged.
         """
-        ...
+        try:
+            if only_keys is None:
+                yield from self.list_items(known, force)
+            else:
+                yield from self.fetch_keys(only_keys, known, force)
+        finally:
+            self.close()
+
+    def list_items(self, known: Mapping[str, KnownDocument], force: bool) -> Iterator[FetchedItem]:
+        """Every item that exists now."""
+        raise NotImplementedError
+
+    def fetch_keys(
+        self, keys: set[str], known: Mapping[str, KnownDocument], force: bool
+    ) -> Iterator[FetchedItem]:
+        """Only the items of ``keys`` this connector has (an item that no longer exists is
+        ``gone``); keys of other connectors are passed over."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the fetch held (an HTTP client); called once the fetch is done."""

@@ -32,6 +32,8 @@ from fruxon_pipelines.sources.provider_http import (
     ProviderSource,
     basic_header,
     bearer_auth,
+    numeric_external_id,
+    reach_options,
     resource,
     unchanged,
 )
@@ -48,10 +50,7 @@ def page_key(page_id: int | str) -> str:
 
 def resource_key(item: dict[str, Any]) -> str:
     """The source key of a Confluence page the sources API registers."""
-    external = str(item.get("externalId") or "")
-    if not (external.isascii() and external.isdigit()):
-        raise ValueError(f"externalId: {external!r} is not a Confluence page id")
-    return page_key(external)
+    return page_key(numeric_external_id(item, "a Confluence page id"))
 
 
 class ConfluenceParameters(BaseModel):
@@ -116,12 +115,7 @@ class ConfluenceSource(ProviderSource):
         credentials = reach.credentials
         if credentials is None:
             raise SourceError("a confluence asset needs auth (OAUTH or API_TOKEN)", CREDENTIALS)
-        common = {
-            "max_retries": settings.provider_max_retries,
-            "timeout": reach.http_timeout_seconds,
-            "user_agent": reach.user_agent,
-            "headers": {"Accept": "application/json"},
-        }
+        common = {**reach_options(reach), "headers": {"Accept": "application/json"}}
         if credentials.auth.method == "API_TOKEN":
             if not params.site:
                 raise SourceError("parameters.site: required with an API token", INVALID_CONFIG)

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
+from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, Source, SourceError
 
 
 class FileParameters(BaseModel):
@@ -29,7 +29,7 @@ class FileParameters(BaseModel):
         return value
 
 
-class FileSource:
+class FileSource(Source):
     def __init__(self, params: FileParameters, *, files_dir: Path) -> None:
         self.params = params
         self.path = files_dir / params.path
@@ -38,15 +38,8 @@ class FileSource:
     def source_key(self) -> str:
         return f"file:{self.params.path}"
 
-    def fetch(
-        self,
-        known: Mapping[str, KnownDocument],
-        only_keys: set[str] | None = None,
-        force: bool = False,
-    ) -> Iterator[FetchedItem]:
+    def list_items(self, known: Mapping[str, KnownDocument], force: bool) -> Iterator[FetchedItem]:
         key = self.source_key
-        if only_keys is not None and key not in only_keys:
-            return
         name = self.params.fileName or PurePosixPath(self.params.path).name
         if not self.path.is_file():
             if not known:
@@ -67,3 +60,9 @@ class FileSource:
             content_type=self.params.contentType,
             data=data,
         )
+
+    def fetch_keys(
+        self, keys: set[str], known: Mapping[str, KnownDocument], force: bool
+    ) -> Iterator[FetchedItem]:
+        if self.source_key in keys:
+            yield from self.list_items(known, force)

@@ -34,6 +34,7 @@ from fruxon_pipelines.sources.provider_http import (
     ProviderError,
     ProviderSource,
     bearer_auth,
+    reach_options,
     unchanged,
 )
 
@@ -97,11 +98,9 @@ class GoogleDriveSource(ProviderSource):
         self.client = ProviderClient(
             "google_drive",
             settings.google_drive_api_url,
-            max_retries=settings.provider_max_retries,
-            timeout=reach.http_timeout_seconds,
-            user_agent=reach.user_agent,
             is_rate_limited=_rate_limited,
             **bearer_auth(settings, "google_drive", reach.credentials),
+            **reach_options(reach),
         )
 
     def _drive_params(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from fruxon_pipelines.sources.provider_http import (
     ProviderError,
     ProviderSource,
     bearer_auth,
+    reach_options,
     resource,
     unchanged,
 )
@@ -165,11 +166,9 @@ class NotionSource(ProviderSource):
         self.client = ProviderClient(
             "notion",
             settings.notion_api_url,
-            max_retries=settings.provider_max_retries,
-            timeout=reach.http_timeout_seconds,
-            user_agent=reach.user_agent,
             headers={"Notion-Version": NOTION_VERSION},
             **bearer_auth(settings, "notion", reach.credentials),
+            **reach_options(reach),
         )
 
     # listing ----------------------------------------------------------------------------------

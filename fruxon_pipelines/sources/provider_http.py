@@ -27,7 +27,7 @@ from fruxon_pipelines.errors import (
     RATE_LIMIT,
     SOURCE_UNAVAILABLE,
 )
-from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
+from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, Source, SourceError
 
 RETRYABLE = frozenset({429, 500, 502, 503, 504, 529})
 
@@ -194,6 +194,24 @@ def _summary(response: Any) -> str:
     return (response.text or response.reason_phrase or "")[:300]
 
 
+def reach_options(reach: Any) -> dict[str, Any]:
+    """The :class:`ProviderClient` options a connector takes from its reach: the server's retry
+    limit, the run's HTTP timeout and user agent."""
+    return {
+        "max_retries": reach.settings.provider_max_retries,
+        "timeout": reach.http_timeout_seconds,
+        "user_agent": reach.user_agent,
+    }
+
+
+def numeric_external_id(item: dict[str, Any], what: str) -> str:
+    """The `externalId` of an item the sources API registers, when it is a numeric id."""
+    external = str(item.get("externalId") or "")
+    if not (external.isascii() and external.isdigit()):
+        raise ValueError(f"externalId: {external!r} is not {what}")
+    return external
+
+
 def bearer_auth(
     settings: Any, source_type: str, credentials: Any, parameters: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -236,18 +254,13 @@ def resource(key: str, external_id: Any, title: Any, url: Any, mime_type: str, *
     }
 
 
-class ProviderSource:
+class ProviderSource(Source):
     """What the four connectors share: a run lists everything (``list_items``) or reads only
     the items it names (``fetch_one``, once per key of this connector; a 404 is ``gone``), and
     the client is closed when the run is done with it."""
 
     key_prefix: str
     client: ProviderClient
-    complete_listing = True
-    next_state: dict[str, Any] | None = None
-
-    def list_items(self, known: Mapping[str, KnownDocument], force: bool) -> Iterator[FetchedItem]:
-        raise NotImplementedError
 
     def fetch_one(self, key: str, item_id: str, previous: KnownDocument | None, force: bool):
         raise NotImplementedError
@@ -258,29 +271,23 @@ class ProviderSource:
         try:
             return self.resources()
         finally:
-            self.client.close()
+            self.close()
 
     def resources(self) -> list[dict[str, Any]]:
         raise NotImplementedError(f"{type(self).__name__} has no discovery")
 
-    def fetch(
-        self,
-        known: Mapping[str, KnownDocument],
-        only_keys: set[str] | None = None,
-        force: bool = False,
+    def fetch_keys(
+        self, keys: set[str], known: Mapping[str, KnownDocument], force: bool
     ) -> Iterator[FetchedItem]:
-        try:
-            if only_keys is None:
-                yield from self.list_items(known, force)
-                return
-            for key in sorted(k for k in only_keys if k.startswith(self.key_prefix)):
-                item_id = key.removeprefix(self.key_prefix)
-                try:
-                    item = self.fetch_one(key, item_id, known.get(key), force)
-                except ProviderError as error:
-                    if error.status != 404:
-                        raise
-                    item = FetchedItem(source_key=key, status="gone")
-                yield item
-        finally:
-            self.client.close()
+        for key in sorted(k for k in keys if k.startswith(self.key_prefix)):
+            item_id = key.removeprefix(self.key_prefix)
+            try:
+                item = self.fetch_one(key, item_id, known.get(key), force)
+            except ProviderError as error:
+                if error.status != 404:
+                    raise
+                item = FetchedItem(source_key=key, status="gone")
+            yield item
+
+    def close(self) -> None:
+        self.client.close()

@@ -34,6 +34,8 @@ from fruxon_pipelines.sources.provider_http import (
     ProviderSource,
     basic_header,
     bearer_auth,
+    numeric_external_id,
+    reach_options,
     resource,
     unchanged,
 )
@@ -51,10 +53,7 @@ def resource_key(item: dict[str, Any]) -> str:
     """The source key of a Zendesk article the sources API registers."""
     if (item.get("type") or "article") != "article":
         raise ValueError(f"type: {item.get('type')!r} is not imported; register its articles")
-    external = str(item.get("externalId") or "")
-    if not (external.isascii() and external.isdigit()):
-        raise ValueError(f"externalId: {external!r} is not a Zendesk article id")
-    return article_key(external)
+    return article_key(numeric_external_id(item, "a Zendesk article id"))
 
 
 class ZendeskParameters(BaseModel):
@@ -118,11 +117,9 @@ class ZendeskSource(ProviderSource):
         self.client = ProviderClient(
             "zendesk",
             endpoint(settings.zendesk_api_url, {"subdomain": params.subdomain}, ("subdomain",)),
-            max_retries=settings.provider_max_retries,
-            timeout=reach.http_timeout_seconds,
-            user_agent=reach.user_agent,
             headers={"Accept": "application/json"},
             **auth,
+            **reach_options(reach),
         )
 
     def _path(self, kind: str = "articles") -> str:
