@@ -10,7 +10,8 @@ batches and search queries reserve what they may cost before they embed (see
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,31 +113,26 @@ def check(usage: Usage, limits: dict[str, int], tokens: int) -> None:
             )
 
 
+@dataclass
 class MeteredEmbedder:
     """An embedder whose every call is booked against its asset's budgets first.
 
     ``limits`` is called before each call, so a budget changed meanwhile applies to the next
-    batch or search. Raises BudgetExceeded without embedding anything."""
+    batch or search. Raises BudgetExceeded without embedding anything. Built by
+    :func:`metered_embedder_for`."""
 
-    def __init__(
-        self,
-        embedder: Any,
-        catalog: Any,
-        asset_id: str,
-        *,
-        kind: str,
-        limits: Any,
-        operation_id: str | None = None,
-        clock: Any = None,
-    ) -> None:
-        self.embedder = embedder
-        self.info = embedder.info
-        self.catalog = catalog
-        self.asset_id = asset_id
-        self.kind = kind
-        self.limits = limits
-        self.operation_id = operation_id
-        self.clock = clock
+    embedder: Any
+    catalog: Any
+    asset_id: str
+    _: KW_ONLY
+    kind: str
+    limits: Callable[[], dict[str, int]]
+    operation_id: str | None = None
+    clock: Callable[[], int] | None = None
+
+    @property
+    def info(self) -> Any:
+        return self.embedder.info
 
     @property
     def tokenizer(self) -> Any:
@@ -164,3 +160,44 @@ class MeteredEmbedder:
 
     def embed(self, texts: Any) -> Any:
         return self.embed_counted(texts)[0]
+
+
+def metered_embedder_for(
+    asset: Any,
+    model: Any,
+    catalog: Any,
+    box: Any,
+    *,
+    kind: str,
+    operation_id: str | None = None,
+    live_budget: bool = False,
+    embedders: Callable[..., Any] | None = None,
+) -> MeteredEmbedder:
+    """The embedder of ``asset`` with ``model`` (an embedding catalogue entry), every call of it
+    booked against the asset's budgets as ``kind`` (INGEST, SEARCH).
+
+    The provider's API key is the asset's (``fruxon_pipelines.credentials``), opened with
+    ``box``; no box, no key (a full-text search embeds nothing, so it needs none).
+    ``live_budget`` reads the asset's budget again before every call, so a budget changed during
+    a long run applies to its next batch; otherwise the budget of ``asset`` as given applies.
+    ``embedders(provider, model, api_key)`` makes the embedder (default: get_embedder).
+    """
+    from fruxon_pipelines.credentials import embedding_api_key
+
+    if embedders is None:
+        from fruxon_pipelines.embedding import get_embedder as embedders
+    api_key = None if box is None else embedding_api_key(box, catalog, asset, model.provider)
+    price = model.price_per_million_tokens
+
+    def limits() -> dict[str, int]:
+        current = catalog.get_asset(asset.id) if live_budget else asset
+        return token_limits(current.budget if current else None, price)
+
+    return MeteredEmbedder(
+        embedders(model.provider, model.model, api_key),
+        catalog,
+        asset.id,
+        kind=kind,
+        limits=limits,
+        operation_id=operation_id,
+    )
