@@ -1,43 +1,28 @@
 """Failures a user can act on, each with the `errorCategory` the API shows for it.
 
-A stage that hits one records the category and message on the operation and fails the run
-(`failing_with_category`), so the operation reads FAILED with a readable reason instead of a
-stack trace.
+The names live in ``fruxon_pipelines.domain``; they are re-exported here for the modules that
+import them from this place. A stage that hits a ``CategorizedError`` fails its run with the
+category and message recorded on the operation (``fruxon_pipelines.assets.failures``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from fruxon_pipelines.domain import CategorizedError, ErrorCategory
 
-CREDENTIALS = "CREDENTIALS"
-PERMISSIONS = "PERMISSIONS"
-RATE_LIMIT = "RATE_LIMIT"
-SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE"
-INVALID_CONFIG = "INVALID_CONFIG"
-BUDGET = "BUDGET"
+CREDENTIALS = ErrorCategory.CREDENTIALS
+PERMISSIONS = ErrorCategory.PERMISSIONS
+RATE_LIMIT = ErrorCategory.RATE_LIMIT
+SOURCE_UNAVAILABLE = ErrorCategory.SOURCE_UNAVAILABLE
+INVALID_CONFIG = ErrorCategory.INVALID_CONFIG
+BUDGET = ErrorCategory.BUDGET
 
-
-class CategorizedError(RuntimeError):
-    """A failure of a whole operation, with the category that tells the user what to fix."""
-
-    def __init__(self, message: str, category: str) -> None:
-        super().__init__(message)
-        self.category = category
-
-
-@contextmanager
-def failing_with_category(store: Any, operation_id: str, asset_id: str) -> Iterator[None]:
-    """Turn a CategorizedError inside the block into a failed run whose operation, and asset,
-    say why (the asset's category stays until a run completes)."""
-    import dagster as dg
-
-    try:
-        yield
-    except CategorizedError as error:
-        store.update_operation(
-            operation_id, error_category=error.category, error_message=str(error)
-        )
-        store.update_asset(asset_id, last_error=str(error), last_error_category=error.category)
-        raise dg.Failure(description=str(error)) from error
+__all__ = [
+    "BUDGET",
+    "CREDENTIALS",
+    "INVALID_CONFIG",
+    "PERMISSIONS",
+    "RATE_LIMIT",
+    "SOURCE_UNAVAILABLE",
+    "CategorizedError",
+    "ErrorCategory",
+]

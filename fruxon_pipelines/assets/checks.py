@@ -4,8 +4,8 @@ import warnings
 
 import dagster as dg
 
-from fruxon_pipelines.assets.drift import IndexDrift, index_drift
 from fruxon_pipelines.assets.embed import vector_index
+from fruxon_pipelines.ingest.drift import IndexDrift, index_drift
 from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import CatalogResource, VectorStoreResource
 

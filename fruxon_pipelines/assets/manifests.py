@@ -1,99 +1,20 @@
-"""What the stages hand each other. Small: bytes wait in the staging directory, not here."""
+"""Moved to ``fruxon_pipelines.ingest.manifests``; these names stay importable from here for
+stage outputs that runs pickled before the move (a re-execution loads them by this path)."""
 
-from __future__ import annotations
+from fruxon_pipelines.ingest.manifests import (
+    ChangeSet,
+    ChunkedDocument,
+    ChunkManifest,
+    FetchedRecord,
+    FetchManifest,
+    IngestRequest,
+)
 
-from dataclasses import dataclass, field
-
-from fruxon_pipelines.chunking import Chunk
-
-
-@dataclass
-class FetchedRecord:
-    """One item as the fetch stage saw it; ``staged_path`` holds its bytes when fetched."""
-
-    source_key: str
-    document_id: str
-    status: str  # fetched | unchanged | failed | gone
-    source_url: str | None = None
-    title: str | None = None
-    file_name: str | None = None
-    content_type: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    error: str | None = None
-    links: list[str] = field(default_factory=list)
-    content_hash: str | None = None
-    size: int | None = None
-    staged_path: str | None = None
-
-
-@dataclass
-class IngestRequest:
-    asset_id: str
-    tenant: str
-    operation_id: str
-    force: bool
-    # Only these documents were asked for: the listing is partial, nothing is "removed".
-    partial: bool
-    allow_mass_deletion: bool = False
-    # Work out what would change and what it would cost; write nothing, embed nothing.
-    dry_run: bool = False
-    # The connector's state after this listing (a changes cursor), kept once the run completes:
-    # saved earlier, a failed run would make the next one skip what this one did not finish.
-    source_state: dict | None = None
-    # Only registered documents are ingested: one the source no longer has stays, FAILED,
-    # until its owner deletes it (it was picked by hand; it does not vanish on its own).
-    registered_only: bool = False
-    # Indexed documents whose chunks in LanceDB disagree with the catalog (the asset checks'
-    # chunk_counts_match): read again without validators and indexed again, whatever changed.
-    reindex_ids: list[str] = field(default_factory=list)
-    # Documents the catalog does not have but LanceDB holds chunks of (an interrupted delete;
-    # the asset checks' no_orphan_chunks): their chunks are deleted by a full listing's diff.
-    orphan_ids: list[str] = field(default_factory=list)
-
-
-@dataclass
-class FetchManifest:
-    request: IngestRequest
-    records: list[FetchedRecord]
-
-
-@dataclass
-class ChangeSet:
-    request: IngestRequest
-    to_process: list[FetchedRecord]
-    added: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failed: int = 0
-    # Source keys by kind of change (the dry-run report names them).
-    added_keys: list[str] = field(default_factory=list)
-    changed_keys: list[str] = field(default_factory=list)
-    removed_keys: list[str] = field(default_factory=list)
-
-    def process(self, record: FetchedRecord, *, new: bool) -> None:
-        """``record`` goes on to be chunked and embedded, as an added or a changed document."""
-        self.to_process.append(record)
-        if new:
-            self.added += 1
-            self.added_keys.append(record.source_key)
-        else:
-            self.changed += 1
-            self.changed_keys.append(record.source_key)
-
-
-@dataclass
-class ChunkedDocument:
-    record: FetchedRecord
-    chunks: list[Chunk]
-    # The parsed text, one entry per block (heading, paragraph, list item, table …).
-    paragraphs: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ChunkManifest:
-    request: IngestRequest
-    documents: list[ChunkedDocument]
-    changes: ChangeSet
-    parse_failures: int = 0
+__all__ = [
+    "ChangeSet",
+    "ChunkManifest",
+    "ChunkedDocument",
+    "FetchManifest",
+    "FetchedRecord",
+    "IngestRequest",
+]

@@ -1,0 +1,77 @@
+"""Stage 3, chunk: parse changed documents and split them into token-bounded chunks.
+
+The parsing itself, and the pool of parse workers it uses for many documents, live in
+`fruxon_pipelines.parsing.workers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fruxon_pipelines.catalog.models import KnowledgeAsset
+from fruxon_pipelines.embedding.catalogue import find_model
+from fruxon_pipelines.ingest.manifests import ChangeSet, ChunkManifest
+from fruxon_pipelines.parsing.workers import chunk_records
+
+DEFAULT_CHUNK_SIZE = 256
+DEFAULT_CHUNK_OVERLAP = 32
+
+
+def chunking_settings(embedding_config: dict, max_tokens: int) -> tuple[int, int]:
+    """Chunk size never exceeds what the model reads (its special tokens included)."""
+    size = int(embedding_config.get("chunkSize") or DEFAULT_CHUNK_SIZE)
+    overlap = int(embedding_config.get("chunkOverlap", DEFAULT_CHUNK_OVERLAP) or 0)
+    size = max(1, min(size, max_tokens - 2))
+    overlap = max(0, min(overlap, size // 2))
+    return size, overlap
+
+
+@dataclass
+class Chunked:
+    manifest: ChunkManifest
+    chunk_size: int
+    chunk_overlap: int
+
+    @property
+    def chunks(self) -> int:
+        return sum(len(d.chunks) for d in self.manifest.documents)
+
+
+def chunk_documents(
+    store: Any,
+    asset: KnowledgeAsset,
+    changes: ChangeSet,
+    *,
+    timeout: float | None,
+    log: logging.Logger,
+) -> Chunked:
+    """Parse and chunk the added and changed documents with the asset's embedding settings.
+
+    A document that cannot be parsed is FAILED with the reason (not in a dry run) and the
+    others go on; ``timeout`` is how long one document may take to parse (None: no limit).
+    """
+    request = changes.request
+    config = asset.embedding_config
+    model = find_model(config["provider"], config["model"])
+    size, overlap = chunking_settings(config, model.max_tokens)
+
+    manifest = ChunkManifest(request=request, documents=[], changes=changes)
+    for record, chunked, message in chunk_records(
+        changes.to_process, model, size, overlap, timeout=timeout
+    ):
+        if chunked is None:
+            log.warning(f"{record.source_key}: {message}")
+            if not request.dry_run:
+                store.upsert_document(
+                    request.asset_id,
+                    record.source_key,
+                    status="FAILED",
+                    error_message=message,
+                    outcome_operation_id=request.operation_id,
+                )
+            manifest.parse_failures += 1
+            continue
+        manifest.documents.append(chunked)
+    return Chunked(manifest=manifest, chunk_size=size, chunk_overlap=overlap)
