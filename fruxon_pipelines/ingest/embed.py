@@ -194,17 +194,7 @@ def embed_documents(
                 token_count=stats.tokens,
             )
 
-    dims = plan.model.dimensions
-    if stats.documents or changes.removed:
-        vectors.ensure_indices(request.tenant, dims)
-    if not request.partial and asset.serving_embedding is not None:
-        # A model change is complete: searches move to the new vectors, the old ones go.
-        vectors.delete_other_models(request.tenant, request.asset_id, plan.model_key)
-        store.update_asset(request.asset_id, serving_embedding=None)
-        log.info(f"searches now use {plan.model_key}")
-    if request.source_state is not None:
-        store.update_asset(request.asset_id, source_state=request.source_state)
-    store.mark_asset_processed(request.asset_id)
+    _finish_asset(store, vectors, asset, manifest, plan, stats, log)
     stats.chunks = sum(len(p.rows) for p in plan.pending)
     report(
         request.operation_id,
@@ -216,6 +206,30 @@ def embed_documents(
     )
     _clean_staging(manifest)
     return stats
+
+
+def _finish_asset(
+    store: Any,
+    vectors: Any,
+    asset: KnowledgeAsset,
+    manifest: ChunkManifest,
+    plan: _Plan,
+    stats: Embedded,
+    log: logging.Logger,
+) -> None:
+    """The run is done: indices refreshed, a model change completed by a full run, the
+    source's next state kept, and the asset marked processed."""
+    request = manifest.request
+    if stats.documents or manifest.changes.removed:
+        vectors.ensure_indices(request.tenant, plan.model.dimensions)
+    if not request.partial and asset.serving_embedding is not None:
+        # A model change is complete: searches move to the new vectors, the old ones go.
+        vectors.delete_other_models(request.tenant, request.asset_id, plan.model_key)
+        store.update_asset(request.asset_id, serving_embedding=None)
+        log.info(f"searches now use {plan.model_key}")
+    if request.source_state is not None:
+        store.update_asset(request.asset_id, source_state=request.source_state)
+    store.mark_asset_processed(request.asset_id)
 
 
 Batch = list[tuple[_Pending, ChunkRow | None]]
