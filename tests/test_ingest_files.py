@@ -72,7 +72,7 @@ PARSE_ARGS = (MODELS[0], 254, 32)
 
 
 def _fetched_records(names: list[str]) -> list:
-    from fruxon_pipelines.assets.manifests import FetchedRecord
+    from fruxon_pipelines.ingest.manifests import FetchedRecord
     from fruxon_pipelines.parsing import content_type_for
 
     return [
@@ -109,7 +109,7 @@ def test_parse_workers_give_what_one_process_gives_and_keep_failures_per_documen
 LOCK_HELD_AT_POOL_START = """
 import sys, threading
 from pathlib import Path
-from fruxon_pipelines.assets.manifests import FetchedRecord
+from fruxon_pipelines.ingest.manifests import FetchedRecord
 from fruxon_pipelines.embedding.catalogue import MODELS
 from fruxon_pipelines.parsing import partitioning
 from fruxon_pipelines.parsing.workers import PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records
@@ -168,7 +168,7 @@ def test_parse_workers_do_not_inherit_a_lock_another_thread_holds():
 INTERRUPTED_MID_PARSE = """
 import json, multiprocessing, os, signal, sys, threading, time
 from pathlib import Path
-from fruxon_pipelines.assets.manifests import FetchedRecord
+from fruxon_pipelines.ingest.manifests import FetchedRecord
 from fruxon_pipelines.embedding.catalogue import MODELS
 from fruxon_pipelines.parsing.workers import (
     PARALLEL_PARSE_MIN_DOCUMENTS, chunk_records, parse_and_chunk,
