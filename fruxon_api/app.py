@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from fruxon_api.auth import ensure_jwt_secret
-from fruxon_api.deps import Services
+from fruxon_api.deps import ApiServices
 from fruxon_api.headers import SecurityHeaders
 from fruxon_api.problems import document_problems, install_problem_handlers
 from fruxon_api.ratelimit import REFRESH, SEARCH, TenantRateLimits
@@ -22,13 +22,14 @@ from fruxon_api.routers import (
     storage,
     webhooks,
 )
-from fruxon_api.runs import Runs
-from fruxon_pipelines.catalog.store import Catalog
+from fruxon_pipelines.orchestration.gateway import RunGateway
+from fruxon_pipelines.services.stored_files import sweep_temporary_uploads
 from fruxon_pipelines.settings import Settings, get_settings
-from fruxon_pipelines.vectors import VectorStore
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, gateway: RunGateway | None = None) -> FastAPI:
+    """The API over the stack ``settings`` describe; ``gateway`` replaces the stack's Dagster
+    (a test's instance)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="fruxon",
@@ -37,24 +38,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.jwt_secret = ensure_jwt_secret(settings)
     app.state.settings = settings
-    catalog = Catalog(settings.catalog_url)
-    app.state.services = Services(
-        settings=settings,
-        catalog=catalog,
-        vectors=VectorStore(settings.vector_uri, settings.lancedb_cache_mb),
-        runs=Runs(settings, catalog),
-        limits=TenantRateLimits(
-            {
-                SEARCH: settings.search_rate_limit_per_minute,
-                REFRESH: settings.refresh_rate_limit_per_minute,
-            }
-        ),
+    app.state.services = ApiServices.from_settings(settings, gateway)
+    app.state.services.limits = TenantRateLimits(
+        {
+            SEARCH: settings.search_rate_limit_per_minute,
+            REFRESH: settings.refresh_rate_limit_per_minute,
+        }
     )
     app.add_middleware(
         SecurityHeaders, https=(settings.public_url or "").lower().startswith("https://")
     )
     install_problem_handlers(app)
-    storage.sweep_temporary_uploads(app.state.services)
+    sweep_temporary_uploads(app.state.services)
     # meta first: `/assets:sourceTypes` must not be taken for an asset id.
     for module in (
         meta,

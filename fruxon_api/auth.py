@@ -15,7 +15,7 @@ import jwt
 from fastapi import Depends, Request
 
 from fruxon_api.problems import Problem
-from fruxon_pipelines.assets_admin import TENANT_PATTERN
+from fruxon_pipelines.domain import TENANT_PATTERN
 from fruxon_pipelines.secretbox import ensure_secret_file
 from fruxon_pipelines.settings import Settings
 

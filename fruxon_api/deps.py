@@ -1,59 +1,39 @@
-"""What routes share: the app's settings, catalog, vector store and Dagster gateway."""
+"""What routes share: the app's services (settings, catalog, vector store, run gateway), the
+tenants' rate limits, paging, and the asset a path names."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from fruxon_api.problems import Problem, not_found
+from fruxon_api.problems import Problem
 from fruxon_api.ratelimit import TenantRateLimits
-from fruxon_api.runs import Runs
-from fruxon_pipelines.catalog.models import KnowledgeAsset
-from fruxon_pipelines.catalog.store import Catalog
-from fruxon_pipelines.settings import Settings
-from fruxon_pipelines.vectors import VectorStore
+from fruxon_pipelines.services.assets import load_asset, visible_asset
+from fruxon_pipelines.services.context import Services
+from fruxon_pipelines.services.errors import parse_uuid
+
+__all__ = ["ApiServices", "Paging", "Svc", "load_asset", "parse_uuid", "visible_asset"]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
 
 @dataclass
-class Services:
-    settings: Settings
-    catalog: Catalog
-    vectors: VectorStore
-    runs: Runs
-    limits: TenantRateLimits
+class ApiServices(Services):
+    """The services, and what only the API has: per-tenant rate limits."""
+
+    limits: TenantRateLimits | None = None
 
 
-async def services(request: Request) -> Services:  # async: no thread-pool hop per request
+async def services(request: Request) -> ApiServices:  # async: no thread-pool hop per request
     return request.app.state.services
 
 
-Svc = Annotated[Services, Depends(services)]
-
-
-def parse_uuid(value: str, what: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError as error:
-        raise Problem(400, "Bad Request", f"{what} {value!r} is not a UUID") from error
-
-
-def load_asset(svc: Services, tenant: str, asset_id: str) -> KnowledgeAsset:
-    """The tenant's asset, or 404 (also for another tenant's asset: nothing is confirmed)."""
-    return visible_asset(svc.catalog.get_asset(parse_uuid(asset_id, "asset")), tenant, asset_id)
-
-
-def visible_asset(asset: KnowledgeAsset | None, tenant: str, asset_id: str) -> KnowledgeAsset:
-    if asset is None or asset.tenant != tenant or asset.status == "DELETING":
-        raise not_found(f"asset {asset_id}")
-    return asset
+Svc = Annotated[ApiServices, Depends(services)]
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fruxon_api.runs import OperationState
 from fruxon_api.schemas import (
     AssetConfigOut,
     AssetOut,
@@ -20,6 +19,7 @@ from fruxon_pipelines.autoupdate import wire_config
 from fruxon_pipelines.budgets import COST_FIELDS, TOKEN_FIELDS, Usage
 from fruxon_pipelines.catalog.models import Document, KnowledgeAsset, Operation
 from fruxon_pipelines.embedding import find_model
+from fruxon_pipelines.services.operations import OperationState
 from fruxon_pipelines.sources.registry import SOURCE_TYPES
 from fruxon_pipelines.webhooks import MintedWebhook, webhook_url
 
@@ -85,7 +85,7 @@ def operation_out(operation: Operation, state: OperationState, price: float) -> 
         tenantId=operation.tenant,
         type=operation.type,
         status=state.status,
-        done=state.status in {"COMPLETED", "FAILED", "CANCELLED"},
+        done=state.done,
         startedAt=state.started_at or operation.started_at,
         completedAt=state.completed_at,
         itemsProcessed=operation.items_processed,

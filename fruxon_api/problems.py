@@ -89,7 +89,46 @@ def _validation_detail(error: RequestValidationError) -> tuple[str, list[dict[st
     return summary or "the request is invalid", problems
 
 
+def service_problem(error: Any) -> Problem:
+    """A use case's refusal (fruxon_pipelines.services.errors) as the problem it answers."""
+    from fruxon_pipelines.services import errors
+
+    status, title = next(
+        (answer for kind, answer in _SERVICE_ANSWERS if isinstance(error, getattr(errors, kind))),
+        (400, "Bad Request"),
+    )
+    headers = None
+    if isinstance(error, errors.Busy):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
+    return Problem(status, title, error.detail, headers=headers, **error.extensions)
+
+
+_SERVICE_ANSWERS = (
+    ("NotFound", (404, "Not Found")),
+    ("Conflict", (409, "Conflict")),
+    ("Busy", (429, "Too Many Requests")),
+    ("TooLarge", (413, "Content Too Large")),
+    ("UnsupportedType", (415, "Unsupported Media Type")),
+    ("Unauthenticated", (401, "Unauthorized")),
+    ("Unavailable", (503, "Service Unavailable")),
+)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    from fruxon_pipelines.services.errors import ServiceError
+
+    @app.exception_handler(ServiceError)
+    async def _refused(request: Request, exc: ServiceError) -> JSONResponse:
+        problem = service_problem(exc)
+        return problem_response(
+            request,
+            problem.status,
+            problem.title,
+            problem.detail,
+            problem.headers,
+            **problem.extensions,
+        )
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(

@@ -5,8 +5,6 @@ Imports stay inside the commands: every call pays only for what it uses.
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -82,7 +80,7 @@ def create_api_key(
     name: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
 ) -> None:
     """Mint a key and print it once; only its hash is stored."""
-    from fruxon_pipelines.api_keys import mint_api_key
+    from fruxon_pipelines.services.api_keys import mint_api_key
 
     try:
         row, key = mint_api_key(_catalog(), tenant, scope, name)
@@ -112,11 +110,38 @@ def revoke_api_key(key_id: str) -> None:
     typer.echo(f"revoked API key {key_id}")
 
 
+def _json_option(value: str | None, option: str) -> dict | None:
+    import json
+
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        _fail(f"{option}: not valid JSON ({error})")
+    if not isinstance(parsed, dict):
+        _fail(f"{option}: must be a JSON object")
+    return parsed
+
+
 @assets_app.command("create")
 def create_asset(
     tenant: Annotated[str, typer.Option(help="Tenant the asset belongs to.")],
     url: Annotated[list[str], typer.Option("--url", help="Start URL or sitemap (web).")] = None,
     file: Annotated[Path | None, typer.Option(help="A file to ingest (file source).")] = None,
+    source_type: Annotated[
+        str | None,
+        typer.Option(
+            help="A connector (google_drive, notion, zendesk, confluence); its "
+            "parameters go in --parameters and its credentials in --auth."
+        ),
+    ] = None,
+    parameters: Annotated[
+        str | None, typer.Option(help="The source's parameters, a JSON object (as the API's).")
+    ] = None,
+    auth: Annotated[
+        str | None, typer.Option(help="The source's credentials, a JSON object (as the API's).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     max_depth: Annotated[int, typer.Option(help="Link hops from the start URLs.")] = 0,
     max_pages: Annotated[int, typer.Option(help="Most pages to index.")] = 1000,
@@ -126,39 +151,113 @@ def create_asset(
     model: Annotated[str, typer.Option(help="Embedding model.")] = "all-MiniLM-L6-v2",
     chunk_size: Annotated[int, typer.Option(help="Chunk size in model tokens.")] = 256,
     chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in model tokens.")] = 32,
+    embedding_api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FRUXON_ASSET_EMBEDDING_API_KEY",
+            help="The embedding provider's "
+            "API key for this asset (sealed at rest; best passed through the variable).",
+        ),
+    ] = None,
+    token_budget: Annotated[int | None, typer.Option(help="Most tokens, ever.")] = None,
+    daily_token_budget: Annotated[int | None, typer.Option(help="Most tokens a UTC day.")] = None,
+    monthly_token_budget: Annotated[
+        int | None, typer.Option(help="Most tokens a UTC month.")
+    ] = None,
+    auto_update: Annotated[
+        str | None, typer.Option(help="Auto-update config, a JSON object (the API's autoUpdate).")
+    ] = None,
     ingest: Annotated[bool, typer.Option(help="Launch the first ingestion now.")] = True,
     wait: Annotated[bool, typer.Option(help="Show progress until the run ends.")] = True,
 ) -> None:
-    """Create a web or file knowledge asset (and launch its first ingestion)."""
-    from fruxon_pipelines.assets_admin import create_file_asset, create_web_asset
+    """Create a knowledge asset (and launch its first ingestion), as the API does: the same
+    checks, budgets, auto-update and credentials."""
+    from fruxon_pipelines.domain import TENANT_PATTERN
+    from fruxon_pipelines.services import assets
+    from fruxon_pipelines.services.errors import ServiceError
+    from fruxon_pipelines.services.operations import LaunchError
 
-    if bool(url) == bool(file):
-        _fail("give either --url (web) or --file (file)")
-    embedding = {
-        "provider": provider,
-        "model": model,
-        "chunkSize": chunk_size,
-        "chunkOverlap": chunk_overlap,
+    if sum(map(bool, (url, file, source_type))) != 1:
+        _fail("give one of --url (web), --file (file) or --source-type (a connector)")
+    if not TENANT_PATTERN.match(tenant):
+        _fail("tenant must be 1-64 letters, digits, '-' or '_'")
+    budget = {
+        field: value
+        for field, value in (
+            ("tokenBudget", token_budget),
+            ("dailyTokenBudget", daily_token_budget),
+            ("monthlyTokenBudget", monthly_token_budget),
+        )
+        if value is not None
     }
-    settings = _settings()
-    catalog = _catalog()
+    request = assets.AssetRequest(
+        tenant=tenant,
+        source_type="web" if url else "file" if file else source_type,
+        parameters=_json_option(parameters, "--parameters") or {},
+        created_by="cli",
+        name=name,
+        embedding=assets.EmbeddingRequest(
+            config={
+                "provider": provider,
+                "model": model,
+                "chunkSize": chunk_size,
+                "chunkOverlap": chunk_overlap,
+            },
+            api_key=embedding_api_key,
+        ),
+        auth=_json_option(auth, "--auth"),
+        auto_update=_json_option(auto_update, "--auto-update"),
+        budget=budget or None,
+    )
+    if url:
+        request.parameters = {
+            "urls": url,
+            "maxDepth": max_depth,
+            "maxPages": max_pages,
+            "includePatterns": include or [],
+            "excludePatterns": exclude or [],
+        }
+    svc = _services()
     try:
-        if url:
-            parameters = {
-                "urls": url,
-                "maxDepth": max_depth,
-                "maxPages": max_pages,
-                "includePatterns": include or [],
-                "excludePatterns": exclude or [],
-            }
-            asset = create_web_asset(settings, catalog, tenant, name, parameters, embedding)
+        if file:
+            change = assets.create_file_asset(
+                svc, request, file.name, _copy_of(file), ingest=ingest, required=True
+            )
         else:
-            asset = create_file_asset(settings, catalog, tenant, name, file, embedding)
-    except ValueError as error:
+            change = assets.create_asset(svc, request, ingest=ingest, required=True)
+    except (ServiceError, LaunchError) as error:
         _fail(str(error))
+    asset = change.asset
     typer.echo(f"created knowledge asset {asset.id} ({asset.source_type}, tenant {tenant})")
-    if ingest:
-        _launch_and_watch(asset.id, "INGEST", [], False, wait)
+    if change.webhook is not None:
+        from fruxon_pipelines.webhooks import webhook_url
+
+        url_shown = webhook_url(
+            svc.settings.api_base_url,
+            change.webhook.registration.provider,
+            change.webhook.webhook_id,
+        )
+        typer.echo(f"webhook (shown once): {url_shown}")
+        if change.webhook.registration.auth_mode == "HMAC":
+            typer.echo(f"signing secret (shown once): {change.webhook.signing_secret}")
+    if change.operation is not None:
+        _show_and_watch(svc, change.operation, wait)
+
+
+def _copy_of(file: Path):
+    """Copies ``file`` to the path it is given (the asset's own copy)."""
+    import shutil
+
+    from fruxon_pipelines.services.errors import InvalidRequest
+
+    if not file.is_file():
+        raise InvalidRequest(f"{file} is not a file")
+
+    def place(target: Path) -> int:
+        shutil.copyfile(file, target)
+        return target.stat().st_size
+
+    return place
 
 
 @assets_app.command("list")
@@ -193,44 +292,46 @@ def ingest(
     wait: Annotated[bool, typer.Option(help="Show progress until the run ends.")] = True,
 ) -> None:
     """Launch an ingestion run of a knowledge asset (it shows in the Dagster UI)."""
-    _launch_and_watch(asset_id, "REFRESH", document_id or [], force, wait)
+    from fruxon_pipelines.services import assets
+    from fruxon_pipelines.services.errors import ServiceError
+    from fruxon_pipelines.services.operations import LaunchError
 
-
-def _launch_and_watch(
-    asset_id: str, operation_type: str, document_ids: list[str], force: bool, wait: bool
-) -> None:
-    from fruxon_pipelines.launcher import LaunchError, dagster_instance, launch_ingest
-
-    settings = _settings()
-    catalog = _catalog()
+    svc = _services()
+    asset = svc.catalog.get_asset(asset_id)
+    if asset is None:
+        _fail(f"knowledge asset {asset_id} does not exist")
     try:
-        launched = launch_ingest(
-            settings,
-            catalog,
-            asset_id=asset_id,
-            operation_type=operation_type,
-            document_ids=document_ids,
-            force=force,
-            created_by="cli",
+        operation = assets.refresh_asset(
+            svc, asset, "cli", document_ids=document_id or [], force=force, required=True
         )
-    except LaunchError as error:
+    except (ServiceError, LaunchError) as error:
         _fail(str(error))
+    _show_and_watch(svc, operation, wait)
+
+
+def _services():
+    from fruxon_pipelines.services.context import Services
+
+    return Services.from_settings(_settings())
+
+
+def _show_and_watch(svc, operation, wait: bool) -> None:
+    settings = svc.settings
     typer.echo(
-        f"operation {launched.operation.id}: run {launched.run_id} "
-        f"(http://{settings.dagster_host}:{settings.dagster_port}/runs/{launched.run_id})"
+        f"operation {operation.id}: run {operation.run_id} "
+        f"(http://{settings.dagster_host}:{settings.dagster_port}/runs/{operation.run_id})"
     )
-    if wait:
-        status = _watch(dagster_instance(settings), catalog, launched.operation.id, launched.run_id)
-        if status != "COMPLETED":
-            raise typer.Exit(code=1)
+    if wait and _watch(svc, operation.id) != "COMPLETED":
+        raise typer.Exit(code=1)
 
 
-def _watch(instance, catalog, operation_id: str, run_id: str) -> str:
+def _watch(svc, operation_id: str) -> str:
+    """Progress until the operation ends, read through the same status path as the API's (which
+    settles the outcome in the catalog)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from fruxon_pipelines.launcher import operation_status, run_failure_message
+    from fruxon_pipelines.services.operations import wait_for_operation
 
-    status = "PENDING"
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -239,29 +340,20 @@ def _watch(instance, catalog, operation_id: str, run_id: str) -> str:
     )
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("PENDING", total=None, extra="")
-        while True:
-            run = instance.get_run_by_id(run_id)
-            status = operation_status(run.status.value if run else None)
-            operation = catalog.get_operation(operation_id)
-            total = operation.items_total or None
+
+        def show(operation, state) -> None:
             bar.update(
                 task,
-                description=status,
-                total=total,
+                description=state.status.value,
+                total=operation.items_total or None,
                 completed=operation.items_processed,
                 extra=f"{operation.chunk_count} chunks, {operation.token_count} tokens embedded",
             )
-            if status in {"COMPLETED", "FAILED", "CANCELLED"}:
-                break
-            time.sleep(0.5)
-    if status == "FAILED":
-        message = run_failure_message(instance, run_id) or "see the run in the Dagster UI"
+
+        state = wait_for_operation(svc, operation_id, show)
+    if state.status == "FAILED":
+        message = state.error or "see the run in the Dagster UI"
         typer.secho(f"FAILED: {message}", fg=typer.colors.RED, err=True)
     else:
-        typer.echo(status)
-    return status
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app(prog_name="fruxon")
-    sys.exit(0)
+        typer.echo(state.status.value)
+    return state.status.value

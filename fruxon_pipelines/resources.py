@@ -88,7 +88,7 @@ class EmbeddingResource(dg.ConfigurableResource):
 
 
 class ParsingResource(dg.ConfigurableResource):
-    """Limits on parsing fetched documents (fruxon_pipelines.parse_workers)."""
+    """Limits on parsing fetched documents (fruxon_pipelines.parsing.workers)."""
 
     timeout_seconds: float = 300.0
 

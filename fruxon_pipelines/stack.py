@@ -25,7 +25,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from fruxon_pipelines.launcher import LOCATION_NAME, PROJECT_ROOT, prepare_dagster_home
+from fruxon_pipelines.orchestration.gateway import PROJECT_ROOT, prepare_dagster_home
+from fruxon_pipelines.orchestration.runs import LOCATION_NAME
 from fruxon_pipelines.settings import Settings
 
 _ports_handed_out: set[int] = set()
@@ -172,8 +173,7 @@ class Stack:
         # creating them at the same moment race on their schema-version tables.
         from dagster import DagsterInstance
 
-        prepare_dagster_home(self.settings)
-        DagsterInstance.get().dispose()
+        DagsterInstance.from_config(str(prepare_dagster_home(self.settings))).dispose()
         stack_workspace(self.settings)
         self.environment = stack_environment(self.settings)
         try:

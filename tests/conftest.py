@@ -91,9 +91,11 @@ def _no_dagster_instance_outlives_its_test() -> Iterator:
 
 @pytest.fixture
 def instance() -> Iterator:
+    """A temporary Dagster instance whose runs queue as the stack's do."""
     import dagster as dg
+    from run_queue import QUEUED_INSTANCE
 
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test(overrides=QUEUED_INSTANCE) as instance:
         yield instance
 
 
@@ -132,8 +134,8 @@ def site() -> Iterator:
 
 @pytest.fixture
 def app_settings(settings):
-    """Settings for an in-process API: no Dagster webserver answers (operations stay
-    PENDING), webhook URLs on a public address."""
+    """Settings for an in-process API: no Dagster webserver answers (the test's instance takes
+    the runs), webhook URLs on a public address."""
     from fruxon_pipelines.stack import free_port
 
     return settings.model_copy(
@@ -142,16 +144,23 @@ def app_settings(settings):
 
 
 @pytest.fixture
-def client(app_settings):
+def client(app_settings, instance):
     """The real app in-process (TestClient) with a read/write token for tenant acme; the
-    app's services are at ``client.services``."""
+    app's services are at ``client.services``. It launches through the real gateway into the
+    test's Dagster instance, whose queue the test works (``client.run_queue.run_queued()``)."""
     from fastapi.testclient import TestClient
+    from run_queue import InProcessRunQueue
 
     from fruxon_api.app import create_app
     from fruxon_api.auth import READ, WRITE, issue_token
+    from fruxon_pipelines.orchestration.gateway import DagsterGateway
+    from fruxon_pipelines.resources import build_resources
 
-    app = create_app(app_settings)
+    queue = InProcessRunQueue(instance, build_resources(app_settings))
+    gateway = DagsterGateway(app_settings, instance, submitter=queue.submit)
+    app = create_app(app_settings, gateway)
     token = issue_token(app_settings, tenants=["acme"], scopes=[READ, WRITE])
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
         c.services = app.state.services
+        c.run_queue = queue
         yield c

@@ -15,7 +15,7 @@ import dagster as dg
 
 from fruxon_pipelines.catalog.store import Catalog
 from fruxon_pipelines.definitions import INGESTION_ASSETS, INGESTION_CHECKS
-from fruxon_pipelines.launcher import ingest_run_config
+from fruxon_pipelines.orchestration.runs import ingest_run_config
 from fruxon_pipelines.partitions import KNOWLEDGE_ASSET_PARTITIONS
 from fruxon_pipelines.resources import _catalog, _vector_store, build_resources
 from fruxon_pipelines.settings import Settings
@@ -113,24 +113,11 @@ class Pipeline:
         assert not result.get_asset_materialization_events()
         return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
-    def run_waiting_operations(self) -> list[RunOutcome]:
-        """Run the operations an API wrote but could not submit (no webserver in-process), as
-        the launcher would: each with its own id, type and documents."""
-        from fruxon_pipelines.catalog.models import now_ms
+    def run_waiting_operations(self) -> list[dg.DagsterRun]:
+        """Run the runs an in-process API queued in this instance, as the daemon would."""
+        from run_queue import InProcessRunQueue
 
-        outcomes = []
-        for operation in self.catalog.operations_without_run(created_before=now_ms() + 1):
-            outcome = self.run(
-                operation.asset_id,
-                document_ids=operation.request.get("documentIds") or None,
-                force=bool(operation.request.get("force")),
-                operation_id=operation.id,
-                operation_type=operation.type,
-                raise_on_error=False,
-            )
-            self.catalog.update_operation(operation.id, run_id=outcome.result.run_id)
-            outcomes.append(outcome)
-        return outcomes
+        return InProcessRunQueue(self.instance, self.resources).run_queued()
 
     def documents(self, asset_id: str) -> dict:
         return self.catalog.documents_by_key(asset_id)

@@ -9,16 +9,10 @@ SOURCES = "/v2/documents/public"
 
 def workspace_key(client: Any, scope: str = "write", tenant: str = "acme") -> dict[str, str]:
     """Headers with a fresh workspace API key of ``scope`` for ``tenant``."""
-    from fruxon_pipelines.api_keys import mint_api_key
+    from fruxon_pipelines.services.api_keys import mint_api_key
 
     _, key = mint_api_key(client.services.catalog, tenant, scope)
     return {"Authorization": f"Bearer {key}"}
-
-
-def read_runs_from(client: Any, pipeline: Any) -> None:
-    """The app reads run status from the test's Dagster instance, where the pipeline runs the
-    operations the app wrote (`Pipeline.run_waiting_operations`)."""
-    client.services.runs._instance = pipeline.instance
 
 
 def record(client: Any, headers: dict[str, str], document_id: str) -> dict[str, Any]:

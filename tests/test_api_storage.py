@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from fruxon_api.app import create_app
-from fruxon_api.routers.storage import TEMPORARY_LIFETIME_MS, sweep_temporary_uploads
 from fruxon_pipelines.catalog.models import StoredFile, now_ms
+from fruxon_pipelines.services.stored_files import TEMPORARY_LIFETIME_MS, sweep_temporary_uploads
 
 
 def test_sweep_removes_only_expired_temporary_uploads(settings):

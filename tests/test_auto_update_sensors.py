@@ -13,11 +13,13 @@ from fruxon_pipelines.autoupdate import parse_auto_update
 from fruxon_pipelines.catalog.models import WebhookEvent, now_ms
 from fruxon_pipelines.catalog.store import Catalog
 from fruxon_pipelines.definitions import defs
+from fruxon_pipelines.orchestration.gateway import DagsterGateway
 from fruxon_pipelines.partitions import KNOWLEDGE_ASSET_PARTITIONS
 from fruxon_pipelines.resources import CatalogResource
-from fruxon_pipelines.sensors import auto_update
 from fruxon_pipelines.sensors.auto_update import build_poll_sensor, build_webhook_sensor
 from fruxon_pipelines.sensors.pending_operations import pending_operations_sensor
+from fruxon_pipelines.services import auto_update as auto_update_service
+from fruxon_pipelines.services.auto_update import webhook_operations
 from fruxon_pipelines.tags import OPERATION_TAG, OPERATION_TYPE_TAG, PARTITION_TAG
 
 HOUR = 3600_000
@@ -143,8 +145,8 @@ def test_an_interrupted_tick_is_relaunched_by_the_same_sensor_only(
     _event(catalog, asset.id, [asset.docs[2]])
     # The tick wrote the operation and consumed the event, then the daemon died before the run
     # request reached Dagster.
-    [lost], _busy = auto_update.webhook_run_requests(instance, catalog, [asset.id])
-    operation_id = lost.tags[OPERATION_TAG]
+    [lost], _busy = webhook_operations(DagsterGateway(instance=instance), catalog, [asset.id])
+    operation_id = lost.operation.id
     catalog.update_operation(operation_id, created_at=now_ms() - 60_000)
 
     # Not the pending-operations sensor: its run key would not dedupe against this sensor's.
@@ -222,7 +224,7 @@ def test_missed_poll_ticks_run_once_and_the_schedule_moves_on(
     catalog.update_asset(asset.id, auto_update=config.model_dump(), next_poll_at=due)
     sensor = build_poll_sensor(settings)
     clock = {"now": due + 5 * HOUR + 10 * 60_000}  # the daemon was down for five hours
-    monkeypatch.setattr(auto_update, "now_ms", lambda: clock["now"])
+    monkeypatch.setattr(auto_update_service, "now_ms", lambda: clock["now"])
 
     [request] = _tick(sensor, instance, settings).run_requests
 

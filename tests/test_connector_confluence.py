@@ -193,10 +193,9 @@ def test_parameters_are_checked(client, confluence):
 
 
 def test_the_sources_api_offers_spaces_with_their_pages(client, pipeline, confluence):
-    from sources_api import SOURCES, read_runs_from, record, workspace_key
+    from sources_api import SOURCES, record, workspace_key
 
     pages = _wiki(confluence)
-    read_runs_from(client, pipeline)
     asset_id = _asset(pipeline, API_TOKEN, site="acme")
     pipeline.catalog.update_asset(asset_id, selection="REGISTERED")
     key = workspace_key(client)

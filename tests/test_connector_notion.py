@@ -393,10 +393,9 @@ def test_a_notion_webhook_event_refreshes_that_page(client, notion, pipeline):
 def test_the_sources_api_discovers_registers_and_ingests_only_the_picked_pages(
     client, pipeline, notion
 ):
-    from sources_api import SOURCES, read_runs_from, record, workspace_key
+    from sources_api import SOURCES, record, workspace_key
 
     pages = _workspace(notion)
-    read_runs_from(client, pipeline)
     asset_id = _asset(pipeline, _api_token(notion))
     pipeline.catalog.update_asset(asset_id, selection="REGISTERED")
     key = workspace_key(client)

@@ -242,11 +242,10 @@ def test_an_api_token_needs_the_agents_email(client, zendesk):
 
 
 def test_the_sources_api_offers_the_help_center_as_a_category_tree(client, pipeline, zendesk):
-    from sources_api import SOURCES, read_runs_from, record, workspace_key
+    from sources_api import SOURCES, record, workspace_key
 
     articles = _help_center(zendesk)
     articles["audit"] = zendesk.add(FakeArticle("Audit log", "<p>Every change is kept.</p>", 1003))
-    read_runs_from(client, pipeline)
     asset_id = _asset(pipeline, API_TOKEN, locale="en-us")
     pipeline.catalog.update_asset(asset_id, selection="REGISTERED")
     key = workspace_key(client)

@@ -197,7 +197,7 @@ def test_the_helm_values_reference_what_deploy_k8s_defines():
 
 
 def test_the_helm_code_location_is_this_projects_under_the_name_the_api_launches_in():
-    from fruxon_pipelines.launcher import LOCATION_NAME
+    from fruxon_pipelines.orchestration.runs import LOCATION_NAME
 
     values = _helm_values()
     [deployment] = values["dagster-user-deployments"]["deployments"]

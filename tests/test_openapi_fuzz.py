@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from fruxon_api.app import create_app
 from fruxon_api.auth import READ, WRITE, issue_token
-from fruxon_pipelines.api_keys import mint_api_key
+from fruxon_pipelines.services.api_keys import mint_api_key
 from fruxon_pipelines.settings import Settings
 
 EXAMPLES = int(os.environ.get("FRUXON_FUZZ_EXAMPLES", "25"))

@@ -4,13 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fruxon_pipelines.assets_admin import check_auto_update
 from fruxon_pipelines.autoupdate import (
     InvalidAutoUpdate,
     next_poll_after,
     parse_auto_update,
     wire_config,
 )
+from fruxon_pipelines.services.asset_config import check_auto_update
 
 
 def poll(**fields):

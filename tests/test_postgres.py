@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pipeline import Pipeline
 
-from fruxon_pipelines.launcher import dagster_instance
+from fruxon_pipelines.orchestration.gateway import dagster_instance
 from fruxon_pipelines.settings import Settings
 
 

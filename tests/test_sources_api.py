@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from conftest import written_under
 from pipeline import HASH_EMBEDDING
-from sources_api import SOURCES, read_runs_from, record, workspace_key
+from sources_api import SOURCES, record, workspace_key
 from typer.testing import CliRunner
 
 from fruxon_pipelines.catalog.store import document_id_for
@@ -42,7 +42,6 @@ def settings(tmp_path, catalog_url):
 @pytest.fixture
 def web_asset(pipeline, client):
     """The workspace's web asset, made beforehand to embed with the fast hash model."""
-    read_runs_from(client, pipeline)
     return pipeline.create_asset(
         "web", {"urls": ["http://127.0.0.1/"]}, embedding=HASH_EMBEDDING, selection="REGISTERED"
     )

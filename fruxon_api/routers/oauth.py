@@ -1,5 +1,5 @@
 """OAuth for connector source types: authorize, the provider's callback, the success page and
-the one-time credential exchange (fruxon_pipelines.oauth_flow does the work)."""
+the one-time credential exchange (fruxon_pipelines.services.oauth does the work)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from fruxon_api.auth import Writer
 from fruxon_api.deps import Svc
 from fruxon_api.problems import Problem
 from fruxon_api.schemas import Request, Wire
-from fruxon_pipelines import oauth_flow
 from fruxon_pipelines.errors import CREDENTIALS
+from fruxon_pipelines.services import oauth as oauth_flow
 from fruxon_pipelines.sources.base import SourceError
 from fruxon_pipelines.sources.oauth import OAUTH_APPS
 from fruxon_pipelines.sources.registry import SOURCE_TYPES
@@ -55,7 +55,7 @@ def authorize(tenant: str, body: AuthorizeRequest, principal: Writer, svc: Svc):
     if kind is None or not kind.supports_oauth or body.sourceType not in OAUTH_APPS:
         raise _bad(f"sourceType {body.sourceType!r} does not support OAuth")
     try:
-        url = oauth_flow.start(svc.settings, svc.catalog, tenant, body.sourceType, body.parameters)
+        url = oauth_flow.start(svc, tenant, body.sourceType, body.parameters)
     except SourceError as error:
         raise _bad(str(error)) from error
     return AuthorizeResponse(authorizationUrl=url)
@@ -78,7 +78,7 @@ def oauth_callback(
     if not state or not code:
         raise _bad("the callback needs both state and code")
     try:
-        key = oauth_flow.complete(svc.settings, svc.catalog, source_type, state, code)
+        key = oauth_flow.complete(svc, source_type, state, code)
     except oauth_flow.OAuthFlowError as refused:
         raise _bad(str(refused)) from refused
     except SourceError as failed:
@@ -121,7 +121,7 @@ def oauth_credentials(tenant: str, svc: Svc, credentialKey: str | None = None):
     """Anonymous (the key is the credential): the tokens once; any second call is a 400."""
     if not credentialKey:
         raise _bad("credentialKey is required")
-    tokens = oauth_flow.take(svc.settings, svc.catalog, tenant, credentialKey)
+    tokens = oauth_flow.take(svc, tenant, credentialKey)
     if tokens is None:
         raise _bad("the credential key is unknown, already used or expired")
     return OAuthCredentialsOut(

@@ -8,7 +8,11 @@ stay plain strings.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+
+# A tenant (a workspace) is named by 1-64 letters, digits, "-" or "_".
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class OperationStatus(StrEnum):

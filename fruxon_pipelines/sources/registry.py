@@ -64,14 +64,8 @@ class InvalidSourceConfig(ValueError):
     """The configuration does not fit the source type's descriptor."""
 
 
-class _WebSource(WebSource, Source):
-    """The web connector with what the Source contract declares (``complete_listing``,
-    ``next_state``: a crawl lists the whole site and keeps no state), until WebSource
-    subclasses Source itself."""
-
-
 def _web(params: WebParameters, reach: SourceReach) -> Source:
-    return _WebSource(
+    return WebSource(
         params,
         allow_private_networks=reach.allow_private_networks,
         user_agent=reach.user_agent,

@@ -96,7 +96,7 @@ def postgres_stack(tmp_path_factory, postgres, openai_server, notion_server):
     schedule storage (deploy/dagster-postgres.yaml), with room for four runs at once."""
     import yaml
 
-    from fruxon_pipelines.launcher import PROJECT_ROOT
+    from fruxon_pipelines.orchestration.gateway import PROJECT_ROOT
 
     home = tmp_path_factory.mktemp("pg-stack")
     env = _stack_env(home / "fruxon", openai_server, notion_server)

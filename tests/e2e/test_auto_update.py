@@ -15,8 +15,7 @@ from sitegen import Site, generate_pages
 
 from e2e.conftest import api_client, wait_for, wait_operation
 from fruxon_pipelines.catalog.store import Catalog
-from fruxon_pipelines.launcher import dagster_instance
-from fruxon_pipelines.sensors.auto_update import ACTIVE_RUN_STATUSES as IN_PROGRESS
+from fruxon_pipelines.orchestration.gateway import IN_PROGRESS_RUN_STATUSES, dagster_instance
 from fruxon_pipelines.webhooks import SIGNATURE_HEADER, signature_of
 
 pytestmark = pytest.mark.e2e
@@ -245,7 +244,12 @@ def test_a_daemon_restarted_between_receipt_and_launch_still_launches(
     # so let the module's other runs (the poll's above all) finish first.
     instance = dagster_instance(stack.settings)
     wait_for(
-        lambda: not instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS), limit=1),
+        lambda: (
+            not instance.get_run_records(
+                dg.RunsFilter(statuses=[dg.DagsterRunStatus(s) for s in IN_PROGRESS_RUN_STATUSES]),
+                limit=1,
+            )
+        ),
         240,
         "no run in progress",
     )

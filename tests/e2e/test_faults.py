@@ -15,7 +15,7 @@ from sitegen import Site, generate_pages
 
 from e2e.conftest import api_client, wait_for, wait_operation
 from fruxon_pipelines.catalog.store import Catalog
-from fruxon_pipelines.launcher import dagster_instance
+from fruxon_pipelines.orchestration.gateway import dagster_instance
 from fruxon_pipelines.vectors import VectorStore
 
 pytestmark = pytest.mark.e2e

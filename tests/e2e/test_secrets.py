@@ -15,8 +15,8 @@ from providers.notion_server import FakePage, text_block
 from sitegen import Site
 
 from e2e.conftest import OPENAI_MODEL, api_client, wait_operation
-from fruxon_pipelines.api_keys import mint_api_key
 from fruxon_pipelines.catalog.store import Catalog
+from fruxon_pipelines.services.api_keys import mint_api_key
 from fruxon_pipelines.webhooks import SIGNATURE_HEADER, signature_of
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,15 @@ from sitegen import Site, generate_pages
 
 from e2e.conftest import wait_for
 from fruxon_pipelines.catalog.store import Catalog
-from fruxon_pipelines.launcher import dagster_instance, launch_ingest, operation_status
+from fruxon_pipelines.orchestration.gateway import dagster_instance
+from fruxon_pipelines.orchestration.runs import operation_status
+from fruxon_pipelines.services.assets import (
+    AssetRequest,
+    EmbeddingRequest,
+    create_asset,
+    refresh_asset,
+)
+from fruxon_pipelines.services.context import Services
 from fruxon_pipelines.vectors import VectorStore
 
 pytestmark = pytest.mark.e2e
@@ -32,9 +40,9 @@ def big_site():
         yield site
 
 
-def _run_status(instance, run_id: str) -> str:
-    instance = type(instance).get()  # a fresh read of run storage
-    run = instance.get_run_by_id(run_id)
+def _run_status(settings, run_id: str) -> str:
+    with dagster_instance(settings) as instance:  # a fresh read of run storage
+        run = instance.get_run_by_id(run_id)
     return run.status.value if run else "MISSING"
 
 
@@ -79,21 +87,24 @@ def test_terminated_run_keeps_its_chunks_and_a_rerun_leaves_no_duplicates(stack,
     settings = stack.settings
     catalog = Catalog(settings.catalog_url)
     instance = dagster_instance(settings)
-    from fruxon_pipelines.assets_admin import create_web_asset
-
-    asset = create_web_asset(
-        settings,
-        catalog,
-        "cancel-test",
-        "big site",
-        {"urls": [big_site.url("/")], "maxDepth": 1},
-        REAL_MODEL,
+    svc = Services.from_settings(settings)
+    created = create_asset(
+        svc,
+        AssetRequest(
+            tenant="cancel-test",
+            source_type="web",
+            parameters={"urls": [big_site.url("/")], "maxDepth": 1},
+            created_by="test",
+            name="big site",
+            embedding=EmbeddingRequest(config=REAL_MODEL),
+        ),
     )
-    first = launch_ingest(settings, catalog, asset_id=asset.id, operation_type="INGEST")
+    asset, first = created.asset, created.operation
+    assert first.run_id, "the create submitted its run to the webserver"
 
     # Wait until some batches are persisted, then terminate through the run coordinator.
     wait_for(
-        lambda: (catalog.get_operation(first.operation.id).token_count or 0) > 0,
+        lambda: (catalog.get_operation(first.id).token_count or 0) > 0,
         timeout=240,
         what="the first embedded batch",
     )
@@ -103,9 +114,9 @@ def test_terminated_run_keeps_its_chunks_and_a_rerun_leaves_no_duplicates(stack,
 
     wait_for(cancel, timeout=60, what="the run to accept the cancel")
     wait_for(
-        lambda: _run_status(instance, first.run_id) == "CANCELED", timeout=120, what="CANCELED"
+        lambda: _run_status(settings, first.run_id) == "CANCELED", timeout=120, what="CANCELED"
     )
-    assert operation_status(_run_status(instance, first.run_id)) == "CANCELLED"
+    assert operation_status(_run_status(settings, first.run_id)) == "CANCELLED"
 
     vectors = VectorStore(settings.vector_uri)
     kept = vectors.chunks_of_asset("cancel-test", asset.id, ["chunk_id"]).num_rows
@@ -117,13 +128,13 @@ def test_terminated_run_keeps_its_chunks_and_a_rerun_leaves_no_duplicates(stack,
     for document in completed:  # the catalog never claims more than is indexed
         assert in_index.get(document.id, 0) == document.chunk_count
 
-    second = launch_ingest(settings, catalog, asset_id=asset.id, operation_type="REFRESH")
+    second = refresh_asset(svc, asset, "test")
     wait_for(
-        lambda: _run_status(instance, second.run_id) in {"SUCCESS", "FAILURE", "CANCELED"},
+        lambda: _run_status(settings, second.run_id) in {"SUCCESS", "FAILURE", "CANCELED"},
         timeout=400,
         what="the rerun to finish",
     )
-    assert _run_status(instance, second.run_id) == "SUCCESS"
+    assert _run_status(settings, second.run_id) == "SUCCESS"
 
     rows = vectors.chunks_of_asset(
         "cancel-test", asset.id, ["chunk_id", "document_id", "chunk_index"]
@@ -133,6 +144,6 @@ def test_terminated_run_keeps_its_chunks_and_a_rerun_leaves_no_duplicates(stack,
     documents = catalog.documents_by_key(asset.id)
     assert {d.status for d in documents.values()} == {"COMPLETED"}
     assert len(rows) == sum(d.chunk_count for d in documents.values())
-    rerun = catalog.get_operation(second.operation.id)
+    rerun = catalog.get_operation(second.id)
     total_tokens = sum(d.token_count for d in documents.values())
     assert 0 < rerun.token_count < total_tokens, "the rerun reused what the first run embedded"

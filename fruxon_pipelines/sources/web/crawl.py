@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import requests
 
-from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
+from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, Source, SourceError
 from fruxon_pipelines.sources.netguard import make_session
 from fruxon_pipelines.sources.web.client import WebClient
 from fruxon_pipelines.sources.web.fetching import PageFetcher
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 
 
-class WebSource:
+class WebSource(Source):
     """Crawls ``params.urls`` (see the package docstring for the exact behaviour).
 
     ``session``: a requests session to use instead of a guarded one from

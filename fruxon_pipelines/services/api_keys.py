@@ -9,10 +9,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from typing import TYPE_CHECKING
 
-from fruxon_pipelines.assets_admin import TENANT_PATTERN
 from fruxon_pipelines.catalog.models import ApiKey
 from fruxon_pipelines.catalog.store import Catalog
+
+if TYPE_CHECKING:
+    from fruxon_pipelines.services.context import Services
+from fruxon_pipelines.domain import TENANT_PATTERN
+
+__all__ = ["ApiKey", "authenticate", "key_hash", "live_api_key", "may", "mint_api_key"]
 
 KEY_PREFIX = "fini_"
 SCOPES = ("read", "write")
@@ -52,3 +58,8 @@ def live_api_key(catalog: Catalog, key: str) -> ApiKey | None:
 
 def may(row: ApiKey, scope: str) -> bool:
     return row.scope == scope or row.scope == "write"
+
+
+def authenticate(svc: Services, key: str) -> ApiKey | None:
+    """The live workspace API key a request carries, or None."""
+    return live_api_key(svc.catalog, key)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fruxon_pipelines.catalog.models import OAuthCredential, OAuthFlow, now_ms
 from fruxon_pipelines.secretbox import SecretUnreadable, secret_box
 from fruxon_pipelines.settings import Settings
 from fruxon_pipelines.sources.auth import SourceAuth, load_source_auth
 from fruxon_pipelines.sources.oauth import OAUTH_APPS, authorization_url, exchange_code
+
+if TYPE_CHECKING:
+    from fruxon_pipelines.services.context import Services
 
 FLOW_LIFETIME_MS = 10 * 60 * 1000
 CREDENTIAL_LIFETIME_MS = 10 * 60 * 1000
@@ -34,10 +37,9 @@ def redirect_uri(settings: Settings, source_type: str) -> str:
     return f"{settings.api_base_url}/v1/oauth/{source_type}/callback"
 
 
-def start(
-    settings: Settings, store: Any, tenant: str, source_type: str, parameters: dict[str, Any]
-) -> str:
+def start(svc: Services, tenant: str, source_type: str, parameters: dict[str, Any]) -> str:
     """The consent URL for a new flow (raises SourceError when OAuth is not configured)."""
+    settings, store = svc.settings, svc.catalog
     app = OAUTH_APPS[source_type]
     box = secret_box(settings)
     flow_id = secrets.token_urlsafe(32)
@@ -66,8 +68,9 @@ def start(
     return url
 
 
-def complete(settings: Settings, store: Any, source_type: str, state: str, code: str) -> str:
+def complete(svc: Services, source_type: str, state: str, code: str) -> str:
     """The credential key for the tokens the code is exchanged for."""
+    settings, store = svc.settings, svc.catalog
     box = secret_box(settings)
     flow_id, _, signature = state.partition(".")
     if not flow_id or not signature or not box.verify(flow_id, signature):
@@ -104,9 +107,9 @@ def complete(settings: Settings, store: Any, source_type: str, state: str, code:
     return key
 
 
-def take(settings: Settings, store: Any, tenant: str, key: str) -> SourceAuth | None:
+def take(svc: Services, tenant: str, key: str) -> SourceAuth | None:
     """The tokens behind ``key``, once; None for an unknown, used, expired or other tenant's key."""
-    credential = store.take_oauth_credential(hashlib.sha256(key.encode()).hexdigest())
+    credential = svc.catalog.take_oauth_credential(hashlib.sha256(key.encode()).hexdigest())
     if credential is None or credential.tenant != tenant:
         return None
-    return load_source_auth(secret_box(settings).open(credential.tokens))
+    return load_source_auth(secret_box(svc.settings).open(credential.tokens))
