@@ -27,7 +27,7 @@ from common import (
     write_result,
 )
 
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 from sitegen import Site, generate_pages  # noqa: E402
 
 BASE = f"/v1/tenants/{TENANT}/assets"

@@ -107,9 +107,9 @@ def extractors() -> dict[str, tuple[str, Callable[[], Extractor]]]:
         return run
 
     def unstructured_html() -> Extractor:
-        from fruxon_pipelines import parsing
+        from fruxon_pipelines.parsing.partitioning import prepare_unstructured
 
-        parsing._prepare_unstructured()  # offline patch + telemetry off, as in production
+        prepare_unstructured()  # offline patch + telemetry off, as in production
         from unstructured.partition.html import partition_html
 
         def run(data: bytes) -> str:

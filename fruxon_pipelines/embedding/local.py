@@ -100,7 +100,7 @@ class LocalMiniLMEmbedder:
         opts.enable_mem_pattern = False
         model_path = verified_model_path()
         # The fused graph is the default (same weights, ~1.3x faster); ``fused=False`` runs the
-        # export as shipped, which tests/test_embedding.py compares it with.
+        # export as shipped, which tests/unit/test_embedding.py compares it with.
         model: str | bytes = build_fused_model(model_path) if fused else str(model_path)
         self._session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
         self._input_names = {i.name for i in self._session.get_inputs()}

@@ -26,7 +26,6 @@ from fruxon_pipelines.parsing.detect import (
 from fruxon_pipelines.parsing.document import parse_document
 from fruxon_pipelines.parsing.html import html_fallback_elements
 from fruxon_pipelines.parsing.markdown import markdown_to_elements
-from fruxon_pipelines.parsing.partitioning import prepare_unstructured
 
 __all__ = [
     "GENERIC_CONTENT_TYPES",
@@ -38,6 +37,3 @@ __all__ = [
     "parse_document",
     "split_content_type",
 ]
-
-# bench/bench_html_extractors.py prepares unstructured as production does, under its old name.
-_prepare_unstructured = prepare_unstructured

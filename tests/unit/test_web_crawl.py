@@ -1,6 +1,6 @@
 """The web source fetching and crawling: sitemaps, conditional GET, redirects, content types and
 sizes, HTTP errors and outages, refreshes of given keys, against real HTTP servers on 127.0.0.1
-(tests/sitegen.py).
+(tests/support/sitegen.py).
 
 No test sends traffic anywhere but 127.0.0.1: off-site links point at ``*.invalid`` hosts and are
 never requested.

@@ -1,6 +1,6 @@
 """The web source's scope and robots.txt: which URLs a crawl takes (depth, budget, patterns, links,
 parameters, document keys) and which it may request, against real HTTP servers on 127.0.0.1
-(tests/sitegen.py).
+(tests/support/sitegen.py).
 
 No test sends traffic anywhere but 127.0.0.1: off-site links point at ``*.invalid`` hosts and are
 never requested.

@@ -26,8 +26,8 @@ from fruxon_pipelines.parsing import (
     parse_document,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 

@@ -1,4 +1,4 @@
-"""The Notion connector against a local server that speaks Notion's API (tests/providers), through
+"""The Notion connector against a local server that speaks Notion's API (tests/support/providers), through
 the real ingestion graph; and the OAuth round trip through the real API."""
 
 from __future__ import annotations

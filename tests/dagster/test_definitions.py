@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_definitions_load_with_the_ingest_job_in_process():

@@ -1,5 +1,5 @@
 """The Zendesk Help Center connector against a local server that speaks Zendesk's API
-(tests/providers), through the real ingestion graph and the real API."""
+(tests/support/providers), through the real ingestion graph and the real API."""
 
 from __future__ import annotations
 

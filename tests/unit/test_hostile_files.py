@@ -67,7 +67,13 @@ def test_hostile_files_are_refused_with_a_reason_in_bounded_memory(tmp_path):
         (case / "meta.json").write_text(json.dumps([name, content_type, file_name]))
         (case / "data").write_bytes(data)
     completed = subprocess.run(
-        [sys.executable, "-c", _PARSE_ALL, str(Path(__file__).parent / "fixtures"), str(tmp_path)],
+        [
+            sys.executable,
+            "-c",
+            _PARSE_ALL,
+            str(Path(__file__).parent.parent / "fixtures"),
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=540,

@@ -2,7 +2,7 @@
 (which extracts the text that is indexed) decode the same bytes the same way, through
 fruxon_pipelines.parsing.detect.
 
-The page is served by a real HTTP server on 127.0.0.1 (tests/sitegen.py).
+The page is served by a real HTTP server on 127.0.0.1 (tests/support/sitegen.py).
 """
 
 from __future__ import annotations

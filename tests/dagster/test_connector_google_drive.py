@@ -1,5 +1,5 @@
 """The Google Drive connector against a local server that speaks the Drive API v3
-(tests/providers), through the real ingestion graph and the real API."""
+(tests/support/providers), through the real ingestion graph and the real API."""
 
 from __future__ import annotations
 

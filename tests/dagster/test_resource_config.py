@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "s3cret-pw"
 
 RESOURCES_QUERY = """

@@ -1,5 +1,5 @@
 """The Confluence Cloud connector against a local server that speaks the REST API v2
-(tests/providers), through the real ingestion graph and the real API."""
+(tests/support/providers), through the real ingestion graph and the real API."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from fruxon_pipelines.embedding import (
 from fruxon_pipelines.embedding.hashing import HashEmbedder
 from fruxon_pipelines.embedding.local import LocalMiniLMEmbedder, ModelIntegrityError
 
-FIXTURE = Path(__file__).parent / "fixtures" / "embedding_reference.json"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "embedding_reference.json"
 MIN_COSINE = 0.99
 
 
