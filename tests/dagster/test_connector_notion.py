@@ -1,5 +1,6 @@
-"""The Notion connector against a local server that speaks Notion's API (tests/support/providers), through
-the real ingestion graph; and the OAuth round trip through the real API."""
+"""The Notion connector against a local server that speaks Notion's API
+(tests/support/providers), through the real ingestion graph; and the OAuth round trip through
+the real API."""
 
 from __future__ import annotations
 

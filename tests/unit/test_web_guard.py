@@ -1,6 +1,6 @@
-"""The SSRF guard of the web source's session (sources/netguard.py), against a real HTTP server on
-127.0.0.1 (tests/support/sitegen.py). The address-classification tests only classify: nothing connects
-to those addresses.
+"""The SSRF guard of the web source's session (sources/netguard.py), against a real HTTP server
+on 127.0.0.1 (tests/support/sitegen.py). The address-classification tests only classify:
+nothing connects to those addresses.
 """
 
 from __future__ import annotations
