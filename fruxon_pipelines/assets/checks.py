@@ -1,6 +1,7 @@
 """Asset checks: invariants between the catalog and the index, evaluated after each ingest."""
 
 import warnings
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -24,17 +25,29 @@ def _drift(
     return index_drift(vector_store.get(), asset, documents)
 
 
-@dg.asset_check(
-    asset=vector_index,
-    partitions_def=knowledge_assets,
-    description="Every document's chunk count in the catalog matches its rows in LanceDB.",
-)
-def chunk_counts_match(
-    context: dg.AssetCheckExecutionContext,
-    catalog: CatalogResource,
-    vector_store: VectorStoreResource,
-) -> dg.AssetCheckResult:
-    drift = _drift(catalog, vector_store, context.partition_key)
+def _drift_check(
+    name: str, description: str, verdict: Callable[[IndexDrift], dg.AssetCheckResult]
+) -> dg.AssetChecksDefinition:
+    """A check of the index against the catalog: both checks read one drift and judge one side
+    of it (``verdict``), per knowledge asset."""
+
+    @dg.asset_check(
+        asset=vector_index,
+        name=name,
+        partitions_def=knowledge_assets,
+        description=description,
+    )
+    def check(
+        context: dg.AssetCheckExecutionContext,
+        catalog: CatalogResource,
+        vector_store: VectorStoreResource,
+    ) -> dg.AssetCheckResult:
+        return verdict(_drift(catalog, vector_store, context.partition_key))
+
+    return check
+
+
+def _chunk_counts(drift: IndexDrift) -> dg.AssetCheckResult:
     mismatched = {
         doc: {"catalog": in_catalog, "index": in_index}
         for doc, (in_catalog, in_index) in drift.mismatched.items()
@@ -49,17 +62,8 @@ def chunk_counts_match(
     )
 
 
-@dg.asset_check(
-    asset=vector_index,
-    partitions_def=knowledge_assets,
-    description="No chunk in LanceDB belongs to a document the catalog does not know.",
-)
-def no_orphan_chunks(
-    context: dg.AssetCheckExecutionContext,
-    catalog: CatalogResource,
-    vector_store: VectorStoreResource,
-) -> dg.AssetCheckResult:
-    orphans = _drift(catalog, vector_store, context.partition_key).orphans
+def _orphans(drift: IndexDrift) -> dg.AssetCheckResult:
+    orphans = drift.orphans
     return dg.AssetCheckResult(
         passed=not orphans,
         metadata={
@@ -68,3 +72,15 @@ def no_orphan_chunks(
             "examples": dg.MetadataValue.json(sorted(orphans)[:10]),
         },
     )
+
+
+chunk_counts_match = _drift_check(
+    "chunk_counts_match",
+    "Every document's chunk count in the catalog matches its rows in LanceDB.",
+    _chunk_counts,
+)
+no_orphan_chunks = _drift_check(
+    "no_orphan_chunks",
+    "No chunk in LanceDB belongs to a document the catalog does not know.",
+    _orphans,
+)

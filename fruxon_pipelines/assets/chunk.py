@@ -2,18 +2,13 @@
 
 import dagster as dg
 
+from fruxon_pipelines.assets.stage import ingestion_stage
 from fruxon_pipelines.ingest.chunk import chunk_documents
 from fruxon_pipelines.ingest.manifests import ChangeSet, ChunkManifest
-from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import CatalogResource, OperationProgress, ParsingResource
 
 
-@dg.asset(
-    partitions_def=knowledge_assets,
-    group_name="ingestion",
-    kinds={"python"},
-    description="Stage 3 (chunk): changed documents parsed and split into token-bounded chunks.",
-)
+@ingestion_stage("Stage 3 (chunk): changed documents parsed and split into token-bounded chunks.")
 def document_chunks(
     context: dg.AssetExecutionContext,
     document_changes: ChangeSet,

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
+from fruxon_pipelines.assets.stage import ingestion_stage
 from fruxon_pipelines.ingest.changes import ListingShrank
 from fruxon_pipelines.ingest.diff import diff_documents
 from fruxon_pipelines.ingest.manifests import ChangeSet, FetchManifest
-from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import CatalogResource, OperationProgress, VectorStoreResource
 
 
@@ -13,12 +13,7 @@ class MassDeletionRefused(dg.Failure):
     pass
 
 
-@dg.asset(
-    partitions_def=knowledge_assets,
-    group_name="ingestion",
-    kinds={"python"},
-    description="Stage 2 (diff): added, changed, unchanged, removed and failed documents.",
-)
+@ingestion_stage("Stage 2 (diff): added, changed, unchanged, removed and failed documents.")
 def document_changes(
     context: dg.AssetExecutionContext,
     fetched_documents: FetchManifest,

@@ -7,9 +7,9 @@ between batches and what was written stays (``fruxon_pipelines.ingest.embed``).
 import dagster as dg
 
 from fruxon_pipelines.assets.failures import failing_with_category, persisted_before_cancel
+from fruxon_pipelines.assets.stage import ingestion_stage
 from fruxon_pipelines.ingest.embed import embed_documents, predict_embedding
 from fruxon_pipelines.ingest.manifests import ChunkManifest
-from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import (
     CatalogResource,
     EmbeddingResource,
@@ -19,11 +19,8 @@ from fruxon_pipelines.resources import (
 )
 
 
-@dg.asset(
-    partitions_def=knowledge_assets,
-    group_name="ingestion",
-    kinds={"lancedb"},
-    description="Stage 4 (embed): chunks and vectors in the tenant's LanceDB table.",
+@ingestion_stage(
+    "Stage 4 (embed): chunks and vectors in the tenant's LanceDB table.", kind="lancedb"
 )
 def vector_index(
     context: dg.AssetExecutionContext,

@@ -4,9 +4,9 @@ import dagster as dg
 from pydantic import Field
 
 from fruxon_pipelines.assets.failures import failing_with_category
+from fruxon_pipelines.assets.stage import ingestion_stage
 from fruxon_pipelines.ingest.fetch import fetch_documents
 from fruxon_pipelines.ingest.manifests import FetchManifest
-from fruxon_pipelines.partitions import knowledge_assets
 from fruxon_pipelines.resources import (
     CatalogResource,
     OperationProgress,
@@ -40,12 +40,7 @@ class IngestConfig(dg.Config):
     )
 
 
-@dg.asset(
-    partitions_def=knowledge_assets,
-    group_name="ingestion",
-    kinds={"python"},
-    description="Stage 1 (fetch): the source's items as they are now; changed bytes are staged.",
-)
+@ingestion_stage("Stage 1 (fetch): the source's items as they are now; changed bytes are staged.")
 def fetched_documents(
     context: dg.AssetExecutionContext,
     config: IngestConfig,
