@@ -12,11 +12,11 @@ from fastapi import Depends, Query, Request
 
 from fruxon_api.problems import Problem
 from fruxon_api.ratelimit import TenantRateLimits
-from fruxon_pipelines.services.assets import load_asset, visible_asset
+from fruxon_pipelines.services.assets import load_asset
 from fruxon_pipelines.services.context import Services
 from fruxon_pipelines.services.errors import parse_uuid
 
-__all__ = ["ApiServices", "Paging", "Svc", "load_asset", "parse_uuid", "visible_asset"]
+__all__ = ["ApiServices", "Paging", "Svc", "load_asset", "parse_uuid"]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500

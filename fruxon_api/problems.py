@@ -57,6 +57,10 @@ def categorized_problem(
     return Problem(*otherwise, detail, errorCategory=error.category)
 
 
+def bad_request(detail: str) -> Problem:
+    return Problem(400, "Bad Request", detail)
+
+
 def not_found(what: str) -> Problem:
     return Problem(404, "Not Found", f"{what} does not exist")
 

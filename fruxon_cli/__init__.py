@@ -140,7 +140,12 @@ def create_asset(
         str | None, typer.Option(help="The source's parameters, a JSON object (as the API's).")
     ] = None,
     auth: Annotated[
-        str | None, typer.Option(help="The source's credentials, a JSON object (as the API's).")
+        str | None,
+        typer.Option(
+            envvar="FRUXON_ASSET_AUTH",
+            help="The source's credentials, a JSON object (as the API's `auth`; sealed at "
+            "rest; best passed through the variable).",
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     max_depth: Annotated[int, typer.Option(help="Link hops from the start URLs.")] = 0,
@@ -175,7 +180,6 @@ def create_asset(
     from fruxon_pipelines.domain import TENANT_PATTERN
     from fruxon_pipelines.services import assets
     from fruxon_pipelines.services.errors import ServiceError
-    from fruxon_pipelines.services.operations import LaunchError
 
     if sum(map(bool, (url, file, source_type))) != 1:
         _fail("give one of --url (web), --file (file) or --source-type (a connector)")
@@ -221,11 +225,11 @@ def create_asset(
     try:
         if file:
             change = assets.create_file_asset(
-                svc, request, file.name, _copy_of(file), ingest=ingest, required=True
+                svc, request, file.name, _copy_of(file), ingest=ingest
             )
         else:
-            change = assets.create_asset(svc, request, ingest=ingest, required=True)
-    except (ServiceError, LaunchError) as error:
+            change = assets.create_asset(svc, request, ingest=ingest)
+    except ServiceError as error:
         _fail(str(error))
     asset = change.asset
     typer.echo(f"created knowledge asset {asset.id} ({asset.source_type}, tenant {tenant})")
@@ -240,6 +244,8 @@ def create_asset(
         typer.echo(f"webhook (shown once): {url_shown}")
         if change.webhook.registration.auth_mode == "HMAC":
             typer.echo(f"signing secret (shown once): {change.webhook.signing_secret}")
+    if change.launch_error is not None:  # the operation waits for the stack's sensor
+        _fail(change.launch_error)
     if change.operation is not None:
         _show_and_watch(svc, change.operation, wait)
 
@@ -302,7 +308,13 @@ def ingest(
         _fail(f"knowledge asset {asset_id} does not exist")
     try:
         operation = assets.refresh_asset(
-            svc, asset, "cli", document_ids=document_id or [], force=force, required=True
+            svc,
+            asset,
+            "cli",
+            document_ids=document_id or [],
+            force=force,
+            required=True,
+            queue_when_busy=True,  # the run queue holds it behind the asset's running one
         )
     except (ServiceError, LaunchError) as error:
         _fail(str(error))
@@ -316,12 +328,14 @@ def _services():
 
 
 def _show_and_watch(svc, operation, wait: bool) -> None:
+    from fruxon_pipelines.domain import OperationStatus
+
     settings = svc.settings
     typer.echo(
         f"operation {operation.id}: run {operation.run_id} "
         f"(http://{settings.dagster_host}:{settings.dagster_port}/runs/{operation.run_id})"
     )
-    if wait and _watch(svc, operation.id) != "COMPLETED":
+    if wait and _watch(svc, operation.id) != OperationStatus.COMPLETED:
         raise typer.Exit(code=1)
 
 
@@ -330,6 +344,7 @@ def _watch(svc, operation_id: str) -> str:
     settles the outcome in the catalog)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from fruxon_pipelines.domain import OperationStatus
     from fruxon_pipelines.services.operations import wait_for_operation
 
     columns = (
@@ -351,7 +366,7 @@ def _watch(svc, operation_id: str) -> str:
             )
 
         state = wait_for_operation(svc, operation_id, show)
-    if state.status == "FAILED":
+    if state.status == OperationStatus.FAILED:
         message = state.error or "see the run in the Dagster UI"
         typer.secho(f"FAILED: {message}", fg=typer.colors.RED, err=True)
     else:

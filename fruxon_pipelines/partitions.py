@@ -2,6 +2,8 @@
 
 import dagster as dg
 
-KNOWLEDGE_ASSET_PARTITIONS = "knowledge_asset"
+from fruxon_pipelines.tags import KNOWLEDGE_ASSET_PARTITIONS
+
+__all__ = ["KNOWLEDGE_ASSET_PARTITIONS", "knowledge_assets"]
 
 knowledge_assets = dg.DynamicPartitionsDefinition(name=KNOWLEDGE_ASSET_PARTITIONS)

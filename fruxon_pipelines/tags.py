@@ -7,5 +7,7 @@ TENANT_TAG = "fruxon/tenant"
 PARTITION_TAG = "dagster/partition"
 
 INGEST_JOB = "ingest"
+# The dynamic partitions of the ingestion graph: one key per knowledge asset (its UUID).
+KNOWLEDGE_ASSET_PARTITIONS = "knowledge_asset"
 # A run launched without an operation (Dagster UI, `dagster job launch`) is a MANUAL operation.
 MANUAL = "MANUAL"

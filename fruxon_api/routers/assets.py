@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from fruxon_api.auth import Reader, Writer
 from fruxon_api.deps import ApiServices, Paging, Svc, load_asset
 from fruxon_api.present import asset_out, long_operation, webhook_out
-from fruxon_api.problems import Problem
+from fruxon_api.problems import Problem, bad_request
 from fruxon_api.ratelimit import REFRESH
 from fruxon_api.schemas import (
     AssetOut,
@@ -37,10 +37,6 @@ from fruxon_pipelines.services.errors import TooLarge
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["assets"])
 COPY_CHUNK = 1024 * 1024
-
-
-def _bad(detail: str) -> Problem:
-    return Problem(400, "Bad Request", detail)
 
 
 def embedding_request(config: EmbeddingConfigIn | None, body: Any = None) -> Embedding | None:
@@ -73,7 +69,8 @@ def shown(svc: ApiServices, asset: Any) -> AssetOut:
 def answer(svc: ApiServices, change: AssetChange) -> AssetWithOperation:
     operation = None
     if change.operation is not None:
-        operation = long_operation(change.operation, svc.statuses.of(change.operation))
+        # Just written: PENDING, with no need to ask Dagster (runs={}).
+        operation = long_operation(change.operation, svc.statuses.of(change.operation, runs={}))
     webhook = webhook_out(change.webhook, svc.settings.api_base_url) if change.webhook else None
     return AssetWithOperation(
         asset=shown(svc, change.asset), longOperation=operation, webhook=webhook
@@ -119,7 +116,7 @@ def upload_writer(svc: ApiServices, upload: UploadFile):
 def upload_name(upload: UploadFile) -> str:
     file_name = Path(upload.filename or "").name
     if not file_name:
-        raise _bad("the File part has no file name")
+        raise bad_request("the File part has no file name")
     return file_name
 
 
@@ -141,11 +138,11 @@ def upload_file_asset(
     try:
         payload = FilePayload.model_validate(json.loads(Payload or "{}"))
     except (json.JSONDecodeError, ValidationError) as error:
-        raise _bad(f"Payload is not valid JSON for this endpoint: {error}") from error
+        raise bad_request(f"Payload is not valid JSON for this endpoint: {error}") from error
     if not payload.Vectorize:
-        raise _bad("Vectorize=false (storing without indexing) is not supported yet")
+        raise bad_request("Vectorize=false (storing without indexing) is not supported yet")
     file_name = upload_name(File_)
-    asset_service.file_content_type(file_name)  # 415 before the body is read
+    content_type = asset_service.file_content_type(file_name)  # 415 before the body is read
     new = AssetRequest(
         tenant=tenant,
         source_type="file",
@@ -154,7 +151,9 @@ def upload_file_asset(
         name=payload.DisplayName or payload.Name,
         embedding=embedding_request(payload.EmbeddingConfig),
     )
-    change = asset_service.create_file_asset(svc, new, file_name, upload_writer(svc, File_))
+    change = asset_service.create_file_asset(
+        svc, new, file_name, upload_writer(svc, File_), content_type, refuse_empty=True
+    )
     return answer(svc, change)
 
 

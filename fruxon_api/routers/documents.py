@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["document
 def list_documents(
     tenant: str, asset: str, principal: Reader, svc: Svc, paging: Paging, search: str | None = None
 ):
-    current = document_service.indexed_asset(load_asset(svc, tenant, asset))
+    current = document_service.indexed_asset(load_asset(svc, tenant, asset), asset)
     documents = document_service.list_documents(svc, current, search)
     return Page[DocumentOut](
         items=[document_out(d) for d in paging.window(documents)],

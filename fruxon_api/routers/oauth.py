@@ -13,7 +13,7 @@ from pydantic import Field
 
 from fruxon_api.auth import Writer
 from fruxon_api.deps import Svc
-from fruxon_api.problems import Problem
+from fruxon_api.problems import Problem, bad_request
 from fruxon_api.schemas import Request, Wire
 from fruxon_pipelines.errors import CREDENTIALS
 from fruxon_pipelines.services import oauth as oauth_flow
@@ -44,20 +44,16 @@ class OAuthCredentialsOut(Wire):
     expiresAt: int | None = None
 
 
-def _bad(detail: str) -> Problem:
-    return Problem(400, "Bad Request", detail)
-
-
 @router.post("/v1/tenants/{tenant}/assets:authorize", response_model=AuthorizeResponse)
 def authorize(tenant: str, body: AuthorizeRequest, principal: Writer, svc: Svc):
     """A consent URL for an OAuth-capable source type, bound to a single-use, 10-minute state."""
     kind = SOURCE_TYPES.get(body.sourceType)
     if kind is None or not kind.supports_oauth or body.sourceType not in OAUTH_APPS:
-        raise _bad(f"sourceType {body.sourceType!r} does not support OAuth")
+        raise bad_request(f"sourceType {body.sourceType!r} does not support OAuth")
     try:
         url = oauth_flow.start(svc, tenant, body.sourceType, body.parameters)
     except SourceError as error:
-        raise _bad(str(error)) from error
+        raise bad_request(str(error)) from error
     return AuthorizeResponse(authorizationUrl=url)
 
 
@@ -74,16 +70,16 @@ def oauth_callback(
     if source_type not in OAUTH_APPS:
         raise Problem(404, "Not Found", f"no OAuth callback for {source_type!r}")
     if error:
-        raise _bad(f"the provider did not grant access: {error[:64]}")
+        raise bad_request(f"the provider did not grant access: {error[:64]}")
     if not state or not code:
-        raise _bad("the callback needs both state and code")
+        raise bad_request("the callback needs both state and code")
     try:
         key = oauth_flow.complete(svc, source_type, state, code)
     except oauth_flow.OAuthFlowError as refused:
-        raise _bad(str(refused)) from refused
+        raise bad_request(str(refused)) from refused
     except SourceError as failed:
         if failed.category == CREDENTIALS:
-            raise _bad(f"the code was not accepted: {failed}") from failed
+            raise bad_request(f"the code was not accepted: {failed}") from failed
         raise Problem(502, "Bad Gateway", str(failed)) from failed
     target = svc.settings.oauth_success_url or f"{svc.settings.api_base_url}/v1/oauth/success"
     separator = "&" if "?" in target else "?"
@@ -120,10 +116,10 @@ if (window.opener) {{
 def oauth_credentials(tenant: str, svc: Svc, credentialKey: str | None = None):
     """Anonymous (the key is the credential): the tokens once; any second call is a 400."""
     if not credentialKey:
-        raise _bad("credentialKey is required")
+        raise bad_request("credentialKey is required")
     tokens = oauth_flow.take(svc, tenant, credentialKey)
     if tokens is None:
-        raise _bad("the credential key is unknown, already used or expired")
+        raise bad_request("the credential key is unknown, already used or expired")
     return OAuthCredentialsOut(
         accessToken=tokens.accessToken,
         refreshToken=tokens.refreshToken,

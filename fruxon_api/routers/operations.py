@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from fruxon_api.auth import Reader, Writer
-from fruxon_api.deps import Paging, Svc, load_asset, parse_uuid
+from fruxon_api.deps import Paging, Svc, load_asset
 from fruxon_api.present import operation_out, price_of
 from fruxon_api.schemas import OperationOut, Page
 from fruxon_pipelines.services import operations as operation_service
@@ -42,6 +42,6 @@ async def get_operation(tenant: str, asset: str, operation: str, principal: Read
 def cancel_operation(tenant: str, asset: str, operation: str, principal: Writer, svc: Svc):
     """Idempotent: a finished operation is returned unchanged."""
     current = load_asset(svc, tenant, asset)
-    found = operation_service.load_operation(svc, current, parse_uuid(operation, "operation"))
+    found = operation_service.load_operation(svc, current, operation)
     state = operation_service.cancel_operation(svc, found)
     return operation_out(found, state, price_of(current))

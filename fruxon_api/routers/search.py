@@ -36,7 +36,7 @@ def search(tenant: str, asset: str, body: SearchRequestBody, principal: Reader, 
         rrf_k=body.rrfK or 60,
     )
     try:
-        hits = search_in_asset(svc.catalog, svc.vectors, svc.settings, current, request)
+        hits = search_in_asset(svc, current, request)
     except QueryOverBudget as exceeded:
         raise Problem(429, "Too Many Requests", str(exceeded)) from exceeded
     except QueryNotEmbedded as refused:

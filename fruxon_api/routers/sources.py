@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from fruxon_api.deps import ApiServices as Services
 from fruxon_api.deps import Svc
-from fruxon_api.problems import Problem, categorized_problem
+from fruxon_api.problems import Problem, bad_request, categorized_problem
 from fruxon_api.ratelimit import REFRESH
 from fruxon_api.schemas import (
     DeepCrawlRequest,
@@ -32,6 +32,7 @@ from fruxon_api.schemas import (
     SourcePage,
     SourceRecord,
 )
+from fruxon_pipelines.domain import DocumentStatus, OperationStatus
 from fruxon_pipelines.errors import CategorizedError
 from fruxon_pipelines.services import workspace_sources as workspace
 from fruxon_pipelines.services.api_keys import ApiKey, authenticate, may
@@ -80,10 +81,6 @@ ReadKey = Annotated[ApiKey, Depends(_scoped("read"))]
 WriteKey = Annotated[ApiKey, Depends(_scoped("write"))]
 
 
-def _bad(detail: str) -> Problem:
-    return Problem(400, "Bad Request", detail)
-
-
 # Presentation --------------------------------------------------------------------------------
 
 _OBJECT_TYPE = {"web": "url", "file": "file", "google_drive": "file", "zendesk": "article"}
@@ -111,16 +108,20 @@ def job_status(
     """(linkedJobStatus, error, linkedJobId) of a document: while the operation the sources
     API last asked for has not settled it, that operation's state; after, the document's
     outcome (whichever run wrote it)."""
-    outcome = {"COMPLETED": "COMPLETED", "FAILED": "FAILED", "PROCESSING": "IN_PROGRESS"}
+    outcome = {
+        DocumentStatus.COMPLETED: "COMPLETED",
+        DocumentStatus.FAILED: "FAILED",
+        DocumentStatus.PROCESSING: "IN_PROGRESS",
+    }
     settled = document.outcome_operation_id
     if requested is not None and state is not None and settled != requested.id:
-        if state.status == "PENDING":
+        if state.status == OperationStatus.PENDING:
             return "PENDING", "", requested.id
-        if state.status == "RUNNING":
+        if state.status == OperationStatus.RUNNING:
             return "IN_PROGRESS", "", requested.id
-        if state.status == "CANCELLED":
+        if state.status == OperationStatus.CANCELLED:
             return "FAILED", "the operation was cancelled", requested.id
-        if state.status == "FAILED":
+        if state.status == OperationStatus.FAILED:
             return "FAILED", state.error or "the operation failed", requested.id
         if settled is None:  # it ended without reaching the document
             return "FAILED", "the operation did not reach this document", requested.id
@@ -138,7 +139,7 @@ def records(svc: Services, rows: list[tuple[Document, KnowledgeAsset]]) -> list[
         status, error, job = job_status(document, operation, state)
         text = texts.get(document.id)
         attributes = document.attributes or {}
-        success = document.status == "COMPLETED"
+        success = document.status == DocumentStatus.COMPLETED
         out.append(
             SourceRecord(
                 id=document.id,
@@ -185,11 +186,11 @@ def list_sources(
     on to older records, `previous` back to newer ones."""
     for name, value in (("title", title), ("url", url)):
         if value is not None and "\x00" in value:
-            raise _bad(f"{name} must not contain NUL characters")
+            raise bad_request(f"{name} must not contain NUL characters")
     types = None
     if source is not None:
         if source not in SOURCE_TYPE_OF:
-            raise _bad(f"source must be one of {', '.join(SOURCE_TYPE_OF)}")
+            raise bad_request(f"source must be one of {', '.join(SOURCE_TYPE_OF)}")
         types = [SOURCE_TYPE_OF[source]]
     rows, more = workspace.source_page(
         svc,
@@ -233,7 +234,7 @@ def deep_crawl_links(body: DeepCrawlRequest, key: WriteKey, svc: Svc):
     """URLs found from the seed links (same sites, sitemaps included); nothing is stored."""
     for index, link in enumerate(body.links):
         if len(link) > MAX_URL_LENGTH or normalize_url(link) is None or workspace.is_uuid(link):
-            raise _bad(f"links[{index}]: {link!r} is not an http(s) URL")
+            raise bad_request(f"links[{index}]: {link!r} is not an http(s) URL")
     found = workspace.deep_crawl(svc.settings, body.links, body.limit)
     return DeepCrawlResult(
         data=found, message=f"crawled {len(body.links)} parent URLs, found {len(found)} URLs"
@@ -253,9 +254,9 @@ def ingest_sources(body: IngestSourcesRequest, key: WriteKey, svc: Svc):
     """Queue ingestion: URLs for `web`, source ids for the other sources. Returns at once; a
     record's `linkedJobStatus` follows the operation."""
     if body.source not in INGEST_SOURCES:
-        raise _bad(f"unsupported source {body.source!r}: one of {', '.join(INGEST_SOURCES)}")
+        raise bad_request(f"unsupported source {body.source!r}: one of {', '.join(INGEST_SOURCES)}")
     if not body.documentIdsToAdd and not body.documentIdsToRefresh:
-        raise _bad("documentIdsToAdd or documentIdsToRefresh must name at least one item")
+        raise bad_request("documentIdsToAdd or documentIdsToRefresh must name at least one item")
     svc.limits.take(REFRESH, key.tenant)  # each call launches an operation, like a refresh
     attributes = {"english": body.english, "baser": body.baser}
     request = SourcesToIngest(body.source, body.documentIdsToAdd, body.documentIdsToRefresh)

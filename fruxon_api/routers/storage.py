@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from pydantic import Field
 
 from fruxon_api.auth import Writer
-from fruxon_api.deps import Svc, parse_uuid
+from fruxon_api.deps import Svc
 from fruxon_api.problems import Problem
 from fruxon_api.routers.assets import answer, embedding_request, upload_name, upload_writer
 from fruxon_api.schemas import AssetWithOperation, EmbeddingConfigIn, Request, Wire
@@ -79,5 +79,4 @@ def import_file_asset(tenant: str, body: ImportRequest, principal: Writer, svc: 
         created_by=principal.subject,
         embedding=embedding_request(body.embeddingConfig, body),
     )
-    file_id = parse_uuid(body.fileId, "fileId")
-    return answer(svc, stored_files.import_file_asset(svc, new, file_id))
+    return answer(svc, stored_files.import_file_asset(svc, new, body.fileId))

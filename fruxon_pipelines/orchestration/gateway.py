@@ -3,8 +3,10 @@ partitions.
 
 Services speak to :class:`RunGateway`, a small protocol in the domain's words (operations,
 assets, :class:`RunInfo`); :class:`DagsterGateway` is its implementation over a Dagster
-instance. Nothing else in the house imports Dagster's run machinery, and nothing here changes
-the process's environment: the instance is loaded from ``FRUXON_HOME/dagster`` by path.
+instance. The services, the API, the CLI and the sensors reach runs only through it (the
+stack supervisor, ``stack.py``, also starts Dagster's processes and creates its storage).
+Nothing here changes the process's environment: the instance is loaded from
+``FRUXON_HOME/dagster`` by path, and Dagster is imported only when a gateway first needs it.
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ from fruxon_pipelines.orchestration.runs import (
     operation_status,
     run_tags,
 )
-from fruxon_pipelines.partitions import KNOWLEDGE_ASSET_PARTITIONS
 from fruxon_pipelines.settings import Settings
-from fruxon_pipelines.tags import OPERATION_TAG, PARTITION_TAG
+from fruxon_pipelines.tags import KNOWLEDGE_ASSET_PARTITIONS, OPERATION_TAG, PARTITION_TAG
 
 logger = logging.getLogger("fruxon.orchestration")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent

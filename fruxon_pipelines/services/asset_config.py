@@ -32,7 +32,10 @@ DEFAULT_EMBEDDING = {"provider": "local", "model": "all-MiniLM-L6-v2"}
 def validate_embedding(config: dict[str, Any]) -> dict[str, Any]:
     """The model and chunking to embed with, completed with defaults; ValueError naming the
     member otherwise."""
-    model = find_model(config.get("provider", "local"), config.get("model", "all-MiniLM-L6-v2"))
+    defaults = DEFAULT_EMBEDDING
+    model = find_model(
+        config.get("provider", defaults["provider"]), config.get("model", defaults["model"])
+    )
     size = int(config.get("chunkSize", 256))
     overlap = int(config.get("chunkOverlap", 32))
     # The chunker keeps room for the model's special tokens ([CLS]/[SEP]) itself.

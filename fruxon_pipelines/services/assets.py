@@ -12,7 +12,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,11 +43,10 @@ from fruxon_pipelines.services.errors import (
 from fruxon_pipelines.services.operations import (
     active_operations,
     ensure_idle,
+    launch,
     request_cancel,
     start_operation,
-)
-from fruxon_pipelines.sources.registry import (
-    SOURCE_TYPES,
+    write_operation,
 )
 from fruxon_pipelines.webhooks import MintedWebhook, mint_webhook
 
@@ -66,7 +65,7 @@ class EmbeddingRequest:
     of None clears it."""
 
     config: dict[str, Any] | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     llm_config: tuple[str, str | None] | None = None
 
 
@@ -80,7 +79,7 @@ class AssetRequest:
     created_by: str | None
     name: str | None = None
     embedding: EmbeddingRequest | None = None
-    auth: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = field(default=None, repr=False)
     auto_update: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
     currency_budget: dict[str, Any] | None = None
@@ -96,7 +95,7 @@ class AssetPatch:
     source_config: dict[str, Any] | None = None
     auto_update: dict[str, Any] | None = None
     disable_auto_update: bool = False
-    auth: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = field(default=None, repr=False)
     selection: str | None = None
 
 
@@ -108,6 +107,7 @@ class AssetChange:
     asset: KnowledgeAsset
     operation: Operation | None = None
     webhook: MintedWebhook | None = None
+    launch_error: str | None = None  # why its run could not be submitted now
 
 
 # Create ---------------------------------------------------------------------------------------
@@ -145,17 +145,12 @@ def _prepare(svc: Services, request: AssetRequest, parameters: dict[str, Any]) -
     return _Prepared(columns, auto_update)
 
 
-def create_asset(
-    svc: Services, request: AssetRequest, *, ingest: bool = True, required: bool = False
-) -> AssetChange:
-    """A web or connector asset, and its first ingestion (unless ``ingest`` is false;
-    ``required``: see :func:`start_operation`)."""
+def create_asset(svc: Services, request: AssetRequest, *, ingest: bool = True) -> AssetChange:
+    """A web or connector asset, and its first ingestion (unless ``ingest`` is false)."""
     if request.source_type == "file":
         raise InvalidRequest("file assets are created with POST /assets:file or /assets:import")
-    if request.source_type not in SOURCE_TYPES:
-        raise InvalidRequest(f"unknown source type {request.source_type!r}")
     prepared = _prepare(svc, request, request.parameters)
-    return _create(svc, prepared, str(uuid.uuid4()), request.created_by, ingest, required)
+    return _create(svc, prepared, str(uuid.uuid4()), request.created_by, ingest)
 
 
 def create_file_asset(
@@ -166,10 +161,11 @@ def create_file_asset(
     content_type: str | None = None,
     *,
     ingest: bool = True,
-    required: bool = False,
+    refuse_empty: bool = False,
 ) -> AssetChange:
     """A file asset: ``place`` writes the file to the path it is given (raising to refuse it)
-    and returns its size; the file is the asset's own, under ``files/<asset id>/``."""
+    and returns its size; the file is the asset's own, under ``files/<asset id>/``.
+    ``refuse_empty``: an empty file is a 400 (uploads), not a document that fails to parse."""
     file_name = Path(file_name).name
     if not file_name:
         raise InvalidRequest("the file has no name")
@@ -177,14 +173,13 @@ def create_file_asset(
     asset_id = str(uuid.uuid4())
     relative = f"{asset_id}/{file_name}"
     parameters = {"path": relative, "fileName": file_name, "contentType": content_type}
-    request.name = request.name or file_name
-    prepared = _prepare(svc, request, parameters)
+    prepared = _prepare(svc, replace(request, name=request.name or file_name), parameters)
     target = svc.settings.files_dir / relative
     size = place_file(target, place)
-    if size == 0:
+    if size == 0 and refuse_empty:
         shutil.rmtree(target.parent, ignore_errors=True)
         raise InvalidRequest("the file is empty")
-    return _create(svc, prepared, asset_id, request.created_by, ingest, required)
+    return _create(svc, prepared, asset_id, request.created_by, ingest)
 
 
 def place_file(target: Path, place: Callable[[Path], int]) -> int:
@@ -198,21 +193,21 @@ def place_file(target: Path, place: Callable[[Path], int]) -> int:
 
 
 def _create(
-    svc: Services,
-    prepared: _Prepared,
-    asset_id: str,
-    created_by: str | None,
-    ingest: bool,
-    required: bool,
+    svc: Services, prepared: _Prepared, asset_id: str, created_by: str | None, ingest: bool
 ) -> AssetChange:
+    """The asset, its start URLs, auto-update and first operation in one transaction; then its
+    partition (before any run names it); then the run. A run the orchestrator cannot take now
+    leaves the operation PENDING for the pending-operations sensor, and says why in
+    ``launch_error``."""
+    operation = None
     with svc.catalog.unit_of_work():
         asset = _insert(svc, prepared.columns, asset_id)
         webhook = _store_auto_update(svc, asset, prepared.auto_update)
-    svc.gateway.add_partition(asset.id)  # before any run names the partition
-    operation = None
-    if ingest:
-        operation = start_operation(svc, asset, OperationType.INGEST, created_by, required=required)
-    return AssetChange(svc.catalog.get_asset(asset.id), operation, webhook)
+        if ingest:
+            operation = write_operation(svc, asset, OperationType.INGEST, created_by)
+    svc.gateway.add_partition(asset.id)
+    launch_error = launch(svc, operation) if operation is not None else None
+    return AssetChange(svc.catalog.get_asset(asset.id), operation, webhook, launch_error)
 
 
 def _insert(svc: Services, columns: dict[str, Any], asset_id: str) -> KnowledgeAsset:
@@ -387,15 +382,19 @@ def refresh_asset(
     force: bool = False,
     dry_run: bool = False,
     required: bool = False,
+    queue_when_busy: bool = False,
 ) -> Operation:
-    """Re-fetch and re-ingest (only ``document_ids`` when given); one operation at a time."""
+    """Re-fetch and re-ingest (only ``document_ids`` when given); one operation at a time:
+    Busy while another is pending or running, unless ``queue_when_busy`` (the CLI: the run
+    queue's per-asset limit then holds the run until the other has ended)."""
     ids = [parse_uuid(d, "document") for d in document_ids or []]
     if ids:
         known = {d.id for d in svc.catalog.documents_by_id(asset.id, ids)}
         missing = [d for d in ids if d not in known]
         if missing:
             raise NotFound(f"documents not in this asset: {', '.join(missing)}")
-    ensure_idle(svc, asset.id)
+    if not queue_when_busy:
+        ensure_idle(svc, asset.id)
     kind = OperationType.DRY_RUN if dry_run else OperationType.REFRESH
     return start_operation(
         svc,

@@ -20,17 +20,22 @@ class Services:
     settings: Settings
     catalog: Catalog
     gateway: RunGateway
-    vectors: VectorStore | None = None
     statuses: OperationStatuses = field(init=False)
+    _vectors: VectorStore | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         from fruxon_pipelines.services.operations import OperationStatuses
 
         self.statuses = OperationStatuses(self.catalog, self.gateway)
-        if self.vectors is None:
+
+    @property
+    def vectors(self) -> VectorStore:
+        """LanceDB, opened on first use: most CLI commands never need it."""
+        if self._vectors is None:
             from fruxon_pipelines.vectors import VectorStore
 
-            self.vectors = VectorStore(self.settings.vector_uri, self.settings.lancedb_cache_mb)
+            self._vectors = VectorStore(self.settings.vector_uri, self.settings.lancedb_cache_mb)
+        return self._vectors
 
     @classmethod
     def from_settings(cls, settings: Settings, gateway: RunGateway | None = None) -> Services:

@@ -11,10 +11,11 @@ if TYPE_CHECKING:
     from fruxon_pipelines.services.context import Services
 
 
-def indexed_asset(asset: KnowledgeAsset) -> KnowledgeAsset:
-    """The asset, once it has completed an ingestion (NotFound before)."""
+def indexed_asset(asset: KnowledgeAsset, asset_id: str) -> KnowledgeAsset:
+    """The asset, once it has completed an ingestion (NotFound before; ``asset_id`` as the
+    request named it)."""
     if asset.processed_at is None:
-        raise NotFound(f"asset {asset.id} has not completed an ingestion yet")
+        raise NotFound(f"asset {asset_id} has not completed an ingestion yet")
     return asset
 
 

@@ -146,47 +146,78 @@ def start_operation(
     ``link_documents`` marks its documents as the ones the sources API awaits (and merges
     ``document_attributes`` into theirs) in the same transaction as the operation.
     ``required``: a run the orchestrator cannot take now raises :class:`LaunchError` (the CLI
-    says so) instead of staying PENDING for the pending-operations sensor (the API)."""
-    ids = list(document_ids)
-    request: dict[str, Any] = {"documentIds": ids, "force": force}
-    if dry_run:
-        request["dryRun"] = True
+    says so; the row stays, and the pending-operations sensor runs it once the stack is up)
+    instead of staying PENDING quietly (the API)."""
     with svc.catalog.unit_of_work():
-        operation = svc.catalog.create_operation(
-            asset_id=asset.id,
-            tenant=asset.tenant,
-            type=OperationType(operation_type).value,  # a plain string in the row and run tags
-            created_by=created_by,
-            request=request,
+        operation = write_operation(
+            svc,
+            asset,
+            operation_type,
+            created_by,
+            document_ids=document_ids,
+            force=force,
+            dry_run=dry_run,
+            link_documents=link_documents,
+            document_attributes=document_attributes,
         )
-        if link_documents:
-            svc.catalog.link_documents(ids, operation.id)
-        if document_attributes is not None:
-            for document in svc.catalog.documents_by_id(asset.id, ids):
-                merged = (document.attributes or {}) | document_attributes
-                svc.catalog.upsert_document(asset.id, document.source_key, attributes=merged)
     launch(svc, operation, required=required)
     return operation
 
 
-def launch(svc: Services, operation: Operation, *, required: bool = False) -> None:
-    """Submit an operation's run; if the orchestrator is away, the launcher sensor will."""
+def write_operation(
+    svc: Services,
+    asset: KnowledgeAsset,
+    operation_type: str,
+    created_by: str | None,
+    *,
+    document_ids: Iterable[str] = (),
+    force: bool = False,
+    dry_run: bool = False,
+    link_documents: bool = False,
+    document_attributes: dict[str, Any] | None = None,
+) -> Operation:
+    """The operation's row (and its documents' links), in the caller's unit of work; its run is
+    submitted by :func:`launch` once that has committed."""
+    ids = list(document_ids)
+    request: dict[str, Any] = {"documentIds": ids, "force": force}
+    if dry_run:
+        request["dryRun"] = True
+    operation = svc.catalog.create_operation(
+        asset_id=asset.id,
+        tenant=asset.tenant,
+        type=OperationType(operation_type).value,  # a plain string in the row and run tags
+        created_by=created_by,
+        request=request,
+    )
+    if link_documents:
+        svc.catalog.link_documents(ids, operation.id)
+    if document_attributes is not None:
+        for document in svc.catalog.documents_by_id(asset.id, ids):
+            merged = (document.attributes or {}) | document_attributes
+            svc.catalog.upsert_document(asset.id, document.source_key, attributes=merged)
+    return operation
+
+
+def launch(svc: Services, operation: Operation, *, required: bool = False) -> str | None:
+    """Submit an operation's run. If the orchestrator is away, the pending-operations sensor
+    will: the reason is returned (``required``: raised as :class:`LaunchError`)."""
     try:
         run_id = svc.gateway.submit(operation)
     except LaunchError as error:
         if required:
             raise
         logger.warning("operation %s stays PENDING: %s", operation.id, error)
-        return
+        return str(error)
     svc.catalog.update_operation(operation.id, run_id=run_id)
     operation.run_id = run_id
+    return None
 
 
 # Read -----------------------------------------------------------------------------------------
 
 
 def load_operation(svc: Services, asset: KnowledgeAsset, operation_id: str) -> Operation:
-    operation = svc.catalog.get_operation(operation_id)
+    operation = svc.catalog.get_operation(parse_uuid(operation_id, "operation"))
     if operation is None or operation.asset_id != asset.id:
         raise NotFound(f"operation {operation_id} does not exist")
     return operation
@@ -205,10 +236,6 @@ def asset_and_operation(
     if operation is None or operation.asset_id != asset.id:
         raise NotFound(f"operation {operation_id} does not exist")
     return asset, operation
-
-
-def operation_state(svc: Services, operation: Operation) -> OperationState:
-    return svc.statuses.of(operation)
 
 
 def list_operations(svc: Services, asset_id: str, limit: int | None = None) -> list[Operation]:

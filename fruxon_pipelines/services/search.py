@@ -7,14 +7,16 @@ change is complete), booked against the asset's budgets, and the search itself i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fruxon_pipelines.budgets import BudgetExceeded, metered_embedder_for
 from fruxon_pipelines.catalog.models import KnowledgeAsset, serving_model_config
 from fruxon_pipelines.embedding import find_model
 from fruxon_pipelines.errors import BUDGET, CategorizedError
 from fruxon_pipelines.search import SearchHit, SearchRequest, search_asset
-from fruxon_pipelines.settings import Settings
+
+if TYPE_CHECKING:
+    from fruxon_pipelines.services.context import Services
 
 
 class QueryNotEmbedded(CategorizedError):
@@ -30,11 +32,7 @@ class QueryOverBudget(QueryNotEmbedded):
 
 
 def search_in_asset(
-    catalog: Any,
-    vectors: Any,
-    settings: Settings,
-    asset: KnowledgeAsset,
-    request: SearchRequest,
+    svc: Services, asset: KnowledgeAsset, request: SearchRequest
 ) -> list[SearchHit]:
     """The hits of ``request`` in ``asset`` (already found visible to the caller).
 
@@ -46,10 +44,10 @@ def search_in_asset(
     try:
         # The query's embedding is booked against the asset's budgets (FULL_TEXT embeds
         # nothing, so it needs no key).
-        box = None if request.mode == "FULL_TEXT" else secret_box(settings)
-        embedder = metered_embedder_for(asset, model, catalog, box, kind="SEARCH")
+        box = None if request.mode == "FULL_TEXT" else secret_box(svc.settings)
+        embedder = metered_embedder_for(asset, model, svc.catalog, box, kind="SEARCH")
         return search_asset(
-            vectors,
+            svc.vectors,
             tenant=asset.tenant,
             asset_id=asset.id,
             embedding_model=model,

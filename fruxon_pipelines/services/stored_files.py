@@ -20,7 +20,7 @@ from fruxon_pipelines.services.assets import (
     file_content_type,
     place_file,
 )
-from fruxon_pipelines.services.errors import NotFound
+from fruxon_pipelines.services.errors import NotFound, parse_uuid
 
 if TYPE_CHECKING:
     from fruxon_pipelines.services.context import Services
@@ -66,14 +66,15 @@ def store_upload(
 
 def import_file_asset(svc: Services, request: AssetRequest, file_id: str) -> AssetChange:
     """A file asset from a stored upload, which is retained from then on."""
-    stored = svc.catalog.get_stored_file(file_id)
+    stored = svc.catalog.get_stored_file(parse_uuid(file_id, "fileId"))
     if stored is None or stored.tenant != request.tenant:
         raise NotFound(f"file {file_id} does not exist")
     source = Path(svc.settings.uploads_dir) / stored.path
 
     def place(target: Path) -> int:
-        svc.catalog.retain_stored_file(stored.id)
         shutil.copyfile(source, target)
         return target.stat().st_size
 
-    return create_file_asset(svc, request, stored.file_name, place, stored.content_type)
+    change = create_file_asset(svc, request, stored.file_name, place, stored.content_type)
+    svc.catalog.retain_stored_file(stored.id)  # from now on an asset's source, never swept
+    return change

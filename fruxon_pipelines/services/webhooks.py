@@ -34,7 +34,7 @@ def receive_delivery(
         registration is None
         or asset is None
         or registration.provider != provider
-        or registration.status != "ACTIVE"
+        or registration.status != "ACTIVE"  # a registration's own status
         or asset.status == AssetStatus.DELETING
     ):
         raise NotFound(UNKNOWN)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fruxon_pipelines.catalog.models import ApiKey, Document, KnowledgeAsset, Operation
 from fruxon_pipelines.catalog.store import Catalog
-from fruxon_pipelines.domain import OperationType
+from fruxon_pipelines.domain import AssetStatus, DocumentStatus, OperationType
 from fruxon_pipelines.secretbox import SecretBox, secret_box
 from fruxon_pipelines.services.assets import workspace_web_asset
 from fruxon_pipelines.services.errors import InvalidRequest, NotFound, parse_uuid
@@ -59,7 +59,7 @@ def connection(catalog: Catalog, tenant: str, source_type: str) -> KnowledgeAsse
         asset
         for asset in catalog.list_assets(tenant)
         if asset.source_type == source_type
-        and asset.status == "ACTIVE"
+        and asset.status == AssetStatus.ACTIVE
         and (asset.source_auth or not needs_auth)
     ]
     candidates.sort(key=lambda a: (a.selection != "REGISTERED", a.created_at))
@@ -90,7 +90,9 @@ def discover(
         asset.source_type, asset.source_config, reach_of(settings, catalog, box, asset)
     )
     imported = {
-        key for key, doc in catalog.documents_by_key(asset.id).items() if doc.status == "COMPLETED"
+        key
+        for key, doc in catalog.documents_by_key(asset.id).items()
+        if doc.status == DocumentStatus.COMPLETED
     }
     return _without(source.discover(), imported)
 

@@ -85,3 +85,23 @@ def test_the_cli_stores_auto_update_and_seals_credentials_as_the_api_does(cli_ho
     bad = _create("--url", "https://docs.example.test/", "--auto-update", '{"strategy": "X"}')
     assert bad.exit_code == 2 and "autoUpdate.strategy" in bad.output
     assert len(pipeline.catalog.list_assets("acme")) == 1  # nothing written for a refusal
+
+
+def test_a_create_while_the_stack_is_away_says_so_and_leaves_the_operation_pending(
+    cli_home, pipeline, monkeypatch
+):
+    from fruxon_pipelines.stack import free_port
+
+    monkeypatch.setenv("FRUXON_DAGSTER_PORT", str(free_port()))  # nothing listens there
+    get_settings.cache_clear()
+    embedding = ["--provider", HASH_EMBEDDING["provider"], "--model", HASH_EMBEDDING["model"]]
+    result = CliRunner().invoke(
+        app, ["assets", "create", "--tenant", "acme", *embedding, "--url", "https://a.test/"]
+    )
+
+    assert result.exit_code == 2
+    [asset] = pipeline.catalog.list_assets("acme")
+    assert f"created knowledge asset {asset.id}" in result.output
+    assert "could not submit the run to the Dagster webserver" in result.output
+    [operation] = pipeline.catalog.list_operations(asset.id)
+    assert (operation.type, operation.run_id) == ("INGEST", None)  # the sensor's to launch

@@ -16,7 +16,6 @@ def test_the_graph_runs_with_the_catalog_and_dagsters_storage_on_postgresql(
     catalog_url = postgres.create_database("fruxon_catalog")
     dagster_url = postgres.create_database("fruxon_dagster")
     monkeypatch.setenv("FRUXON_DAGSTER_POSTGRES_URL", dagster_url)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # restored after: prepare sets it
     settings = Settings(
         home=tmp_path / "fruxon",
         allow_private_networks=True,
