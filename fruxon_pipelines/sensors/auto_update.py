@@ -10,10 +10,9 @@ import dagster as dg
 
 from fruxon_pipelines.catalog.models import now_ms
 from fruxon_pipelines.domain import OperationType
-from fruxon_pipelines.jobs import ingest_job
 from fruxon_pipelines.orchestration.gateway import DagsterGateway
 from fruxon_pipelines.resources import CatalogResource
-from fruxon_pipelines.sensors.pending_operations import run_requests
+from fruxon_pipelines.sensors.launching import ingest_sensor, launching_sensor, run_requests
 from fruxon_pipelines.services.auto_update import (
     poll_operations,
     quiet_assets,
@@ -29,12 +28,10 @@ _last_prune = {"at": float("-inf")}
 
 
 def build_webhook_sensor(settings: Settings) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="webhook_events_sensor",
-        job=ingest_job,
-        minimum_interval_seconds=settings.webhook_sensor_interval_seconds,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Turns stored webhook deliveries into one WEBHOOK operation per asset.",
+    @ingest_sensor(
+        "webhook_events_sensor",
+        settings.webhook_sensor_interval_seconds,
+        "Turns stored webhook deliveries into one WEBHOOK operation per asset.",
     )
     def webhook_events_sensor(
         context: dg.SensorEvaluationContext, catalog: CatalogResource
@@ -58,20 +55,10 @@ def build_webhook_sensor(settings: Settings) -> dg.SensorDefinition:
 
 
 def build_poll_sensor(settings: Settings) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="poll_schedule_sensor",
-        job=ingest_job,
-        minimum_interval_seconds=settings.poll_sensor_interval_seconds,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Launches a POLL operation for each asset whose poll schedule is due.",
+    return launching_sensor(
+        "poll_schedule_sensor",
+        settings.poll_sensor_interval_seconds,
+        "Launches a POLL operation for each asset whose poll schedule is due.",
+        poll_operations,
+        idle="no asset is due for a poll",
     )
-    def poll_schedule_sensor(
-        context: dg.SensorEvaluationContext, catalog: CatalogResource
-    ) -> dg.SensorResult | dg.SkipReason:
-        runs = DagsterGateway(instance=context.instance)
-        requests = run_requests(poll_operations(runs, catalog.get()))
-        if not requests:
-            return dg.SkipReason("no asset is due for a poll")
-        return dg.SensorResult(run_requests=requests)
-
-    return poll_schedule_sensor
