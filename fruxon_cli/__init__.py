@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from fruxon_pipelines.domain import DEFAULT_EMBEDDING  # plain data: the options' defaults
+
 app = typer.Typer(no_args_is_help=True, help="fruxon: keep a RAG index in sync with its sources.")
 assets_app = typer.Typer(no_args_is_help=True, help="Knowledge assets (one configured source).")
 db_app = typer.Typer(no_args_is_help=True, help="The catalog database.")
@@ -152,10 +154,16 @@ def create_asset(
     max_pages: Annotated[int, typer.Option(help="Most pages to index.")] = 1000,
     include: Annotated[list[str], typer.Option(help="URL glob to include.")] = None,
     exclude: Annotated[list[str], typer.Option(help="URL glob to exclude.")] = None,
-    provider: Annotated[str, typer.Option(help="Embedding provider.")] = "local",
-    model: Annotated[str, typer.Option(help="Embedding model.")] = "all-MiniLM-L6-v2",
-    chunk_size: Annotated[int, typer.Option(help="Chunk size in model tokens.")] = 256,
-    chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in model tokens.")] = 32,
+    provider: Annotated[str, typer.Option(help="Embedding provider.")] = DEFAULT_EMBEDDING[
+        "provider"
+    ],
+    model: Annotated[str, typer.Option(help="Embedding model.")] = DEFAULT_EMBEDDING["model"],
+    chunk_size: Annotated[int, typer.Option(help="Chunk size in model tokens.")] = (
+        DEFAULT_EMBEDDING["chunkSize"]
+    ),
+    chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in model tokens.")] = (
+        DEFAULT_EMBEDDING["chunkOverlap"]
+    ),
     embedding_api_key: Annotated[
         str | None,
         typer.Option(

@@ -15,6 +15,15 @@ from enum import StrEnum
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
+# What an asset embeds with when its request names nothing (chunk sizes in model tokens).
+DEFAULT_EMBEDDING = {
+    "provider": "local",
+    "model": "all-MiniLM-L6-v2",
+    "chunkSize": 256,
+    "chunkOverlap": 32,
+}
+
+
 class OperationStatus(StrEnum):
     """An operation's status, derived from its Dagster run's (see ``orchestration``)."""
 

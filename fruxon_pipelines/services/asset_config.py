@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fruxon_pipelines.autoupdate import AutoUpdateConfig, InvalidAutoUpdate, parse_auto_update
 from fruxon_pipelines.budgets import InvalidBudget, merged_budget
+from fruxon_pipelines.domain import DEFAULT_EMBEDDING
 from fruxon_pipelines.embedding import KEYED_PROVIDERS, UnknownEmbeddingModel
 from fruxon_pipelines.embedding.catalogue import find_model
 from fruxon_pipelines.secretbox import secret_box
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from fruxon_pipelines.services.assets import EmbeddingRequest
     from fruxon_pipelines.services.context import Services
 
-DEFAULT_EMBEDDING = {"provider": "local", "model": "all-MiniLM-L6-v2"}
-
 
 # Checks -----------------------------------------------------------------------------------
 
@@ -36,8 +35,8 @@ def validate_embedding(config: dict[str, Any]) -> dict[str, Any]:
     model = find_model(
         config.get("provider", defaults["provider"]), config.get("model", defaults["model"])
     )
-    size = int(config.get("chunkSize", 256))
-    overlap = int(config.get("chunkOverlap", 32))
+    size = int(config.get("chunkSize", defaults["chunkSize"]))
+    overlap = int(config.get("chunkOverlap", defaults["chunkOverlap"]))
     # The chunker keeps room for the model's special tokens ([CLS]/[SEP]) itself.
     if not 16 <= size <= model.max_tokens:
         raise ValueError(f"chunkSize must be between 16 and {model.max_tokens} tokens")
