@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -78,56 +78,63 @@ def _file(params: FileParameters, reach: SourceReach) -> Source:
     return FileSource(params, files_dir=reach.files_dir)
 
 
+class _Auth(NamedTuple):
+    """The credentials a provider connector takes (``SourceType.auth_methods`` and
+    ``auth_needs_email``)."""
+
+    methods: tuple[str, ...]
+    needs_email: bool = False
+
+
+_OAUTH = _Auth(("OAUTH",))
+_OAUTH_OR_TOKEN = _Auth(("OAUTH", "API_TOKEN"))  # the token is a bearer token
+# The API token goes with the account's e-mail (HTTP Basic).
+_OAUTH_OR_BASIC = _Auth(("OAUTH", "API_TOKEN"), needs_email=True)
+
+# The provider connectors, one row each: display name, parameters, connector, credentials.
+_PROVIDERS: dict[str, tuple[str, type[BaseModel], Callable[[Any, SourceReach], Source], _Auth]] = {
+    "notion": ("Notion", NotionParameters, NotionSource, _OAUTH_OR_TOKEN),
+    "zendesk": ("Zendesk Help Center", ZendeskParameters, ZendeskSource, _OAUTH_OR_BASIC),
+    "google_drive": ("Google Drive", GoogleDriveParameters, GoogleDriveSource, _OAUTH),
+    "confluence": ("Confluence Cloud", ConfluenceParameters, ConfluenceSource, _OAUTH_OR_BASIC),
+}
+# The providers whose items the sources API registers (discovery), by their source key.
+_RESOURCE_KEYS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "notion": notion.resource_key,
+    "zendesk": zendesk.resource_key,
+    "confluence": confluence.resource_key,
+}
+
+
+def _provider_type(
+    key: str,
+    display_name: str,
+    parameters: type[BaseModel],
+    build: Callable[[Any, SourceReach], Source],
+    auth: _Auth,
+) -> SourceType:
+    """A provider connector: refreshed by its provider's webhooks (and generic ones), polled,
+    connected with OAuth or, where the provider has them, an API token."""
+    return SourceType(
+        key,
+        display_name,
+        parameters,
+        build,
+        webhook_providers=(key, "generic"),
+        supports_poll=True,
+        supports_oauth=True,
+        auth_methods=auth.methods,
+        auth_needs_email=auth.needs_email,
+        resource_key=_RESOURCE_KEYS.get(key),
+    )
+
+
 SOURCE_TYPES: dict[str, SourceType] = {
     "web": SourceType(
         "web", "Web site", WebParameters, _web, webhook_providers=("generic",), supports_poll=True
     ),
     "file": SourceType("file", "File", FileParameters, _file, webhook_providers=("generic",)),
-    "notion": SourceType(
-        "notion",
-        "Notion",
-        NotionParameters,
-        NotionSource,
-        webhook_providers=("notion", "generic"),
-        supports_poll=True,
-        supports_oauth=True,
-        auth_methods=("OAUTH", "API_TOKEN"),
-        resource_key=notion.resource_key,
-    ),
-    "zendesk": SourceType(
-        "zendesk",
-        "Zendesk Help Center",
-        ZendeskParameters,
-        ZendeskSource,
-        webhook_providers=("zendesk", "generic"),
-        supports_poll=True,
-        supports_oauth=True,
-        auth_methods=("OAUTH", "API_TOKEN"),
-        auth_needs_email=True,
-        resource_key=zendesk.resource_key,
-    ),
-    "google_drive": SourceType(
-        "google_drive",
-        "Google Drive",
-        GoogleDriveParameters,
-        GoogleDriveSource,
-        webhook_providers=("google_drive", "generic"),
-        supports_poll=True,
-        supports_oauth=True,
-        auth_methods=("OAUTH",),
-    ),
-    "confluence": SourceType(
-        "confluence",
-        "Confluence Cloud",
-        ConfluenceParameters,
-        ConfluenceSource,
-        webhook_providers=("confluence", "generic"),
-        supports_poll=True,
-        supports_oauth=True,
-        auth_methods=("OAUTH", "API_TOKEN"),
-        auth_needs_email=True,
-        resource_key=confluence.resource_key,
-    ),
+    **{key: _provider_type(key, *row) for key, row in _PROVIDERS.items()},
 }
 
 
