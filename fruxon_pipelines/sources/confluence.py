@@ -24,14 +24,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fruxon_pipelines.errors import CREDENTIALS, INVALID_CONFIG
+from fruxon_pipelines.errors import INVALID_CONFIG
 from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
 from fruxon_pipelines.sources.oauth import SUBDOMAIN, endpoint
 from fruxon_pipelines.sources.provider_http import (
     ProviderClient,
     ProviderSource,
-    basic_header,
-    bearer_auth,
+    basic_or_oauth,
     numeric_external_id,
     reach_options,
     resource,
@@ -112,21 +111,17 @@ class ConfluenceSource(ProviderSource):
     def __init__(self, params: ConfluenceParameters, reach: Any) -> None:
         settings = reach.settings
         self.params = params
-        credentials = reach.credentials
-        if credentials is None:
-            raise SourceError("a confluence asset needs auth (OAUTH or API_TOKEN)", CREDENTIALS)
+        auth = basic_or_oauth(
+            settings, "confluence", reach.credentials, lambda token: token.email or ""
+        )
         common = {**reach_options(reach), "headers": {"Accept": "application/json"}}
-        if credentials.auth.method == "API_TOKEN":
+        if reach.credentials.auth.method == "API_TOKEN":
             if not params.site:
                 raise SourceError("parameters.site: required with an API token", INVALID_CONFIG)
-            header = basic_header(credentials.auth.email or "", credentials.auth.apiToken)
             base = endpoint(settings.confluence_site_url, {"site": params.site}, ("site",))
-            self.client = ProviderClient(
-                "confluence", base, authorize=lambda: header, refresh=None, **common
-            )
+            self.client = ProviderClient("confluence", base, **auth, **common)
             self.site_url = base
             return
-        auth = bearer_auth(settings, "confluence", credentials)
         cloud_id = params.cloudId or self._cloud_id(settings, auth, common)
         base = settings.confluence_oauth_api_url.format(cloudId=cloud_id)
         self.client = ProviderClient("confluence", base, **auth, **common)

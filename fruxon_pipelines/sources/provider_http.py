@@ -236,6 +236,24 @@ def basic_header(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {pair}"}
 
 
+def basic_or_oauth(
+    settings: Any,
+    source_type: str,
+    credentials: Any,
+    basic_user: Callable[[Any], str],
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``authorize`` and ``refresh`` for a provider (Zendesk, Confluence) that takes an API token
+    with its account's e-mail over HTTP Basic, the user being ``basic_user(credentials.auth)``,
+    or OAuth (:func:`bearer_auth`, with ``parameters`` for the provider's endpoints)."""
+    if credentials is None:
+        raise SourceError(f"a {source_type} asset needs auth (OAUTH or API_TOKEN)", CREDENTIALS)
+    if credentials.auth.method == "API_TOKEN":
+        header = basic_header(basic_user(credentials.auth), credentials.auth.apiToken)
+        return {"authorize": lambda: header, "refresh": None}
+    return bearer_auth(settings, source_type, credentials, parameters)
+
+
 def unchanged(previous: KnownDocument | None, version: str | None, force: bool) -> bool:
     """Whether the provider's version of an item is the one indexed (and no force)."""
     return not force and bool(version) and previous is not None and previous.etag == version

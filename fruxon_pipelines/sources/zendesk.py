@@ -26,14 +26,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fruxon_pipelines.errors import CREDENTIALS
-from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
+from fruxon_pipelines.sources.base import FetchedItem, KnownDocument
 from fruxon_pipelines.sources.oauth import SUBDOMAIN, endpoint
 from fruxon_pipelines.sources.provider_http import (
     ProviderClient,
     ProviderSource,
-    basic_header,
-    bearer_auth,
+    basic_or_oauth,
     numeric_external_id,
     reach_options,
     resource,
@@ -106,14 +104,13 @@ class ZendeskSource(ProviderSource):
         settings = reach.settings
         self.params = params
         self.state = reach.state or {}
-        credentials = reach.credentials
-        if credentials is None:
-            raise SourceError("a zendesk asset needs auth (OAUTH or API_TOKEN)", CREDENTIALS)
-        if credentials.auth.method == "API_TOKEN":
-            header = basic_header(f"{credentials.auth.email}/token", credentials.auth.apiToken)
-            auth: dict[str, Any] = {"authorize": lambda: header, "refresh": None}
-        else:
-            auth = bearer_auth(settings, "zendesk", credentials, {"subdomain": params.subdomain})
+        auth = basic_or_oauth(
+            settings,
+            "zendesk",
+            reach.credentials,
+            lambda token: f"{token.email}/token",  # Zendesk's user for an API token
+            {"subdomain": params.subdomain},
+        )
         self.client = ProviderClient(
             "zendesk",
             endpoint(settings.zendesk_api_url, {"subdomain": params.subdomain}, ("subdomain",)),
