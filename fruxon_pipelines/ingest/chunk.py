@@ -13,6 +13,7 @@ from typing import Any
 from fruxon_pipelines.catalog.models import KnowledgeAsset
 from fruxon_pipelines.embedding.catalogue import find_model
 from fruxon_pipelines.ingest.manifests import ChangeSet, ChunkManifest
+from fruxon_pipelines.ingest.outcomes import mark_failed
 from fruxon_pipelines.parsing.workers import chunk_records
 
 DEFAULT_CHUNK_SIZE = 256
@@ -64,13 +65,7 @@ def chunk_documents(
         if chunked is None:
             log.warning(f"{record.source_key}: {message}")
             if not request.dry_run:
-                store.upsert_document(
-                    request.asset_id,
-                    record.source_key,
-                    status="FAILED",
-                    error_message=message,
-                    outcome_operation_id=request.operation_id,
-                )
+                mark_failed(store, request, record.source_key, message)
             manifest.parse_failures += 1
             continue
         manifest.documents.append(chunked)

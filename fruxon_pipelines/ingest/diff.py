@@ -13,6 +13,7 @@ from typing import Any
 from fruxon_pipelines.catalog.models import Document, now_ms
 from fruxon_pipelines.ingest.changes import Classification, classify
 from fruxon_pipelines.ingest.manifests import ChangeSet, FetchManifest
+from fruxon_pipelines.ingest.outcomes import mark_failed
 
 
 def diff_documents(
@@ -74,15 +75,14 @@ def _remove(
         gone_docs = [known[r.source_key] for r in kept_gone]
         vectors.delete_documents(request.tenant, [d.id for d in gone_docs])
         for record in kept_gone:
-            store.upsert_document(
-                request.asset_id,
+            mark_failed(
+                store,
+                request,
                 record.source_key,
-                status="FAILED",
-                error_message=record.error or "the source no longer has this item",
+                record.error or "the source no longer has this item",
                 content_hash=None,
                 chunk_count=0,
                 changed=False,
-                outcome_operation_id=request.operation_id,
             )
         log.info(f"{len(kept_gone)} registered documents are gone at the source")
 
@@ -91,21 +91,19 @@ def _record(
     store: Any, request: Any, classification: Classification, known: dict[str, Document]
 ) -> None:
     """Each listed document's verdict in the catalog, in listing order."""
-    settled = {"outcome_operation_id": request.operation_id}
     unchanged_keys: list[str] = []
     for record, verdict in classification.verdicts:
         previous = known.get(record.source_key)
         if verdict == "failed":
             # Keep what is indexed (a page that errors today may be back tomorrow); say why.
-            store.upsert_document(
-                request.asset_id,
+            mark_failed(
+                store,
+                request,
                 record.source_key,
-                status="FAILED",
-                error_message=record.error,
+                record.error,
                 source_url=record.source_url or (previous.source_url if previous else None),
                 title=record.title or (previous.title if previous else None),
                 file_name=record.file_name,
-                **settled,
             )
         elif verdict == "unchanged":
             if record.status == "fetched":
@@ -121,13 +119,12 @@ def _record(
             unchanged_keys.append(record.source_key)
         elif verdict == "not_indexed":
             # 'unchanged' from the source but not indexed here (or forced): fetch again next run.
-            store.upsert_document(
-                request.asset_id,
+            mark_failed(
+                store,
+                request,
                 record.source_key,
-                status="FAILED",
-                error_message="the source reported no change but the document is not indexed; "
+                "the source reported no change but the document is not indexed; "
                 "refresh it with force",
-                **settled,
             )
         else:  # added or changed: the chunk and embed stages take it from here
             store.upsert_document(

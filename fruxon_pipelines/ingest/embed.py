@@ -28,6 +28,7 @@ from fruxon_pipelines.embedding.catalogue import find_model
 from fruxon_pipelines.errors import BUDGET, CategorizedError
 from fruxon_pipelines.ingest import RunStopped
 from fruxon_pipelines.ingest.manifests import ChunkedDocument, ChunkManifest, IngestRequest
+from fruxon_pipelines.ingest.outcomes import mark_failed
 from fruxon_pipelines.secretbox import SecretBox
 from fruxon_pipelines.vectors import ChunkRow
 
@@ -402,13 +403,7 @@ def _stop_for_budget(
     """What was embedded stays; documents not finished wait, FAILED, for the next refresh."""
     for item in pending:
         if item.remaining != -1:
-            store.upsert_document(
-                request.asset_id,
-                item.document.record.source_key,
-                status="FAILED",
-                error_message=f"not indexed: {message}",
-                outcome_operation_id=request.operation_id,
-            )
+            mark_failed(store, request, item.document.record.source_key, f"not indexed: {message}")
     raise CategorizedError(f"token budget: {message}", BUDGET)
 
 
