@@ -178,14 +178,7 @@ def fetch_documents(
             source_key=item.source_key,
             document_id=document_id_for(asset.id, item.source_key),
             status=item.status,
-            source_url=item.source_url,
-            title=item.title,
-            file_name=item.file_name,
-            content_type=item.content_type,
-            etag=item.etag,
-            last_modified=item.last_modified,
-            error=item.error,
-            links=list(item.links),
+            **item.metadata(),
         )
         if item.status == "fetched" and item.data is not None:
             record.content_hash, record.staged_path = stage_bytes(staging, item.data)

@@ -5,23 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fruxon_pipelines.chunking import Chunk
+from fruxon_pipelines.sources.base import ItemMetadata
 
 
 @dataclass
-class FetchedRecord:
+class FetchedRecord(ItemMetadata):
     """One item as the fetch stage saw it; ``staged_path`` holds its bytes when fetched."""
 
     source_key: str
     document_id: str
     status: str  # fetched | unchanged | failed | gone
-    source_url: str | None = None
-    title: str | None = None
-    file_name: str | None = None
-    content_type: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    error: str | None = None
-    links: list[str] = field(default_factory=list)
     content_hash: str | None = None
     size: int | None = None
     staged_path: str | None = None

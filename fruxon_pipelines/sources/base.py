@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from fruxon_pipelines.errors import SOURCE_UNAVAILABLE, CategorizedError
@@ -23,8 +23,29 @@ class KnownDocument:
     links: tuple[str, ...] = ()
 
 
+@dataclass(kw_only=True)
+class ItemMetadata:
+    """What a source says of one item besides its bytes; the fetch stage keeps it as it came
+    (``ingest.manifests.FetchedRecord``)."""
+
+    source_url: str | None = None
+    title: str | None = None
+    file_name: str | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    links: list[str] = field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        """These fields by name (the links a list of their own), for another record of the
+        same item."""
+        values = {f.name: getattr(self, f.name) for f in fields(ItemMetadata)}
+        return values | {"links": list(self.links)}
+
+
 @dataclass
-class FetchedItem:
+class FetchedItem(ItemMetadata):
     """One item of a source as it is now.
 
     - ``fetched``: ``data`` holds the new bytes.
@@ -35,15 +56,7 @@ class FetchedItem:
 
     source_key: str
     status: FetchStatus
-    source_url: str | None = None
-    title: str | None = None
-    file_name: str | None = None
-    content_type: str | None = None
     data: bytes | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    error: str | None = None
-    links: list[str] = field(default_factory=list)
 
 
 class SourceError(CategorizedError):
