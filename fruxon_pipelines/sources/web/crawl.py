@@ -60,25 +60,31 @@ class WebSource(Source):
         self.max_body_bytes = max_body_bytes
         # Crawl-level observations of the last fetch() (robots.txt unavailable, capped delays …).
         self.notes: list[str] = []
+        # The guarded session this fetch opened (none given): closed when the fetch is done.
+        self._own_session: requests.Session | None = None
 
-    def fetch(
-        self,
-        known: Mapping[str, KnownDocument],
-        only_keys: set[str] | None = None,
-        force: bool = False,
+    def list_items(self, known: Mapping[str, KnownDocument], force: bool) -> Iterator[FetchedItem]:
+        """The site's documents now: crawled from the start URLs and sitemaps."""
+        return self._run(known, force).crawl()
+
+    def fetch_keys(
+        self, keys: set[str], known: Mapping[str, KnownDocument], force: bool
     ) -> Iterator[FetchedItem]:
-        """Yield the site's documents now; ``only_keys``: exactly those URLs, no crawling."""
-        session = self.session or make_session(self.user_agent, self.allow_private_networks)
+        """Exactly these URLs, no crawling."""
+        return self._run(known, force).refresh(keys)
+
+    def close(self) -> None:
+        if self._own_session is not None:
+            self._own_session.close()
+            self._own_session = None
+
+    def _run(self, known: Mapping[str, KnownDocument], force: bool) -> _Run:
+        session = self.session
+        if session is None:
+            session = self._own_session = make_session(self.user_agent, self.allow_private_networks)
         run = _Run(self, session, known, force)
         self.notes = run.notes
-        try:
-            if only_keys is not None:
-                yield from run.refresh(only_keys)
-            else:
-                yield from run.crawl()
-        finally:
-            if self.session is None:
-                session.close()
+        return run
 
 
 @dataclass
