@@ -112,6 +112,14 @@ def revoke_api_key(key_id: str) -> None:
     typer.echo(f"revoked API key {key_id}")
 
 
+def _secret_option(envvar: str, what: str) -> typer.models.OptionInfo:
+    """An option for a secret, best passed through ``envvar``: a command line is visible to
+    every user of the machine and stays in shell histories."""
+    return typer.Option(
+        envvar=envvar, help=f"{what}; sealed at rest. Best passed through the variable."
+    )
+
+
 def _json_option(value: str | None, option: str) -> dict | None:
     import json
 
@@ -143,10 +151,8 @@ def create_asset(
     ] = None,
     auth: Annotated[
         str | None,
-        typer.Option(
-            envvar="FRUXON_ASSET_AUTH",
-            help="The source's credentials, a JSON object (as the API's `auth`; sealed at "
-            "rest; best passed through the variable).",
+        _secret_option(
+            "FRUXON_ASSET_AUTH", "The source's credentials, a JSON object (the API's `auth`)"
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
@@ -166,11 +172,7 @@ def create_asset(
     ),
     embedding_api_key: Annotated[
         str | None,
-        typer.Option(
-            envvar="FRUXON_ASSET_EMBEDDING_API_KEY",
-            help="The embedding provider's "
-            "API key for this asset (sealed at rest; best passed through the variable).",
-        ),
+        _secret_option("FRUXON_ASSET_EMBEDDING_API_KEY", "The embedding provider's API key"),
     ] = None,
     token_budget: Annotated[int | None, typer.Option(help="Most tokens, ever.")] = None,
     daily_token_budget: Annotated[int | None, typer.Option(help="Most tokens a UTC day.")] = None,

@@ -134,32 +134,17 @@ def start_operation(
     operation_type: str,
     created_by: str | None,
     *,
-    document_ids: Iterable[str] = (),
-    force: bool = False,
-    dry_run: bool = False,
-    link_documents: bool = False,
-    document_attributes: dict[str, Any] | None = None,
     required: bool = False,
+    **details: Any,
 ) -> Operation:
-    """Write an operation of ``asset`` and submit its run: the one launch path.
+    """Write an operation of ``asset`` (``details``: what :func:`write_operation` takes) and
+    submit its run: the one launch path.
 
-    ``link_documents`` marks its documents as the ones the sources API awaits (and merges
-    ``document_attributes`` into theirs) in the same transaction as the operation.
     ``required``: a run the orchestrator cannot take now raises :class:`LaunchError` (the CLI
     says so; the row stays, and the pending-operations sensor runs it once the stack is up)
     instead of staying PENDING quietly (the API)."""
     with svc.catalog.unit_of_work():
-        operation = write_operation(
-            svc,
-            asset,
-            operation_type,
-            created_by,
-            document_ids=document_ids,
-            force=force,
-            dry_run=dry_run,
-            link_documents=link_documents,
-            document_attributes=document_attributes,
-        )
+        operation = write_operation(svc, asset, operation_type, created_by, **details)
     launch(svc, operation, required=required)
     return operation
 
@@ -176,8 +161,9 @@ def write_operation(
     link_documents: bool = False,
     document_attributes: dict[str, Any] | None = None,
 ) -> Operation:
-    """The operation's row (and its documents' links), in the caller's unit of work; its run is
-    submitted by :func:`launch` once that has committed."""
+    """The operation's row, in the caller's unit of work; its run is submitted by :func:`launch`
+    once that has committed. ``link_documents`` marks its documents as the ones the sources API
+    awaits, and ``document_attributes`` are merged into theirs, in the same transaction."""
     ids = list(document_ids)
     request: dict[str, Any] = {"documentIds": ids, "force": force}
     if dry_run:
