@@ -24,6 +24,15 @@ class OpenAIModelSetting(BaseModel):
     description: str = ""
 
 
+def _path_under_home(name: str, doc: str | None = None) -> property:
+    """A read-only Settings attribute: ``name`` below the resolved home."""
+
+    def path(settings: Settings) -> Path:
+        return settings.resolved_home / name
+
+    return property(path, doc=doc)
+
+
 class Settings(BaseSettings):
     """Everything has a working default for the embedded stack under ``home``."""
 
@@ -172,31 +181,17 @@ class Settings(BaseSettings):
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
 
-    @property
-    def dagster_home(self) -> Path:
-        return self.resolved_home / "dagster"
-
-    @property
-    def files_dir(self) -> Path:
-        """Uploaded and registered files of file sources."""
-        return self.resolved_home / "files"
-
-    @property
-    def staging_dir(self) -> Path:
-        """Fetched bytes waiting to be parsed, content-addressed per knowledge asset."""
-        return self.resolved_home / "staging"
+    dagster_home = _path_under_home("dagster")
+    files_dir = _path_under_home("files", "Uploaded and registered files of file sources.")
+    staging_dir = _path_under_home(
+        "staging", "Fetched bytes waiting to be parsed, content-addressed per knowledge asset."
+    )
+    jwt_secret_path = _path_under_home("jwt_secret")
+    secret_key_path = _path_under_home("secret_key")
 
     @property
     def uploads_dir(self) -> str:
         return str(self.resolved_home / "storage")
-
-    @property
-    def jwt_secret_path(self) -> Path:
-        return self.resolved_home / "jwt_secret"
-
-    @property
-    def secret_key_path(self) -> Path:
-        return self.resolved_home / "secret_key"
 
     @property
     def api_base_url(self) -> str:
