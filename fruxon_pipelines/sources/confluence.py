@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from fruxon_pipelines.errors import INVALID_CONFIG
 from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, SourceError
-from fruxon_pipelines.sources.oauth import SUBDOMAIN, endpoint
+from fruxon_pipelines.sources.oauth import endpoint, subdomain_label
 from fruxon_pipelines.sources.provider_http import (
     ProviderClient,
     ProviderSource,
@@ -70,10 +70,9 @@ class ConfluenceParameters(BaseModel):
     def _site(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        value = value.strip().lower().removesuffix(".atlassian.net")
-        if not SUBDOMAIN.match(value):
-            raise ValueError("must be the site's name (acme for acme.atlassian.net)")
-        return value
+        return subdomain_label(
+            value, "the site's name (acme for acme.atlassian.net)", host_suffix=".atlassian.net"
+        )
 
     @field_validator("cloudId")
     @classmethod

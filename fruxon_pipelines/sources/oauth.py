@@ -30,6 +30,15 @@ from fruxon_pipelines.sources.base import SourceError
 SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
+def subdomain_label(value: str, must_be: str, host_suffix: str = "") -> str:
+    """An account's subdomain as a user typed it (any case, spaces around, with
+    ``host_suffix`` when given), as the label alone; otherwise ``ValueError("must be …")``."""
+    value = value.strip().lower().removesuffix(host_suffix)
+    if not SUBDOMAIN.match(value):
+        raise ValueError(f"must be {must_be}")
+    return value
+
+
 @dataclass(frozen=True)
 class OAuthApp:
     source_type: str

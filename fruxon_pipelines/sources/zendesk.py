@@ -26,17 +26,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fruxon_pipelines.sources import provider_http
 from fruxon_pipelines.sources.base import FetchedItem, KnownDocument
-from fruxon_pipelines.sources.oauth import SUBDOMAIN, endpoint
-from fruxon_pipelines.sources.provider_http import (
-    ProviderClient,
-    ProviderSource,
-    basic_or_oauth,
-    numeric_external_id,
-    reach_options,
-    resource,
-    unchanged,
-)
+from fruxon_pipelines.sources.oauth import endpoint, subdomain_label
 
 PAGE_SIZE = 100
 FULL_LISTING_EVERY_MS = 24 * 3600 * 1000
@@ -51,7 +43,7 @@ def resource_key(item: dict[str, Any]) -> str:
     """The source key of a Zendesk article the sources API registers."""
     if (item.get("type") or "article") != "article":
         raise ValueError(f"type: {item.get('type')!r} is not imported; register its articles")
-    return article_key(numeric_external_id(item, "a Zendesk article id"))
+    return article_key(provider_http.numeric_external_id(item, "a Zendesk article id"))
 
 
 class ZendeskParameters(BaseModel):
@@ -69,10 +61,7 @@ class ZendeskParameters(BaseModel):
     @field_validator("subdomain")
     @classmethod
     def _label(cls, value: str) -> str:
-        value = value.strip().lower()
-        if not SUBDOMAIN.match(value):
-            raise ValueError("must be the subdomain alone (acme for acme.zendesk.com)")
-        return value
+        return subdomain_label(value, "the subdomain alone (acme for acme.zendesk.com)")
 
     @field_validator("locale")
     @classmethod
@@ -97,26 +86,26 @@ def article_html(article: dict[str, Any]) -> str:
     return f"<html><head><title>{title}</title></head><body><h1>{title}</h1>\n{body}</body></html>"
 
 
-class ZendeskSource(ProviderSource):
+class ZendeskSource(provider_http.ProviderSource):
     key_prefix = "zendesk:article:"
 
     def __init__(self, params: ZendeskParameters, reach: Any) -> None:
         settings = reach.settings
         self.params = params
         self.state = reach.state or {}
-        auth = basic_or_oauth(
+        auth = provider_http.basic_or_oauth(
             settings,
             "zendesk",
             reach.credentials,
             lambda token: f"{token.email}/token",  # Zendesk's user for an API token
             {"subdomain": params.subdomain},
         )
-        self.client = ProviderClient(
+        self.client = provider_http.ProviderClient(
             "zendesk",
             endpoint(settings.zendesk_api_url, {"subdomain": params.subdomain}, ("subdomain",)),
             headers={"Accept": "application/json"},
             **auth,
-            **reach_options(reach),
+            **provider_http.reach_options(reach),
         )
 
     def _path(self, kind: str = "articles") -> str:
@@ -165,7 +154,7 @@ class ZendeskSource(ProviderSource):
                     "originalUrl": section.get("html_url"),
                     "type": "section",
                     "children": [
-                        resource(
+                        provider_http.resource(
                             article_key(a["id"]),
                             a["id"],
                             a.get("title"),
@@ -219,7 +208,7 @@ class ZendeskSource(ProviderSource):
             "title": article.get("title"),
             "etag": version,
         }
-        if unchanged(previous, version, force):
+        if provider_http.unchanged(previous, version, force):
             return FetchedItem(source_key=key, status="unchanged", **common)
         return FetchedItem(
             source_key=key,
