@@ -1,5 +1,6 @@
 """What the server supports: source types, embedding models, uploadable content types."""
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
@@ -12,6 +13,11 @@ from fruxon_pipelines.sources.registry import SOURCE_TYPES
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["catalogue"])
 
 SECRET_HINTS = ("token", "secret", "password", "apikey", "api_key")
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 def _parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,19 +63,8 @@ def source_types(tenant: str, principal: Reader) -> dict[str, Any]:
 
 @router.get("/assets:embeddingModels")
 def embedding_models(tenant: str, principal: Reader) -> dict[str, Any]:
-    return {
-        "items": [
-            {
-                "provider": m.provider,
-                "model": m.model,
-                "dimensions": m.dimensions,
-                "maxTokens": m.max_tokens,
-                "pricePerMillionTokens": m.price_per_million_tokens,
-                "description": m.description,
-            }
-            for m in list_models()
-        ]
-    }
+    # Each model as the catalogue holds it, its field names camelCased (maxTokens).
+    return {"items": [{_camel(k): v for k, v in asdict(m).items()} for m in list_models()]}
 
 
 @router.get("/assets:supportedTypes")
