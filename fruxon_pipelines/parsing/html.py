@@ -44,20 +44,22 @@ def parse_html(data: bytes, charset: str | None, url: str | None) -> list[Elemen
     return elements
 
 
+# How trafilatura gives a page's main content: Markdown with its tables; no comments, images
+# or links; no de-duplication (it would drop segments it has seen before).
+_EXTRACT = {
+    "output_format": "markdown",
+    "include_tables": True,
+    "include_comments": False,
+    "include_images": False,
+    "include_links": False,
+    "deduplicate": False,
+}
+
+
 def _trafilatura_elements(tree: Any, url: str | None, *, precision: bool) -> list[Element]:
     import trafilatura
 
-    markdown = trafilatura.extract(
-        tree,
-        url=url,
-        output_format="markdown",
-        include_tables=True,
-        include_comments=False,
-        include_images=False,
-        include_links=False,
-        deduplicate=False,
-        favor_precision=precision,
-    )
+    markdown = trafilatura.extract(tree, url=url, favor_precision=precision, **_EXTRACT)
     return markdown_to_elements(markdown or "")
 
 
