@@ -236,22 +236,23 @@ def _finish_asset(
 Batch = list[tuple[_Pending, ChunkRow | None]]
 
 
+@dataclass
 class _Indexing:
     """One run's batches: embed what they lack, write them, finish complete documents."""
 
-    def __init__(
-        self, store: Any, vectors: Any, request: IngestRequest, plan: _Plan, batch_size: int
-    ) -> None:
-        self.store = store
-        self.vectors = vectors
-        self.request = request
-        self.plan = plan
-        self.batch_size = batch_size
+    store: Any
+    vectors: Any
+    request: IngestRequest
+    plan: _Plan
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        plan = self.plan
         self.dims = plan.model.dimensions
         self.stats = Embedded(plan.model_key, plan.model.price_per_million_tokens)
         # The chunk ids each document has in the index now (under this model).
-        self.existing_ids = vectors.chunk_ids_of_documents(
-            request.tenant,
+        self.existing_ids = self.vectors.chunk_ids_of_documents(
+            self.request.tenant,
             self.dims,
             [p.document.record.document_id for p in plan.pending],
             plan.model_key,
