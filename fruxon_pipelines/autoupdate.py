@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from fruxon_pipelines.validation import field_problems
+from fruxon_pipelines.validation import field_problems, optional_match
 
 Strategy = Literal["UNSPECIFIED", "WEBHOOK", "POLL"]
 PollFrequency = Literal["HOURLY", "DAILY", "WEEKLY", "MONTHLY"]
@@ -78,9 +78,7 @@ class AutoUpdateConfig(BaseModel):
     @field_validator("pollDayOfMonth")
     @classmethod
     def _day_of_month(cls, value: str | None) -> str | None:
-        if value is not None and not DAY_OF_MONTH.match(value):
-            raise ValueError("must be one of _1 … _31")
-        return value
+        return optional_match(DAY_OF_MONTH, value, "must be one of _1 … _31")
 
     @field_validator("timezone")
     @classmethod

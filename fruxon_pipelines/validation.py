@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 
@@ -14,3 +16,11 @@ def field_problems(error: ValidationError, field: str) -> str:
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{field}.{where}: {message}" if where else f"{field}.{message}")
     return "; ".join(problems)
+
+
+def optional_match(pattern: re.Pattern[str], value: str | None, message: str) -> str | None:
+    """``value`` when it is absent or matches ``pattern``; otherwise ``ValueError(message)``
+    (a field validator's answer)."""
+    if value is not None and not pattern.match(value):
+        raise ValueError(message)
+    return value

@@ -36,6 +36,7 @@ from fruxon_pipelines.sources.provider_http import (
     resource,
     unchanged,
 )
+from fruxon_pipelines.validation import optional_match
 
 LIMIT = 250
 API = "/wiki/api/v2"
@@ -77,9 +78,7 @@ class ConfluenceParameters(BaseModel):
     @field_validator("cloudId")
     @classmethod
     def _cloud(cls, value: str | None) -> str | None:
-        if value is not None and not _CLOUD_ID.match(value):
-            raise ValueError("is not a cloud id")
-        return value
+        return optional_match(_CLOUD_ID, value, "is not a cloud id")
 
     @field_validator("spaceKeys")
     @classmethod
