@@ -261,19 +261,13 @@ def create_asset(
 
 
 def _copy_of(file: Path):
-    """Copies ``file`` to the path it is given (the asset's own copy)."""
-    import shutil
-
+    """What copies ``file`` into the asset's own folder; a path that is no file is refused."""
+    from fruxon_pipelines.services.assets import copy_of
     from fruxon_pipelines.services.errors import InvalidRequest
 
     if not file.is_file():
         raise InvalidRequest(f"{file} is not a file")
-
-    def place(target: Path) -> int:
-        shutil.copyfile(file, target)
-        return target.stat().st_size
-
-    return place
+    return copy_of(file)
 
 
 @assets_app.command("list")

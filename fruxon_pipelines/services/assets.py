@@ -192,6 +192,17 @@ def place_file(target: Path, place: Callable[[Path], int]) -> int:
         raise
 
 
+def copy_of(source: Path) -> Callable[[Path], int]:
+    """What places a copy of ``source``: a stored upload or a local file becomes the asset's
+    own."""
+
+    def place(target: Path) -> int:
+        shutil.copyfile(source, target)
+        return target.stat().st_size
+
+    return place
+
+
 def _create(
     svc: Services, prepared: _Prepared, asset_id: str, created_by: str | None, ingest: bool
 ) -> AssetChange:

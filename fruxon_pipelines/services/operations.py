@@ -270,7 +270,8 @@ def request_cancel(svc: Services, operation: Operation) -> None:
         svc.catalog.update_operation(
             operation.id, cancel_requested_at=operation.cancel_requested_at
         )
-    run = svc.gateway.runs_of_asset(operation.asset_id).get(operation.id)
+    # The operation's own run (one record by its tag), not every run of the asset.
+    run = svc.gateway.run_of_operation(operation)
     if run is not None and run.cancellable:
         svc.gateway.terminate(run.run_id)
 

@@ -16,6 +16,7 @@ from fruxon_pipelines.catalog.models import StoredFile, now_ms
 from fruxon_pipelines.services.assets import (
     AssetChange,
     AssetRequest,
+    copy_of,
     create_file_asset,
     file_content_type,
     place_file,
@@ -70,11 +71,6 @@ def import_file_asset(svc: Services, request: AssetRequest, file_id: str) -> Ass
     if stored is None or stored.tenant != request.tenant:
         raise NotFound(f"file {file_id} does not exist")
     source = Path(svc.settings.uploads_dir) / stored.path
-
-    def place(target: Path) -> int:
-        shutil.copyfile(source, target)
-        return target.stat().st_size
-
-    change = create_file_asset(svc, request, stored.file_name, place, stored.content_type)
+    change = create_file_asset(svc, request, stored.file_name, copy_of(source), stored.content_type)
     svc.catalog.retain_stored_file(stored.id)  # from now on an asset's source, never swept
     return change
