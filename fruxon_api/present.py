@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pydantic.alias_generators import to_snake
 
 from fruxon_api.schemas import (
     AssetConfigOut,
@@ -22,6 +25,16 @@ from fruxon_pipelines.embedding import find_model
 from fruxon_pipelines.services.operations import OperationState
 from fruxon_pipelines.sources.registry import SOURCE_TYPES
 from fruxon_pipelines.webhooks import MintedWebhook, webhook_url
+
+W = TypeVar("W", bound=BaseModel)
+
+
+def from_row(model: type[W], row: Any, **values: Any) -> W:
+    """``model`` with ``values``, and every other field read from ``row``'s attribute of the
+    same name in snake case (``createdAt`` from ``created_at``)."""
+    for name in model.model_fields.keys() - values.keys():
+        values[name] = getattr(row, to_snake(name))
+    return model(**values)
 
 
 def price_of(asset: KnowledgeAsset) -> float:
@@ -79,25 +92,20 @@ def asset_out(asset: KnowledgeAsset, usage: Usage | None = None) -> AssetOut:
 
 
 def operation_out(operation: Operation, state: OperationState, price: float) -> OperationOut:
-    return OperationOut(
-        id=operation.id,
-        assetId=operation.asset_id,
+    failed, completed = state.status == "FAILED", state.status == "COMPLETED"
+    return from_row(
+        OperationOut,
+        operation,
         tenantId=operation.tenant,
-        type=operation.type,
         status=state.status,
         done=state.done,
         startedAt=state.started_at or operation.started_at,
         completedAt=state.completed_at,
-        itemsProcessed=operation.items_processed,
-        itemsTotal=operation.items_total,
-        tokenCount=operation.token_count,
-        chunkCount=operation.chunk_count,
         # Priced on read, from the asset's current model price.
         cost=operation.token_count * price / 1_000_000,
         errorMessage=state.error,
-        errorCategory=operation.error_category if state.status == "FAILED" else None,
-        createdBy=operation.created_by,
-        dryRun=operation.dry_run_report if state.status == "COMPLETED" else None,
+        errorCategory=operation.error_category if failed else None,
+        dryRun=operation.dry_run_report if completed else None,
     )
 
 
@@ -149,14 +157,10 @@ def chunk_out(row: dict[str, Any]) -> ChunkOut:
 
 def webhook_out(minted: MintedWebhook, base_url: str) -> WebhookRegistrationOut:
     registration = minted.registration
-    return WebhookRegistrationOut(
+    return from_row(
+        WebhookRegistrationOut,
+        registration,
         id=minted.webhook_id,
-        provider=registration.provider,
-        authMode=registration.auth_mode,
-        status=registration.status,
-        expiresAt=registration.expires_at,
-        createdAt=registration.created_at,
-        modifiedAt=registration.modified_at,
         webhookUrl=webhook_url(base_url, registration.provider, minted.webhook_id),
         signingSecret=minted.signing_secret if registration.auth_mode == "HMAC" else None,
     )

@@ -42,10 +42,15 @@ class AssetConfig(Request):
 
 class EmbeddingConfigIn(Request):
     provider: str | None = None
-    model: str | None = None
+    model: str | None = Field(
+        default=None,
+        description="A model of the provider's (GET …/assets:embeddingModels lists them).",
+    )
     chunkSize: int | None = None
     chunkOverlap: int | None = None
-    apiKey: str | None = None
+    apiKey: str | None = Field(
+        default=None, description="The provider's key: sealed at rest, never returned."
+    )
 
 
 class CreateAssetRequest(Request):
@@ -144,13 +149,16 @@ class AssetOut(Wire):
     type: str
     vectorized: bool = True
     config: AssetConfigOut
-    integrationId: str | None = None
-    assetLink: str | None = None
+    # Fruxon's links to its own integrations and consoles: fruxon has none, so always null.
+    integrationId: str | None = Field(default=None, description="Always null in fruxon.")
+    assetLink: str | None = Field(default=None, description="Always null in fruxon.")
     createdAt: int
     modifiedAt: int
     autoUpdate: bool = False
     autoUpdateConfig: AutoUpdateConfig
-    lastPolledAt: int | None = None
+    lastPolledAt: int | None = Field(
+        default=None, description="When the poll schedule last checked the source (epoch ms)."
+    )
     embeddingLlmConfigId: str | None = None
     supportsAutoUpdate: bool
     supportsWebhookRegistration: bool

@@ -16,12 +16,12 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from fruxon_pipelines.validation import field_problems, optional_match
+from fruxon_pipelines.validation import field_problems, matching
 
 Strategy = Literal["UNSPECIFIED", "WEBHOOK", "POLL"]
 PollFrequency = Literal["HOURLY", "DAILY", "WEEKLY", "MONTHLY"]
@@ -59,7 +59,7 @@ class AutoUpdateConfig(BaseModel):
     filter: str | None = None
     pollFrequency: PollFrequency | None = None
     pollDay: Weekday | None = None
-    pollDayOfMonth: str | None = None
+    pollDayOfMonth: Annotated[str | None, matching(DAY_OF_MONTH, "must be one of _1 … _31")] = None
     pollHour: str | None = None
     pollMinute: str | None = None
     timezone: str | None = None
@@ -74,11 +74,6 @@ class AutoUpdateConfig(BaseModel):
     @classmethod
     def _minute(cls, value: Any) -> str | None:
         return _number_text(value, 0, 59)
-
-    @field_validator("pollDayOfMonth")
-    @classmethod
-    def _day_of_month(cls, value: str | None) -> str | None:
-        return optional_match(DAY_OF_MONTH, value, "must be one of _1 … _31")
 
     @field_validator("timezone")
     @classmethod

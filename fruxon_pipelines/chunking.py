@@ -22,10 +22,10 @@ HEADING_SEPARATOR = " > "
 
 
 @dataclass(frozen=True)
-class Chunk:
-    index: int
-    content: str
-    content_hash: str
+class ChunkSpan:
+    """Where a chunk stands in its document: what a search hit cites. The index keeps it beside
+    each vector (``vectors.ChunkRow``)."""
+
     heading_path: str
     page_number: int | None
     start_char: int
@@ -33,6 +33,13 @@ class Chunk:
     start_line: int
     end_line: int
     token_count: int
+
+
+@dataclass(frozen=True)
+class Chunk(ChunkSpan):
+    index: int
+    content: str
+    content_hash: str
 
 
 @dataclass(frozen=True)

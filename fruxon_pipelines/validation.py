@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 
 def field_problems(error: ValidationError, field: str) -> str:
@@ -18,9 +18,13 @@ def field_problems(error: ValidationError, field: str) -> str:
     return "; ".join(problems)
 
 
-def optional_match(pattern: re.Pattern[str], value: str | None, message: str) -> str | None:
-    """``value`` when it is absent or matches ``pattern``; otherwise ``ValueError(message)``
-    (a field validator's answer)."""
-    if value is not None and not pattern.match(value):
-        raise ValueError(message)
-    return value
+def matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
+    """A field's check (``Annotated[str | None, matching(…)]``): the value passes when it is
+    absent or matches ``pattern``; otherwise the field's problem is ``message``."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not pattern.match(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)

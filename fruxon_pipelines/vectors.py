@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from fruxon_pipelines.chunking import ChunkSpan
 from fruxon_pipelines.settings import DEFAULT_LANCEDB_CACHE_MB
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -69,9 +70,9 @@ def _in_list(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({', '.join(_quote(v) for v in values)})"
 
 
-@dataclass
-class ChunkRow:
-    """One chunk as it is stored beside its vector."""
+@dataclass(frozen=True)
+class ChunkRow(ChunkSpan):
+    """One chunk as it is stored beside its vector: its span in the document, and whose it is."""
 
     chunk_id: str
     asset_id: str
@@ -80,13 +81,6 @@ class ChunkRow:
     content: str
     content_hash: str
     embedding_model: str
-    heading_path: str
-    page_number: int | None
-    start_char: int
-    end_char: int
-    start_line: int
-    end_line: int
-    token_count: int
     source_url: str | None
 
 

@@ -1,11 +1,14 @@
 """Tenants' LLM configs (our extension): stored embedding credentials that assets name with
 `embeddingLlmConfigId` instead of carrying a key. A key goes in once and never comes out."""
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from pydantic import Field
 
 from fruxon_api.auth import Reader, Writer
 from fruxon_api.deps import Svc
+from fruxon_api.present import from_row
 from fruxon_api.schemas import Request, Wire
 from fruxon_pipelines.services import llm_configs as llm_config_service
 
@@ -31,15 +34,8 @@ class LlmConfigOut(Wire):
     modifiedAt: int
 
 
-def _out(config) -> LlmConfigOut:
-    return LlmConfigOut(
-        id=config.id,
-        name=config.name,
-        provider=config.provider,
-        revision=config.revision,
-        createdAt=config.created_at,
-        modifiedAt=config.modified_at,
-    )
+def _out(config: Any) -> LlmConfigOut:  # a catalog row
+    return from_row(LlmConfigOut, config)
 
 
 @router.post("/llmConfigs", response_model=LlmConfigOut, status_code=201)

@@ -10,20 +10,19 @@ from fruxon_pipelines.resources import CatalogResource, OperationProgress, Parsi
 
 @ingestion_stage("Stage 3 (chunk): changed documents parsed and split into token-bounded chunks.")
 def document_chunks(
-    context: dg.AssetExecutionContext,
     document_changes: ChangeSet,
     catalog: CatalogResource,
     progress: OperationProgress,
     parsing: ParsingResource,
 ) -> dg.Output[ChunkManifest]:
-    request = document_changes.request
     store = catalog.get()
+    request = document_changes.request
     asset = store.get_asset(request.asset_id)
     if asset is None:
         raise dg.Failure(f"knowledge asset {request.asset_id} was deleted during the run")
-    chunked = chunk_documents(
-        store, asset, document_changes, timeout=parsing.timeout, log=context.log
-    )
+    # Dagster's logger: its records reach the run's event log as context.log's do.
+    log = dg.get_dagster_logger()
+    chunked = chunk_documents(store, asset, document_changes, timeout=parsing.timeout, log=log)
     manifest = chunked.manifest
     progress.report(request.operation_id, force=True, chunk_count=chunked.chunks)
     preview = next((d.chunks[0].content[:300] for d in manifest.documents if d.chunks), "")

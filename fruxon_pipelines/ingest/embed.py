@@ -125,13 +125,13 @@ class Embedded:
 
     model_key: str
     price_per_million_tokens: float
+    preview: list[ChunkRow] = field(default_factory=list)  # the first rows, for the UI
     chunks: int = 0
     embedded: int = 0
     reused: int = 0
     tokens: int = 0
     stale_deleted: int = 0
     documents: int = 0
-    preview: list[ChunkRow] = field(default_factory=list)
 
     @property
     def cost_usd(self) -> float:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -36,7 +36,7 @@ from fruxon_pipelines.sources.provider_http import (
     resource,
     unchanged,
 )
-from fruxon_pipelines.validation import optional_match
+from fruxon_pipelines.validation import matching
 
 LIMIT = 250
 API = "/wiki/api/v2"
@@ -59,7 +59,7 @@ class ConfluenceParameters(BaseModel):
     site: str | None = Field(
         default=None, description="The site's name: acme for acme.atlassian.net."
     )
-    cloudId: str | None = Field(
+    cloudId: Annotated[str | None, matching(_CLOUD_ID, "is not a cloud id")] = Field(
         default=None, description="The site's cloud id (OAuth); found from the token if unset."
     )
     spaceKeys: list[str] = Field(
@@ -74,11 +74,6 @@ class ConfluenceParameters(BaseModel):
         return subdomain_label(
             value, "the site's name (acme for acme.atlassian.net)", host_suffix=".atlassian.net"
         )
-
-    @field_validator("cloudId")
-    @classmethod
-    def _cloud(cls, value: str | None) -> str | None:
-        return optional_match(_CLOUD_ID, value, "is not a cloud id")
 
     @field_validator("spaceKeys")
     @classmethod

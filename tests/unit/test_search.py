@@ -1,6 +1,6 @@
 """Search modes on a real LanceDB table (hash embedder: fast, deterministic, lexical)."""
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -222,7 +222,7 @@ def test_other_assets_and_tenants_are_never_returned(store):
 
 def test_a_different_model_is_not_mixed_in(store):
     rows = _rows("a1", ["zanzibar written by another model"], model="other/model")
-    rows[0].chunk_id = "foreign"
+    rows[0] = replace(rows[0], chunk_id="foreign")
     _put(store, "acme", rows, index=False)
     assert all(h.chunk_id != "foreign" for h in _search(store, "zanzibar", mode="VECTOR"))
     assert "foreign" not in _ids(_search(store, "zanzibar written", mode="VECTOR", top_k=100))

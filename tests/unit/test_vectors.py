@@ -1,5 +1,7 @@
 """LanceDB tables per tenant and width: upserts by chunk id, deletes across widths."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from fruxon_pipelines.vectors import ChunkRow, VectorStore
@@ -37,8 +39,7 @@ def test_upsert_twice_keeps_one_row_per_chunk(tmp_path):
 def test_a_finished_model_change_leaves_no_rows_of_other_models(tmp_path):
     store = VectorStore(str(tmp_path))
     store.upsert("acme", [_row("c1"), _row("x", document_id="d2")], np.ones((2, 8), np.float32))
-    new = _row("n1")
-    new.embedding_model = "openai/other"
+    new = replace(_row("n1"), embedding_model="openai/other")
     store.upsert("acme", [new], np.ones((1, 4), np.float32))
 
     assert store.chunk_counts_by_document("acme", "a1", "openai/other") == {"d1": 1}

@@ -34,17 +34,12 @@ class AssetsRepo(Database):
     ) -> KnowledgeAsset:
         """A new asset; ``columns`` sets further columns (budget, sealed credentials) in the
         same write."""
-        return self._add(
-            KnowledgeAsset(
-                id=asset_id or str(uuid.uuid4()),
-                tenant=tenant,
-                name=name,
-                source_type=source_type,
-                source_config=source_config,
-                embedding_config=embedding_config,
-                **columns,
-            )
+        asset = KnowledgeAsset(
+            id=asset_id or str(uuid.uuid4()), tenant=tenant, name=name, **columns
         )
+        asset.source_type, asset.source_config = source_type, source_config
+        asset.embedding_config = embedding_config
+        return self._add(asset)
 
     def get_asset(self, asset_id: str) -> KnowledgeAsset | None:
         return self._get(KnowledgeAsset, asset_id)

@@ -51,17 +51,9 @@ class BudgetsRepo(Database):
                 .values(modified_at=KnowledgeAsset.modified_at)
             )
             check(_usage(session, asset_id, now), limits, tokens)
-            day, month = windows_of(now)
-            row = TokenUsage(
-                asset_id=asset_id,
-                kind=kind,
-                operation_id=operation_id,
-                at=now,
-                day=day,
-                month=month,
-                tokens=tokens,
-                settled=False,
-            )
+            row = TokenUsage(asset_id=asset_id, kind=kind, operation_id=operation_id, at=now)
+            row.day, row.month = windows_of(now)  # the windows the daily and monthly limits count
+            row.tokens, row.settled = tokens, False  # at most this, until settled
             session.add(row)
             session.flush()
             return row.id
