@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic.alias_generators import to_snake
@@ -16,6 +16,10 @@ from fruxon_api.schemas import (
     EmbeddingOut,
     LongOperation,
     OperationOut,
+    SearchDocumentOut,
+    SearchHitOut,
+    SearchNoteOut,
+    SearchResponse,
     WebhookRegistrationOut,
 )
 from fruxon_pipelines.autoupdate import wire_config
@@ -25,6 +29,9 @@ from fruxon_pipelines.embedding import find_model
 from fruxon_pipelines.services.operations import OperationState
 from fruxon_pipelines.sources.registry import SOURCE_TYPES
 from fruxon_pipelines.webhooks import MintedWebhook, webhook_url
+
+if TYPE_CHECKING:
+    from fruxon_pipelines.services.search import FoundChunk, SearchResult
 
 W = TypeVar("W", bound=BaseModel)
 
@@ -122,20 +129,8 @@ def long_operation(operation: Operation, state: OperationState) -> LongOperation
 
 
 def document_out(document: Document) -> DocumentOut:
-    return DocumentOut(
-        id=document.id,
-        assetId=document.asset_id,
-        fileName=document.file_name or document.title or document.source_url,
-        contentType=document.content_type,
-        sourceUrl=document.source_url,
-        fileSize=document.file_size,
-        chunkCount=document.chunk_count,
-        status=document.status,
-        errorMessage=document.error_message,
-        createdAt=document.created_at,
-        modifiedAt=document.modified_at,
-        processedAt=document.processed_at,
-    )
+    name = document.file_name or document.title or document.source_url
+    return from_row(DocumentOut, document, fileName=name)
 
 
 def chunk_out(row: dict[str, Any]) -> ChunkOut:
@@ -163,4 +158,40 @@ def webhook_out(minted: MintedWebhook, base_url: str) -> WebhookRegistrationOut:
         id=minted.webhook_id,
         webhookUrl=webhook_url(base_url, registration.provider, minted.webhook_id),
         signingSecret=minted.signing_secret if registration.auth_mode == "HMAC" else None,
+    )
+
+
+# The names Fruxon's wire gives a chunk's source and offsets.
+_HIT_ALIASES = {"source": "source_url", "startCharIdx": "start_char", "endCharIdx": "end_char"}
+
+
+def hit_out(found: FoundChunk) -> SearchHitOut:
+    """A hit; ``found`` answers for the hit's fields and what is shown beside it."""
+    aliased = {wire: getattr(found, name) for wire, name in _HIT_ALIASES.items()}
+    page, heading = found.page_number, found.heading_path
+    shown = {"pageNumber": None if page is None else str(page), "headingPath": heading or None}
+    return from_row(SearchHitOut, found, **aliased, **shown)
+
+
+def search_response(result: SearchResult, *, group_by_document: bool) -> SearchResponse:
+    """The hits in order; grouped, also each document once, in the order of its best hit."""
+    hits = [hit_out(found) for found in result.chunks]
+    documents: dict[str, SearchDocumentOut] = {}
+    # A document entry takes its fields (id, title, URL, score …) from its best hit.
+    shared = SearchDocumentOut.model_fields.keys() - {"chunks"}
+    for hit in hits if group_by_document else []:
+        if hit.documentId not in documents:
+            documents[hit.documentId] = SearchDocumentOut(
+                **hit.model_dump(include=shared), chunks=[]
+            )
+        documents[hit.documentId].chunks.append(hit)
+    return SearchResponse(
+        results=hits,
+        documents=list(documents.values()) if group_by_document else None,
+        notes=[
+            SearchNoteOut(assetId=n.asset_id, errorCategory=n.category, detail=n.message)
+            for n in result.notes
+        ],
+        rerankTokens=result.rerank_tokens or None,
+        rerankCost=result.rerank_cost if result.rerank_tokens else None,
     )

@@ -102,14 +102,70 @@ class RefreshRequest(Request):
     dryRun: bool | None = None
 
 
+FilterValue = Annotated[str, Field(max_length=512)]
+
+
+class SearchFilterIn(Request):
+    """Our extension: narrows a search inside LanceDB, before ranking. Every field given must
+    hold (AND); a list matches any of its values."""
+
+    documentIds: list[FilterValue] = Field(default_factory=list, max_length=1000)
+    assetIds: list[FilterValue] = Field(default_factory=list, max_length=1000)
+    sourceTypes: list[FilterValue] = Field(default_factory=list, max_length=20)
+    urlPrefix: str | None = Field(
+        default=None, max_length=2048, description="The source URL starts with this text."
+    )
+    urlGlob: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="The whole source URL matches: * any run of characters but /, ** any run, "
+        "? one character.",
+    )
+    titleContains: str | None = Field(
+        default=None, max_length=512, description="The document's title contains this (any case)."
+    )
+    modifiedAfter: int | None = Field(
+        default=None, ge=0, description="Epoch ms, inclusive: the document changed upstream since."
+    )
+    modifiedBefore: int | None = Field(
+        default=None, ge=0, description="Epoch ms, exclusive: it last changed upstream before."
+    )
+
+
+class ContextWindowIn(Request):
+    before: int = Field(default=0, ge=0, le=10)
+    after: int = Field(default=0, ge=0, le=10)
+
+
 class SearchRequestBody(Request):
-    query: str = Field(min_length=1)
+    query: str = Field(min_length=1, max_length=8192)
     topK: int | None = Field(default=None, ge=1, le=200)
     scoreThreshold: float | None = Field(default=None, ge=0, le=1)
     searchMode: Literal["UNSPECIFIED", "VECTOR", "FULL_TEXT", "HYBRID"] | None = None
     vectorWeight: float | None = Field(default=None, ge=0, le=1)
     ftsWeight: float | None = Field(default=None, ge=0, le=1)
     rrfK: int | None = Field(default=None, ge=1, le=10_000)
+    # Our extensions.
+    filter: SearchFilterIn | None = None
+    maxChunksPerDocument: int | None = Field(
+        default=None, ge=1, le=100, description="At most this many hits of one document."
+    )
+    expandContext: ContextWindowIn | None = Field(
+        default=None,
+        description="contextText: the hit with this many neighbouring chunks of its document.",
+    )
+    group: Literal["CHUNK", "DOCUMENT"] | None = Field(
+        default=None, description="DOCUMENT: also `documents`, one entry per document."
+    )
+    rerank: bool = Field(
+        default=False, description="Order the best candidates by the configured reranker."
+    )
+
+
+class TenantSearchRequest(SearchRequestBody):
+    """Our extension: one query over the tenant's assets (all of them, or ``assetIds``)."""
+
+    assetIds: list[FilterValue] | None = Field(default=None, max_length=1000)
 
 
 # Responses ------------------------------------------------------------------------------------
@@ -292,10 +348,35 @@ class SearchHitOut(Wire):
     documentId: str
     headingPath: str | None
     contextText: str | None
+    title: str | None = None  # our extension: the document's
+
+
+class SearchDocumentOut(Wire):
+    """One document of a grouped search, with its best chunks (our extension)."""
+
+    documentId: str
+    assetId: str
+    sourceType: str
+    title: str | None
+    sourceUrl: str | None
+    score: float
+    chunks: list[SearchHitOut]
+
+
+class SearchNoteOut(Wire):
+    """An asset a tenant's search left out, and why (our extension)."""
+
+    assetId: str
+    errorCategory: str
+    detail: str
 
 
 class SearchResponse(Wire):
     results: list[SearchHitOut]
+    documents: list[SearchDocumentOut] | None = None
+    notes: list[SearchNoteOut] = Field(default_factory=list)
+    rerankTokens: int | None = None
+    rerankCost: float | None = None  # USD
 
 
 class UsageOut(Wire):

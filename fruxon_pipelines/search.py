@@ -1,10 +1,13 @@
-"""Search inside one knowledge asset: vector, full-text, or both fused by reciprocal rank.
+"""Search in knowledge assets: vector, full-text, or both fused by reciprocal rank.
 
 - VECTOR: cosine similarity (1 − cosine distance, within [0, 1]).
 - FULL_TEXT: LanceDB's native BM25, normalised by the best hit (the top result scores 1.0).
 - HYBRID: reciprocal rank fusion of both legs, each weighted
   (``w / (k + rank)``), normalised so the best hit scores 1.0; one empty leg leaves the other.
-``score_threshold`` applies after ranking, then ``top_k`` cuts. Nothing a caller types makes this
+Assets that share an embedding model are searched together (one scope, one query per leg);
+scopes of different models are fused by reciprocal rank again, since their similarities are
+not comparable. ``score_threshold`` applies after ranking, then ``max_chunks_per_document``,
+then ``top_k`` cuts. Nothing a caller types makes this
 raise: full-text queries keep their words only, and a full-text leg LanceDB still refuses (or that
 has no index yet) is empty, so HYBRID falls back to the vector leg.
 """
@@ -16,8 +19,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import numpy as np
+
 from fruxon_pipelines.embedding.base import Embedder, EmbeddingModel
-from fruxon_pipelines.vectors import VectorStore
+from fruxon_pipelines.vectors import VectorStore, in_list, quote
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,41 @@ class SearchRequest:
     vector_weight: float = 0.5
     fts_weight: float = 0.5
     rrf_k: int = 60
+    # A LanceDB pre-filter on top of the scope (``search_filter.SearchFilter.where``).
+    where: str | None = None
+    max_chunks_per_document: int | None = None
+    # Candidates each leg fetches; None: enough for top_k (a reranker asks for more).
+    depth: int | None = None
+
+    @property
+    def embeds(self) -> bool:
+        """Whether the query is embedded: a vector leg that counts."""
+        return self.mode == "VECTOR" or (self.mode == "HYBRID" and _weights(self)[0] > 0)
+
+    @property
+    def candidates(self) -> int:
+        if self.depth:
+            return self.depth
+        wanted = self.top_k * (4 if self.max_chunks_per_document else 1)
+        return max(wanted * 4, 20)
+
+
+@dataclass(frozen=True)
+class SearchScope:
+    """What one query per leg searches: assets of one tenant whose chunks share one model."""
+
+    tenant: str
+    asset_ids: tuple[str, ...]
+    model: EmbeddingModel
+
+    def where(self, extra: str | None = None) -> str:
+        assets = (
+            VectorStore.scope(self.asset_ids[0])
+            if len(self.asset_ids) == 1
+            else in_list("asset_id", self.asset_ids)
+        )
+        where = f"{assets} AND embedding_model = {quote(self.model.key)}"
+        return f"{where} AND ({extra})" if extra else where
 
 
 @dataclass(frozen=True)
@@ -64,20 +104,17 @@ def full_text_query(query: str) -> str:
     return " ".join(_QUERY_NOISE.sub(" ", query).split())
 
 
-def _vector_leg(store, tenant, asset_id, model, embedder, query, limit) -> list[SearchHit]:
-    vector = embedder.embed([query])[0]
-    where = store.scope(asset_id, f"{model.provider}/{model.model}")
-    rows = store.vector_search(tenant, where, vector, limit)
+def _vector_leg(store, scope: SearchScope, where: str, vector, limit) -> list[SearchHit]:
+    rows = store.vector_search(scope.tenant, where, vector, limit)
     return [_hit(r, min(1.0, max(0.0, 1.0 - float(r["_distance"])))) for r in rows]
 
 
-def _text_leg(store, tenant, asset_id, model, query, limit) -> list[SearchHit]:
+def _text_leg(store, scope: SearchScope, where: str, query, limit) -> list[SearchHit]:
     words = full_text_query(query)
     if not words:
         return []
     try:
-        where = store.scope(asset_id, f"{model.provider}/{model.model}")
-        rows = store.full_text_search(tenant, model.dimensions, where, words, limit)
+        rows = store.full_text_search(scope.tenant, scope.model.dimensions, where, words, limit)
     except ValueError as error:  # LanceDB's "invalid input": a query its parser still refuses
         log.warning("full-text search refused %r: %s", words, error)
         return []
@@ -91,12 +128,13 @@ def _weights(request: SearchRequest) -> tuple[float, float]:
     return weights if any(weights) else (0.5, 0.5)
 
 
-def _fuse(request: SearchRequest, vector: list[SearchHit], text: list[SearchHit]):
-    weights = _weights(request)
-    k = max(request.rrf_k, 0)  # rank starts at 1, so k = 0 still never divides by zero
+def fuse(legs: list[tuple[float, list[SearchHit]]], rrf_k: int) -> list[SearchHit]:
+    """Reciprocal rank fusion: each hit scores ``Σ weight / (k + rank)`` over the ranked lists
+    it is in, normalised so the best hit scores 1.0."""
+    k = max(rrf_k, 0)  # rank starts at 1, so k = 0 still never divides by zero
     fused: dict[str, float] = {}
     hits: dict[str, SearchHit] = {}
-    for weight, leg in zip(weights, (vector, text), strict=True):
+    for weight, leg in legs:
         if weight <= 0:
             continue  # a leg weighted 0 contributes nothing, not even its candidates
         for rank, hit in enumerate(leg, start=1):
@@ -109,6 +147,43 @@ def _fuse(request: SearchRequest, vector: list[SearchHit], text: list[SearchHit]
     ]
 
 
+def rank_scope(
+    store: VectorStore,
+    scope: SearchScope,
+    vector: np.ndarray | None,
+    request: SearchRequest,
+) -> list[SearchHit]:
+    """Every candidate of ``scope`` in order, before thresholds and cuts. ``vector`` is the
+    query embedded with the scope's model (None when ``request.embeds`` is false)."""
+    query = request.query.strip()
+    if not query or request.top_k <= 0:
+        return []
+    where, limit = scope.where(request.where), request.candidates
+    if request.mode == "VECTOR":
+        return _vector_leg(store, scope, where, vector, limit)
+    if request.mode == "FULL_TEXT":
+        return _text_leg(store, scope, where, query, limit)
+    vector_weight, fts_weight = _weights(request)
+    vector_hits = _vector_leg(store, scope, where, vector, limit) if vector_weight > 0 else []
+    text_hits = _text_leg(store, scope, where, query, limit) if fts_weight > 0 else []
+    return fuse([(vector_weight, vector_hits), (fts_weight, text_hits)], request.rrf_k)
+
+
+def finish(hits: list[SearchHit], request: SearchRequest) -> list[SearchHit]:
+    """The threshold, then at most ``max_chunks_per_document`` of each document, then top_k."""
+    if request.score_threshold is not None:
+        hits = [h for h in hits if h.score >= request.score_threshold]
+    if request.max_chunks_per_document:
+        taken: dict[str, int] = {}
+        kept = []
+        for hit in hits:
+            if taken.get(hit.document_id, 0) < request.max_chunks_per_document:
+                taken[hit.document_id] = taken.get(hit.document_id, 0) + 1
+                kept.append(hit)
+        hits = kept
+    return hits[: request.top_k]
+
+
 def search_asset(
     store: VectorStore,
     *,
@@ -118,24 +193,8 @@ def search_asset(
     embedder: Embedder,
     request: SearchRequest,
 ) -> list[SearchHit]:
-    query = request.query.strip()
-    if not query or request.top_k <= 0:
+    if not request.query.strip() or request.top_k <= 0:
         return []
-    candidates = max(request.top_k * 4, 20)
-    model = embedding_model
-    if request.mode == "VECTOR":
-        hits = _vector_leg(store, tenant, asset_id, model, embedder, query, candidates)
-    elif request.mode == "FULL_TEXT":
-        hits = _text_leg(store, tenant, asset_id, model, query, candidates)
-    else:
-        vector_weight, fts_weight = _weights(request)
-        hits = _fuse(
-            request,
-            _vector_leg(store, tenant, asset_id, model, embedder, query, candidates)
-            if vector_weight > 0
-            else [],
-            _text_leg(store, tenant, asset_id, model, query, candidates) if fts_weight > 0 else [],
-        )
-    if request.score_threshold is not None:
-        hits = [h for h in hits if h.score >= request.score_threshold]
-    return hits[: request.top_k]
+    vector = embedder.embed([request.query.strip()])[0] if request.embeds else None
+    scope = SearchScope(tenant, (asset_id,), embedding_model)
+    return finish(rank_scope(store, scope, vector, request), request)

@@ -105,6 +105,19 @@ class Settings(BaseSettings):
         description='JSON list: [{"model", "dimensions", "maxTokens", "pricePerMillionTokens"}].',
     )
     openai_max_retries: int = Field(default=6, ge=0, description="Retries on 429 and 5xx.")
+    rerank_base_url: str | None = Field(
+        default=None,
+        description="Base URL of a reranker speaking POST {base}/rerank ({model, query, "
+        "documents, top_n}: Cohere, Jina, vLLM, TEI). Unset: a search with rerank is refused.",
+    )
+    rerank_api_key: SecretStr | None = Field(default=None, description="Bearer key for it.")
+    rerank_model: str | None = Field(default=None, description="The model the reranker runs.")
+    rerank_price_per_million_tokens: float = Field(
+        default=0.0, ge=0, description="What a reranked token costs (USD), for usage reports."
+    )
+    rerank_candidates: int = Field(
+        default=50, ge=1, le=1000, description="How many of the best hits go to the reranker."
+    )
     public_url: str | None = Field(
         default=None,
         description="Base URL the outside world reaches the API at; webhook URLs are built on "
@@ -160,7 +173,11 @@ class Settings(BaseSettings):
     zendesk_client_secret: SecretStr | None = None
     zendesk_authorize_url: str = "https://{subdomain}.zendesk.com/oauth/authorizations/new"
     zendesk_token_url: str = "https://{subdomain}.zendesk.com/oauth/tokens"
-    zendesk_api_url: str = "https://{subdomain}.zendesk.com"
+    zendesk_api_url: str = Field(
+        default="https://{subdomain}.zendesk.com",
+        description="The Help Center API; each account has its own host, from the asset's "
+        "subdomain, so the OAuth URLs above carry it too.",
+    )
     atlassian_client_id: str | None = None
     atlassian_client_secret: SecretStr | None = None
     atlassian_authorize_url: str = "https://auth.atlassian.com/authorize"

@@ -57,17 +57,24 @@ def chunk_schema(dimensions: int) -> pa.Schema:
             pa.field("end_line", pa.int32()),
             pa.field("token_count", pa.int32()),
             pa.field("source_url", pa.string()),
+            # The document's, for search filters (titleContains, modifiedAfter/Before).
+            *DOCUMENT_FIELDS,
             pa.field("vector", pa.list_(pa.float32(), dimensions), nullable=False),
         ]
     )
 
 
-def _quote(value: str) -> str:
+# Added after the first release: a table made before them gets them, empty, when first opened.
+DOCUMENT_FIELDS = (pa.field("title", pa.string()), pa.field("modified_at", pa.int64()))
+_NULL_OF = {pa.string(): "CAST(NULL AS STRING)", pa.int64(): "CAST(NULL AS BIGINT)"}
+
+
+def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _in_list(column: str, values: Iterable[str]) -> str:
-    return f"{column} IN ({', '.join(_quote(v) for v in values)})"
+def in_list(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(quote(v) for v in values)})"
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,25 @@ class ChunkRow(ChunkSpan):
     content_hash: str
     embedding_model: str
     source_url: str | None
+    title: str | None = None
+    # The document's upstream modification time (epoch ms), else when this version was indexed.
+    modified_at: int | None = None
+
+
+def _add_document_fields(table: Any) -> None:
+    """Columns a table made by an earlier version lacks, added empty (null): their rows match no
+    title or date filter until their document is indexed again."""
+    missing = {
+        f.name: _NULL_OF[f.type] for f in DOCUMENT_FIELDS if f.name not in table.schema.names
+    }
+    if not missing:
+        return
+    try:
+        table.add_columns(missing)
+    except Exception:  # another process added them first: the schema says so now
+        table.checkout_latest()
+        if any(f.name not in table.schema.names for f in DOCUMENT_FIELDS):
+            raise
 
 
 class VectorStore:
@@ -114,6 +140,7 @@ class VectorStore:
             if name not in self._db.list_tables().tables:
                 return None
             table = self._db.open_table(name)
+            _add_document_fields(table)
             self._tables[name] = table
             return table
 
@@ -170,7 +197,7 @@ class VectorStore:
         if table is None or not ids:
             return
         for start in range(0, len(ids), 500):
-            table.delete(_in_list("chunk_id", ids[start : start + 500]))
+            table.delete(in_list("chunk_id", ids[start : start + 500]))
 
     def delete_documents(self, tenant: str, document_ids: Iterable[str]) -> None:
         ids = list(document_ids)
@@ -178,18 +205,18 @@ class VectorStore:
             return
         for table in self._tenant_tables(tenant):
             for start in range(0, len(ids), 500):
-                table.delete(_in_list("document_id", ids[start : start + 500]))
+                table.delete(in_list("document_id", ids[start : start + 500]))
 
     def delete_other_models(self, tenant: str, asset_id: str, embedding_model: str) -> None:
         """The asset's rows of every model but this one (a model change is complete)."""
         for table in self._tenant_tables(tenant):
             table.delete(
-                f"asset_id = {_quote(asset_id)} AND embedding_model != {_quote(embedding_model)}"
+                f"asset_id = {quote(asset_id)} AND embedding_model != {quote(embedding_model)}"
             )
 
     def delete_asset(self, tenant: str, asset_id: str) -> None:
         for table in self._tenant_tables(tenant):
-            table.delete(f"asset_id = {_quote(asset_id)}")
+            table.delete(f"asset_id = {quote(asset_id)}")
 
     def ensure_full_text_index(self, tenant: str, dimensions: int) -> None:
         """Native full-text index on chunk content; rebuilt when many rows are not in it yet."""
@@ -240,11 +267,11 @@ class VectorStore:
         table = self._existing_table(tenant, dimensions)
         if table is None or not ids:
             return result
-        model = f" AND embedding_model = {_quote(embedding_model)}" if embedding_model else ""
+        model = f" AND embedding_model = {quote(embedding_model)}" if embedding_model else ""
         for start in range(0, len(ids), 500):
             data = self._select(
                 table,
-                _in_list("document_id", ids[start : start + 500]) + model,
+                in_list("document_id", ids[start : start + 500]) + model,
                 ["chunk_id", "document_id"],
             )
             for chunk_id, document_id in zip(
@@ -267,9 +294,9 @@ class VectorStore:
         found: dict[str, np.ndarray] = {}
         if table is None or not hashes:
             return found
-        scope = f"asset_id = {_quote(asset_id)} AND embedding_model = {_quote(embedding_model)}"
+        scope = f"asset_id = {quote(asset_id)} AND embedding_model = {quote(embedding_model)}"
         for start in range(0, len(hashes), 500):
-            where = f"{scope} AND {_in_list('content_hash', hashes[start : start + 500])}"
+            where = f"{scope} AND {in_list('content_hash', hashes[start : start + 500])}"
             data = self._select(table, where, ["content_hash", "vector"])
             column = data["vector"].combine_chunks()
             matrix = column.values.to_numpy(zero_copy_only=False).reshape(-1, dimensions)
@@ -304,7 +331,7 @@ class VectorStore:
 
     def chunks_of_asset(self, tenant: str, asset_id: str, columns: list[str]) -> pa.Table:
         tables = [
-            self._select(t, f"asset_id = {_quote(asset_id)}", columns)
+            self._select(t, f"asset_id = {quote(asset_id)}", columns)
             for t in self._tenant_tables(tenant)
         ]
         if not tables:
@@ -318,13 +345,31 @@ class VectorStore:
         columns: list[str],
         embedding_model: str | None = None,
     ) -> list[dict[str, Any]]:
-        where = f"document_id = {_quote(document_id)}"
+        where = f"document_id = {quote(document_id)}"
         if embedding_model:
-            where += f" AND embedding_model = {_quote(embedding_model)}"
+            where += f" AND embedding_model = {quote(embedding_model)}"
         rows: list[dict[str, Any]] = []
         for table in self._tenant_tables(tenant):
             rows += self._select(table, where, columns).to_pylist()
         return rows
+
+    def neighbours(
+        self, tenant: str, dimensions: int, windows: Iterable[tuple[str, str, int, int]]
+    ) -> list[dict[str, Any]]:
+        """Chunks of each ``(document_id, embedding_model, first, last)`` window by chunk
+        index, both ends included: the context around search hits, in one read."""
+        terms = [
+            f"(document_id = {quote(document_id)} AND embedding_model = {quote(model)}"
+            f" AND chunk_index >= {int(first)} AND chunk_index <= {int(last)})"
+            for document_id, model, first, last in windows
+        ]
+        table = self._existing_table(tenant, dimensions)
+        if table is None or not terms:
+            return []
+        columns = ["document_id", "chunk_index", "content", "start_char", "end_char"]
+        return self._select(
+            table, " OR ".join(terms), [*columns, "start_line", "end_line"]
+        ).to_pylist()
 
     HIT_COLUMNS = [
         "chunk_id",
@@ -381,7 +426,7 @@ class VectorStore:
 
     @staticmethod
     def scope(asset_id: str, embedding_model: str | None = None) -> str:
-        where = f"asset_id = {_quote(asset_id)}"
+        where = f"asset_id = {quote(asset_id)}"
         if embedding_model is not None:
-            where += f" AND embedding_model = {_quote(embedding_model)}"
+            where += f" AND embedding_model = {quote(embedding_model)}"
         return where

@@ -21,6 +21,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FIXTURES = Path(__file__).parent / "fixtures"
+OPENAI_MODEL = "text-embedding-3-small"
 
 
 # pytest-timeout's alarm (600 s, pyproject.toml) cannot stop a test whose main thread is blocked
@@ -125,6 +126,30 @@ def dagster_event_text(instance) -> str:
     return "".join(
         str(record) for run in instance.get_runs() for record in instance.all_logs(run.run_id)
     )
+
+
+@pytest.fixture
+def openai_server(monkeypatch) -> Iterator:
+    """A local OpenAI-compatible embeddings server, configured as the `openai` provider with
+    one model (64 dimensions, $0.02 per million tokens)."""
+    import json
+
+    from openai_server import OpenAIServer
+
+    from fruxon_pipelines import embedding
+    from fruxon_pipelines.settings import get_settings
+
+    with OpenAIServer() as running:
+        models = [{"model": OPENAI_MODEL, "dimensions": 64, "pricePerMillionTokens": 0.02}]
+        monkeypatch.setenv("FRUXON_OPENAI_BASE_URL", running.base_url)
+        monkeypatch.setenv("FRUXON_OPENAI_API_KEY", running.api_key)
+        monkeypatch.setenv("FRUXON_OPENAI_MODELS", json.dumps(models))
+        monkeypatch.setenv("FRUXON_OPENAI_MAX_RETRIES", "3")
+        get_settings.cache_clear()
+        embedding._embedders.clear()
+        yield running
+    get_settings.cache_clear()
+    embedding._embedders.clear()
 
 
 @pytest.fixture

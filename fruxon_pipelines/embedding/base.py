@@ -19,6 +19,11 @@ class EmbeddingModel:
     price_per_million_tokens: float
     description: str = ""
 
+    @property
+    def key(self) -> str:
+        """``provider/model``: what the index stores beside each vector it made."""
+        return f"{self.provider}/{self.model}"
+
 
 class TokenCounter(Protocol):
     """The model's own tokenizer, as the chunker needs it."""

@@ -92,34 +92,44 @@ class OpenAIEmbedder:
         return self.embed_counted(texts)[0]
 
     def _post(self, body: dict) -> dict:
-        import httpx
+        return post_json(
+            self._client, self.url, body, self.max_retries, self._sleep, "the embeddings endpoint"
+        )
 
-        for attempt in range(self.max_retries + 1):
-            try:
-                response = self._client.post(self.url, json=body)
-            except httpx.HTTPError as error:
-                if attempt == self.max_retries:
-                    raise EmbeddingServiceError(
-                        f"the embeddings endpoint is unreachable: {error}", SOURCE_UNAVAILABLE
-                    ) from error
-                self._sleep(retry_after_seconds(None, attempt, jitter=False))
-                continue
-            if response.status_code == 200:
-                return response.json()
-            if response.status_code in RETRYABLE and attempt < self.max_retries:
-                self._sleep(
-                    retry_after_seconds(response.headers.get("retry-after"), attempt, jitter=False)
-                )
-                continue
-            category = {
-                401: CREDENTIALS,
-                403: PERMISSIONS,
-                429: RATE_LIMIT,
-                400: INVALID_CONFIG,
-                404: INVALID_CONFIG,
-            }.get(response.status_code, SOURCE_UNAVAILABLE)
-            raise EmbeddingServiceError(
-                f"the embeddings endpoint answered {response.status_code}: {response.text[:300]}",
-                category,
-            )
-        raise AssertionError("unreachable")
+
+def post_json(
+    client: Any,
+    url: str,
+    body: dict,
+    max_retries: int,
+    sleep: Any,
+    service: str,
+    error: type[CategorizedError] = EmbeddingServiceError,
+) -> dict:
+    """POST ``body`` to a model-serving endpoint (embeddings, rerank) and its JSON answer;
+    429 and 5xx are retried after Retry-After (or a backoff), the rest raise ``error`` with the
+    category the status means. ``service`` names the endpoint in messages."""
+    import httpx
+
+    for attempt in range(max_retries + 1):
+        try:
+            response = client.post(url, json=body)
+        except httpx.HTTPError as failure:
+            if attempt == max_retries:
+                raise error(f"{service} is unreachable: {failure}", SOURCE_UNAVAILABLE) from failure
+            sleep(retry_after_seconds(None, attempt, jitter=False))
+            continue
+        if response.status_code == 200:
+            return response.json()
+        if response.status_code in RETRYABLE and attempt < max_retries:
+            sleep(retry_after_seconds(response.headers.get("retry-after"), attempt, jitter=False))
+            continue
+        category = {
+            401: CREDENTIALS,
+            403: PERMISSIONS,
+            429: RATE_LIMIT,
+            400: INVALID_CONFIG,
+            404: INVALID_CONFIG,
+        }.get(response.status_code, SOURCE_UNAVAILABLE)
+        raise error(f"{service} answered {response.status_code}: {response.text[:300]}", category)
+    raise AssertionError("unreachable")

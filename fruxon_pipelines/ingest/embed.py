@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,7 +22,7 @@ import numpy as np
 from fruxon_pipelines.budgets import BudgetExceeded, MeteredEmbedder, metered_embedder_for
 from fruxon_pipelines.catalog.models import KnowledgeAsset, now_ms
 from fruxon_pipelines.catalog.store import document_id_for
-from fruxon_pipelines.chunking import Chunk
+from fruxon_pipelines.chunking import Chunk, ChunkSpan
 from fruxon_pipelines.embedding.base import EmbeddingModel
 from fruxon_pipelines.embedding.catalogue import find_model
 from fruxon_pipelines.errors import BUDGET, CategorizedError
@@ -42,18 +42,27 @@ def chunk_id_for(document_id: str, content_hash: str, occurrence: int, model_key
 def rows_for(document: ChunkedDocument, asset_id: str, model_key: str) -> list[ChunkRow]:
     seen: dict[str, int] = {}
     rows = []
+    # Filters by date need one: the source's modification time, else when this version came.
+    modified_at = document.record.modified_ms or now_ms()
     for chunk in document.chunks:
         occurrence = seen.get(chunk.content_hash, 0)
         seen[chunk.content_hash] = occurrence + 1
-        rows.append(_row(chunk, document, asset_id, model_key, occurrence))
+        rows.append(_row(chunk, document, asset_id, model_key, occurrence, modified_at))
     return rows
 
 
 def _row(
-    chunk: Chunk, document: ChunkedDocument, asset_id: str, model_key: str, occurrence: int
+    chunk: Chunk,
+    document: ChunkedDocument,
+    asset_id: str,
+    model_key: str,
+    occurrence: int,
+    modified_at: int,
 ) -> ChunkRow:
     record = document.record
+    span = {f.name: getattr(chunk, f.name) for f in fields(ChunkSpan)}
     return ChunkRow(
+        **span,
         chunk_id=chunk_id_for(record.document_id, chunk.content_hash, occurrence, model_key),
         asset_id=asset_id,
         document_id=record.document_id,
@@ -61,14 +70,9 @@ def _row(
         content=chunk.content,
         content_hash=chunk.content_hash,
         embedding_model=model_key,
-        heading_path=chunk.heading_path,
-        page_number=chunk.page_number,
-        start_char=chunk.start_char,
-        end_char=chunk.end_char,
-        start_line=chunk.start_line,
-        end_line=chunk.end_line,
-        token_count=chunk.token_count,
         source_url=record.source_url,
+        title=record.title,
+        modified_at=modified_at,
     )
 
 
@@ -108,7 +112,7 @@ class _Plan:
 def _plan(vectors: Any, asset: KnowledgeAsset, manifest: ChunkManifest) -> _Plan:
     request = manifest.request
     model = find_model(asset.embedding_config["provider"], asset.embedding_config["model"])
-    model_key = f"{model.provider}/{model.model}"
+    model_key = model.key
     pending = [_Pending(d, rows_for(d, request.asset_id, model_key)) for d in manifest.documents]
     known_vectors: dict[str, np.ndarray] = {}
     if not request.force:

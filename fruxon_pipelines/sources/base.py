@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fruxon_pipelines.errors import SOURCE_UNAVAILABLE, CategorizedError
@@ -36,6 +38,23 @@ class ItemMetadata:
     last_modified: str | None = None
     error: str | None = None
     links: list[str] = field(default_factory=list)
+
+    @property
+    def modified_ms(self) -> int | None:
+        """``last_modified`` (an HTTP date or ISO 8601, as sources report it) in epoch ms; None
+        when absent or unreadable."""
+        value = (self.last_modified or "").strip()
+        if not value:
+            return None
+        try:
+            if value[:4].isdigit():
+                stamp = datetime.fromisoformat(value)  # 3.11 reads "Z" and offsets
+                stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+            else:
+                stamp = email.utils.parsedate_to_datetime(value)
+            return int(stamp.timestamp() * 1000)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
 
     def metadata(self) -> dict[str, Any]:
         """These fields by name (the links a list of their own), for another record of the

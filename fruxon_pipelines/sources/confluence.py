@@ -172,6 +172,7 @@ class ConfluenceSource(ProviderSource):
             "source_url": self._web_url(page.get("_links")),
             "title": page.get("title"),
             "etag": version,
+            "last_modified": (page.get("version") or {}).get("createdAt"),  # for date filters
         }
         if unchanged(previous, version, force):
             return FetchedItem(source_key=key, status="unchanged", **common)

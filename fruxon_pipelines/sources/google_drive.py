@@ -182,7 +182,12 @@ class GoogleDriveSource(ProviderSource):
         key = file_key(item["id"])
         version = f"{item.get('version', '')}:{item.get('md5Checksum', '')}"
         mime = item.get("mimeType", "")
-        common = {"source_url": item.get("webViewLink"), "title": item.get("name"), "etag": version}
+        common = {
+            "source_url": item.get("webViewLink"),
+            "title": item.get("name"),
+            "etag": version,
+            "last_modified": item.get("modifiedTime"),  # what date filters of searches read
+        }
         if unchanged(previous, version, force):
             return FetchedItem(source_key=key, status="unchanged", **common)
         if int(item.get("size") or 0) > MAX_FILE_BYTES:

@@ -232,6 +232,7 @@ class NotionSource(ProviderSource):
         version = page.get("last_edited_time")
         title = page_title(page) or "Untitled"
         common = {"source_url": page.get("url"), "title": title, "etag": version}
+        common["last_modified"] = version  # what date filters of searches read
         if unchanged(previous, version, force):
             return FetchedItem(source_key=key, status="unchanged", **common)
         try:

@@ -207,6 +207,7 @@ class ZendeskSource(provider_http.ProviderSource):
             "source_url": article.get("html_url"),
             "title": article.get("title"),
             "etag": version,
+            "last_modified": article.get("updated_at"),  # what date filters of searches read
         }
         if provider_http.unchanged(previous, version, force):
             return FetchedItem(source_key=key, status="unchanged", **common)

@@ -3,11 +3,8 @@ server on 127.0.0.1 (real HTTP, real JSON, injected 429s)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from conftest import dagster_event_text, written_under
-from openai_server import OpenAIServer
 from sitegen import generate_pages
 
 from fruxon_pipelines import embedding
@@ -23,18 +20,8 @@ DAY = 24 * 3600 * 1000
 
 
 @pytest.fixture
-def server(monkeypatch):
-    with OpenAIServer() as running:
-        models = [{"model": MODEL, "dimensions": 64, "pricePerMillionTokens": PRICE}]
-        monkeypatch.setenv("FRUXON_OPENAI_BASE_URL", running.base_url)
-        monkeypatch.setenv("FRUXON_OPENAI_API_KEY", running.api_key)
-        monkeypatch.setenv("FRUXON_OPENAI_MODELS", json.dumps(models))
-        monkeypatch.setenv("FRUXON_OPENAI_MAX_RETRIES", "3")
-        get_settings.cache_clear()
-        embedding._embedders.clear()
-        yield running
-    get_settings.cache_clear()
-    embedding._embedders.clear()
+def server(openai_server):
+    return openai_server
 
 
 def test_embedder_counts_the_servers_tokens_and_waits_out_429s(server):

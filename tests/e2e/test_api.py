@@ -119,6 +119,51 @@ def test_search_finds_the_page_in_every_mode(api, web_asset, docs_site, mode):
     assert 0 <= results[-1]["score"] <= results[0]["score"] <= 1
 
 
+def test_one_search_over_the_tenant_fuses_two_models_and_filters(api, web_asset, docs_site):
+    """The tenant-wide search (our extension) over the real model's asset and one of another
+    model and width: each asset's right document comes back, and filters narrow inside LanceDB."""
+    with Site() as other_site:
+        other_site.put(
+            "/atlas.html",
+            "<html><head><title>Glacier atlas</title></head><body><main><p>The glacier "
+            "atlas maps crevasses on the Vatnajokull ice cap.</p></main></body></html>",
+        )
+        created = api.post(
+            _base(),
+            json={
+                "name": "atlas",
+                "config": {
+                    "sourceType": "web",
+                    "parameters": {"urls": [other_site.url("/atlas.html")], "maxDepth": 0},
+                },
+                "embedding": {"provider": "hash", "model": "hash-384"},
+            },
+        ).json()
+        atlas = created["asset"]["id"]
+        assert _wait_done(api, atlas, created["longOperation"]["name"])["status"] == "COMPLETED"
+    search = f"/v1/tenants/{TENANT}/search"
+    query = "lighthouse keeper railing cobalt glacier atlas crevasses vatnajokull"
+    both = [web_asset["id"], atlas]
+    answer = api.post(search, json={"query": query, "topK": 5, "assetIds": both})
+    assert answer.status_code == 200, answer.text
+    top = answer.json()["results"][:2]
+    assert {(h["assetId"], h["sourceUrl"].rsplit("/", 1)[-1]) for h in top} == {
+        (web_asset["id"], "page-2.html"),
+        (atlas, "atlas.html"),
+    }
+    assert any(h["title"] == "Glacier atlas" for h in top)
+    narrowed = api.post(
+        search,
+        json={"query": query, "assetIds": both, "filter": {"urlPrefix": docs_site.url("/")}},
+    ).json()["results"]
+    assert narrowed and {h["assetId"] for h in narrowed} == {web_asset["id"]}
+    grouped = api.post(
+        search, json={"query": query, "assetIds": both, "group": "DOCUMENT", "topK": 10}
+    ).json()
+    assert len(grouped["documents"]) == len({h["documentId"] for h in grouped["results"]})
+    assert api.delete(_base(atlas)).status_code in (200, 202, 204)
+
+
 def test_refresh_without_change_embeds_nothing(api, web_asset):
     asset_id = web_asset["id"]
     response = api.post(f"{_base(asset_id)}:refresh", json={})

@@ -50,6 +50,13 @@ class DocumentsRepo(Database):
             select(Document).where(Document.asset_id == asset_id, Document.id.in_(ids))
         )
 
+    def titles_of(self, document_ids: Iterable[str]) -> dict[str, str | None]:
+        """The documents' titles by id (search hits name their document by it)."""
+        ids = list(document_ids)
+        with self.session() as session:
+            rows = session.execute(select(Document.id, Document.title).where(Document.id.in_(ids)))
+            return {document_id: title for document_id, title in rows}
+
     def upsert_document(self, asset_id: str, source_key: str, **fields: Any) -> Document:
         """Create or update the document of (asset, source key); returns the stored row."""
         with self.session() as session:
