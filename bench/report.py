@@ -269,6 +269,59 @@ def freshness_section(freshness: dict) -> str:
     )
 
 
+def quality_section(quality: dict) -> str:
+    collection, chunking, goal = quality["collection"], quality["chunking"], quality["goal"]
+    embedding = quality.get("embedding") or {}
+
+    def four(value: float) -> str:  # differences of a few thousandths matter here
+        return f"{value:.4f}"
+
+    rows = [
+        [s["name"], four(s["ndcg_at_10"]), four(s["recall_at_100"]), s["documents_ranked_mean"],
+         s["p50_ms"]]
+        for s in quality["systems"]
+    ]  # fmt: skip
+    tried = [
+        [e["name"], four(e["ndcg_at_10"]), four(e["recall_at_100"]), e.get("vs_hybrid_p")]
+        for e in quality["experiments"]
+    ]
+    published = "; ".join(f"{k} {v}" for k, v in quality["published_ndcg_at_10"].items())
+    seconds = quality["seconds"]
+    out = [
+        f"## 9. Retrieval quality: {collection['name']}, {collection['documents']:,} abstracts, "
+        f"{collection['queries']} queries, {collection['judgments']} judgments",
+        "",
+        f"fruxon ingested one page per abstract (title + text) through the API: "
+        f"{chunking['chunks']:,} chunks of at most {chunking['largest_chunk_tokens']} tokens "
+        f"({embedding.get('chunkOverlap', '?')} overlap), {chunking['tokens']:,} tokens; "
+        f"{chunking['documents_with_several_chunks']:,} abstracts have more than one chunk. "
+        "The peers indexed those same chunks with the same model (sentence-transformers, fp32). "
+        f"Scored per document: each system returns its best {quality['depth_chunks']} chunks "
+        "and a document ranks where its best chunk does.",
+        "",
+        _table(["system", "nDCG@10", "recall@100", "documents ranked", "p50 ms"], rows),
+        "",
+        f"Published nDCG@10 (whole abstracts as documents, not chunks): {published}. "
+        "fruxon's latency is a REST call with the query embedding; the peers' is in-process.",
+        "",
+        f"HYBRID ≥ the better single mode ({goal['best_single_mode']}): "
+        f"**{goal['hybrid_at_least_best_single_mode']}** "
+        f"(Δ {goal['hybrid_minus_best_single_mode']:+.4f}, paired t-test p = "
+        f"{goal['hybrid_vs_best_single_mode_p']}). HYBRID ≥ the peers' default retrievers: "
+        f"**{goal['hybrid_at_least_peer_defaults']}**; vs the best peer ({goal['best_peer']}): "
+        f"Δ {goal['hybrid_minus_best_peer']:+.4f} (p = {goal['hybrid_vs_best_peer_p']}).",
+        "",
+        "What-ifs on the two legs fruxon returned (no new retrieval; see bench/bench_quality.py):",
+        "",
+        _table(["fusion tried", "nDCG@10", "recall@100", "p vs HYBRID (paired t)"], tried),
+        "",
+        "Time (s): " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in seconds.items()) + ".",
+    ]
+    if quality["quick"]:
+        out += ["", "Quick subset: fewer distractors, so not comparable with published figures."]
+    return "\n".join(out)
+
+
 def main() -> int:
     run = _load("run") or {}
     sections = [
@@ -288,6 +341,9 @@ def main() -> int:
         data = _load(name)
         if data:
             sections += ["", render(data)]
+    quality = _load("quality")
+    if quality:
+        sections += ["", quality_section(quality)]
     if run.get("failed"):
         sections += ["", f"**Failed scripts:** {', '.join(run['failed'])}"]
     # The committed file holds the full suite; quick runs are for development only.

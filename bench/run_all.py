@@ -2,7 +2,8 @@
 
 Each script runs in its own process and writes bench/results/<name>.json; bench/report.py
 turns them into bench/results/latest.md. `--quick` runs the same scenarios on a 30-page corpus,
-a 20,000-chunk search index, 3 launches and 10-second polling loads (a few minutes in all).
+a 20,000-chunk search index, 3 launches, 10-second polling loads and 50 SciFact queries over
+about 350 abstracts (a few minutes in all).
 """
 
 import json
@@ -21,6 +22,7 @@ BENCHES = [
     "bench_polling.py",  # 6
     "bench_search.py",  # 7
     "bench_freshness.py",  # 8
+    "bench_quality.py",  # 9
 ]
 
 
