@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -147,6 +149,20 @@ def fuse(legs: list[tuple[float, list[SearchHit]]], rrf_k: int) -> list[SearchHi
     ]
 
 
+_leg_pool: ThreadPoolExecutor | None = None
+_leg_pool_lock = threading.Lock()
+
+
+def _in_background(function, *args) -> Future:
+    """Run a search leg on the shared pool: LanceDB releases the GIL while it searches, so the
+    two legs of a HYBRID search overlap instead of adding up."""
+    global _leg_pool
+    with _leg_pool_lock:
+        if _leg_pool is None:
+            _leg_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="search-leg")
+    return _leg_pool.submit(function, *args)
+
+
 def rank_scope(
     store: VectorStore,
     scope: SearchScope,
@@ -164,8 +180,11 @@ def rank_scope(
     if request.mode == "FULL_TEXT":
         return _text_leg(store, scope, where, query, limit)
     vector_weight, fts_weight = _weights(request)
+    text_leg = (
+        _in_background(_text_leg, store, scope, where, query, limit) if fts_weight > 0 else None
+    )
     vector_hits = _vector_leg(store, scope, where, vector, limit) if vector_weight > 0 else []
-    text_hits = _text_leg(store, scope, where, query, limit) if fts_weight > 0 else []
+    text_hits = text_leg.result() if text_leg is not None else []
     return fuse([(vector_weight, vector_hits), (fts_weight, text_hits)], request.rrf_k)
 
 

@@ -73,12 +73,17 @@ def test_past_the_threshold_a_vector_index_is_built_and_new_rows_are_folded_in(
     store.upsert("acme", rows[:500], matrix[:500])
     store.ensure_indices("acme", 16)
     table = store._existing_table("acme", 16)
-    assert {i.index_type for i in table.list_indices()} == {"FTS"}  # 500 rows: flat scan
+    # 500 rows: a flat scan, pre-filtered through bitmaps of the scope's columns
+    assert {(i.index_type, tuple(i.columns)) for i in table.list_indices()} == {
+        ("FTS", ("content",)),
+        ("Bitmap", ("asset_id",)),
+        ("Bitmap", ("embedding_model",)),
+    }
 
     store.upsert("acme", rows[500:700], matrix[500:700])
     store.ensure_indices("acme", 16)
     kinds = {i.index_type for i in table.list_indices()}
-    assert kinds == {"FTS", "IvfHnswSq"}
+    assert kinds == {"FTS", "Bitmap", "IvfHnswSq"}
     vector_index = next(i for i in table.list_indices() if i.index_type == "IvfHnswSq")
     assert table.index_stats(vector_index.name).num_unindexed_rows == 0
 
@@ -92,3 +97,31 @@ def test_past_the_threshold_a_vector_index_is_built_and_new_rows_are_folded_in(
     for i in (3, 650, 999):
         hits = store.vector_search("acme", store.scope("a1"), matrix[i], 5)
         assert hits[0]["chunk_id"] == f"c{i}"
+
+
+def test_many_small_upserts_are_compacted_and_still_found(tmp_path, monkeypatch):
+    import fruxon_pipelines.vectors as vectors_module
+
+    monkeypatch.setattr(vectors_module, "SMALL_FRAGMENTS_LIMIT", 8)
+    store = VectorStore(str(tmp_path))
+    rng = np.random.default_rng(5)
+    matrix = rng.normal(size=(40, 16)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    rows = [_row(f"c{i}", document_id=f"d{i}") for i in range(40)]
+    for start in range(0, 8, 4):  # two commits: under the limit, nothing to compact
+        store.upsert("acme", rows[start : start + 4], matrix[start : start + 4])
+    store.ensure_indices("acme", 16)
+    table = store._existing_table("acme", 16)
+    assert table.stats()["fragment_stats"]["num_fragments"] == 2
+
+    for start in range(8, 40, 4):  # eight more, ten in all: past the limit
+        store.upsert("acme", rows[start : start + 4], matrix[start : start + 4])
+    store.ensure_indices("acme", 16)
+    # Lance compacts the rows its indexes covered apart from those they did not: two at most
+    assert table.stats()["fragment_stats"]["num_fragments"] <= 2
+    for index in table.list_indices():
+        assert table.index_stats(index.name).num_unindexed_rows == 0, index.name
+    for i in (0, 21, 39):
+        assert (
+            store.vector_search("acme", store.scope("a1"), matrix[i], 3)[0]["chunk_id"] == f"c{i}"
+        )
