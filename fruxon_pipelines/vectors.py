@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -224,6 +224,37 @@ class VectorStore:
     def delete_asset(self, tenant: str, asset_id: str) -> None:
         for table in self._tenant_tables(tenant):
             table.delete(f"asset_id = {quote(asset_id)}")
+
+    def refresh_document_fields(
+        self, tenant: str, asset_id: str, fields: Mapping[str, tuple[str | None, int | None]]
+    ) -> int:
+        """Title and modification time (``fields``: document id → (title, modified_at), None
+        keeping what is stored) of documents whose content did not change, written onto their
+        chunks where they differ: a rename upstream, a touch, or rows an earlier version stored
+        without them. One merge per table on chunk_id, vectors untouched. Returns rows changed."""
+        changed = 0
+        if not fields:
+            return changed
+        columns = ["chunk_id", "document_id", *(f.name for f in DOCUMENT_FIELDS)]
+        for table in self._tenant_tables(tenant):
+            stored = self._select(table, self.scope(asset_id), columns)
+            updates: dict[str, list[Any]] = {name: [] for name in ("chunk_id", *columns[2:])}
+            for row in stored.to_pylist():
+                wanted = fields.get(row["document_id"])
+                if wanted is None:
+                    continue
+                title = wanted[0] if wanted[0] is not None else row["title"]
+                modified_at = wanted[1] if wanted[1] is not None else row["modified_at"]
+                if (title, modified_at) != (row["title"], row["modified_at"]):
+                    updates["chunk_id"].append(row["chunk_id"])
+                    updates["title"].append(title)
+                    updates["modified_at"].append(modified_at)
+            if updates["chunk_id"]:
+                schema = pa.schema([pa.field("chunk_id", pa.string()), *DOCUMENT_FIELDS])
+                data = pa.Table.from_pydict(updates, schema=schema)
+                table.merge_insert("chunk_id").when_matched_update_all().execute(data)
+                changed += len(updates["chunk_id"])
+        return changed
 
     def ensure_full_text_index(self, tenant: str, dimensions: int) -> None:
         """Native full-text index on chunk content; rebuilt when many rows are not in it yet."""

@@ -36,6 +36,11 @@ def diff_documents(
         return changes
     _remove(store, vectors, request, classification, known, log)
     _record(store, request, classification, known)
+    # Unchanged content keeps its chunks, but a new title or modification time upstream (a
+    # rename, a touch) still reaches them: search filters read both from the index.
+    fields = _unchanged_document_fields(classification, known)
+    if rewritten := vectors.refresh_document_fields(request.tenant, request.asset_id, fields):
+        log.info(f"wrote a new title or modification time onto {rewritten} unchanged chunks")
 
     done = changes.unchanged + changes.failed + changes.removed
     listed_or_removed = {r.source_key for r in manifest.records} | set(changes.removed_keys)
@@ -85,6 +90,20 @@ def _remove(
                 changed=False,
             )
         log.info(f"{len(kept_gone)} registered documents are gone at the source")
+
+
+def _unchanged_document_fields(
+    classification: Classification, known: dict[str, Document]
+) -> dict[str, tuple[str | None, int | None]]:
+    """Title and modification time, as the source lists them now, of each unchanged document."""
+    return {
+        known[record.source_key].id: (
+            record.title or known[record.source_key].title,
+            record.modified_ms,
+        )
+        for record, verdict in classification.verdicts
+        if verdict == "unchanged" and record.source_key in known
+    }
 
 
 def _record(

@@ -12,6 +12,7 @@ from pipeline import HASH_EMBEDDING, Pipeline
 from providers.drive_server import DOC, FOLDER, SHEET, DriveServer, FakeFile
 from providers.fake_provider import point_fruxon_at
 
+from fruxon_pipelines.search_filter import SearchFilter
 from fruxon_pipelines.secretbox import secret_box
 from fruxon_pipelines.settings import Settings, get_settings
 from fruxon_pipelines.sources.auth import SourceAuth, load_source_auth
@@ -116,6 +117,37 @@ def test_a_folder_is_walked_to_the_end_and_refreshed_through_the_change_list(pip
     pipeline.run(asset_id, allow_mass_deletion=True)  # 4 documents to 1: past the guard
     assert "/drive/v3/files" in drive.api_paths()
     assert set(pipeline.documents(asset_id)) == {file_key(files["guide"].id)}
+
+
+def test_a_rename_reaches_the_chunks_title_and_date_without_embedding_again(pipeline, drive):
+    files = _folder_tree(drive)
+    asset_id, _ = _asset(pipeline, drive, files["team"].id)
+    pipeline.run(asset_id)
+    columns = ["chunk_id", "document_id", "title", "modified_at", "content"]
+    before = {c["chunk_id"]: c for c in pipeline.chunks(asset_id, columns)}
+    notes_id = pipeline.documents(asset_id)[file_key(files["notes"].id)].id
+    assert {c["title"] for c in before.values() if c["document_id"] == notes_id} == {"notes.md"}
+
+    drive.rename(files["notes"], "cache-notes.md")
+    outcome = pipeline.run(asset_id)
+
+    meta = outcome.metadata()
+    assert (meta["documents_changed"], meta["chunks_embedded"]) == (0, 0)
+    after = {c["chunk_id"]: c for c in pipeline.chunks(asset_id, columns)}
+    assert set(after) == set(before)  # the same chunks, vectors kept
+    for chunk_id, chunk in after.items():
+        old = before[chunk_id]
+        if chunk["document_id"] == notes_id:
+            assert chunk["title"] == "cache-notes.md"
+            assert chunk["modified_at"] > old["modified_at"]  # the rename's modifiedTime
+        else:
+            assert (chunk["title"], chunk["modified_at"]) == (old["title"], old["modified_at"])
+    # what a search's titleContains filter selects
+    tenant = pipeline.catalog.get_asset(asset_id).tenant
+    table = pipeline.vectors._existing_table(tenant, 384)
+    where = SearchFilter(title_contains="CACHE-notes").where()
+    found = pipeline.vectors._select(table, where, ["document_id"]).column("document_id")
+    assert set(found.to_pylist()) == {notes_id}
 
 
 def test_an_expired_token_and_rate_limits_are_recovered(pipeline, drive):

@@ -125,3 +125,31 @@ def test_many_small_upserts_are_compacted_and_still_found(tmp_path, monkeypatch)
         assert (
             store.vector_search("acme", store.scope("a1"), matrix[i], 3)[0]["chunk_id"] == f"c{i}"
         )
+
+
+def test_document_fields_are_rewritten_only_where_they_differ_and_none_keeps_them(tmp_path):
+    store = VectorStore(str(tmp_path))
+    rows = [
+        _row("c1", document_id="d1"),  # stored without title or date, as before they existed
+        _row("c2", document_id="d1"),
+        _row("c3", document_id="d2"),
+        _row("c4", document_id="d3", asset_id="a2"),  # another asset: out of reach
+    ]
+    vectors = np.eye(4, 16, dtype=np.float32)
+    store.upsert("acme", rows, vectors)
+    table = store._existing_table("acme", 16)
+
+    fields = {"d1": ("Guide", 1_700_000_000_000), "d2": (None, None), "d3": ("Other", 5)}
+    assert store.refresh_document_fields("acme", "a1", fields) == 2
+    stored = {r["chunk_id"]: r for r in table.to_arrow().to_pylist()}
+    assert [(stored[c]["title"], stored[c]["modified_at"]) for c in ("c1", "c2")] == [
+        ("Guide", 1_700_000_000_000)
+    ] * 2
+    assert (stored["c3"]["title"], stored["c4"]["title"]) == (None, None)
+    assert np.array_equal(np.array(stored["c1"]["vector"], np.float32), vectors[0])
+    assert store.vector_search("acme", store.scope("a1"), vectors[1], 1)[0]["chunk_id"] == "c2"
+
+    # the same again writes nothing: no new table version
+    version = table.version
+    assert store.refresh_document_fields("acme", "a1", {"d1": ("Guide", None)}) == 0
+    assert table.version == version

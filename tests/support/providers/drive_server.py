@@ -86,6 +86,12 @@ class DriveServer(FakeProvider):
             item.version += 1
             self.log.append((item.id, False))
 
+    def rename(self, item: FakeFile, name: str) -> None:
+        with self.lock:
+            item.name = name
+            item.version += 1  # Drive counts a rename as a change: modifiedTime moves too
+            self.log.append((item.id, False))
+
     def move(self, item: FakeFile, parent: str) -> None:
         with self.lock:
             item.parents = [parent]
