@@ -30,7 +30,10 @@ VECTOR_INDEX_MIN_ROWS = 50_000
 # Once indexed, rows added since are scanned flat; past this share of the table, fold them in.
 VECTOR_REINDEX_UNINDEXED_SHARE = 0.1
 VECTOR_SEARCH_NPROBES = 20
-VECTOR_SEARCH_REFINE_FACTOR = 10
+# Candidates re-ranked by exact distance, as a multiple of the limit: on 100,000 real chunks
+# recall@10 is 0.986 without, 1.0 with 5 (also with 10, which costs 2-3 ms more a query;
+# bench/bench_search.py).
+VECTOR_SEARCH_REFINE_FACTOR = 5
 # Every search pre-filters on these (the scope); a bitmap index answers the filter from a few
 # bitmaps instead of reading both columns of every row (bench/bench_search.py: ~2x faster
 # vector search at 100,000 rows). Few distinct values each, which is what a bitmap suits.
@@ -457,9 +460,8 @@ class VectorStore:
         return (
             table.search(vector.astype(np.float32), vector_column_name="vector")
             .distance_type("cosine")
-            # With a vector index: probe more partitions and re-rank 10x the candidates by
-            # exact distance (recall@10 0.55 without, bench/bench_search.py). A flat scan
-            # ignores both.
+            # With a vector index: probe more partitions and re-rank 5x the candidates by
+            # exact distance (see VECTOR_SEARCH_REFINE_FACTOR). A flat scan ignores both.
             .nprobes(VECTOR_SEARCH_NPROBES)
             .refine_factor(VECTOR_SEARCH_REFINE_FACTOR)
             .where(where, prefilter=True)
