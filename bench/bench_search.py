@@ -29,7 +29,7 @@ Each configuration (vector index type and parameters, query-time options, scalar
 by calling LanceDB directly and by swapping ``VectorStore.vector_search`` for one that applies the
 options; ``fruxon as is`` runs the unpatched code with the index ``ensure_indices`` builds.
 
-Run: `.venv/bin/python bench/bench_search.py [--quick] [--rows N] [--sweep] [--configs a,b]`
+Run: `.venv/bin/python bench/bench_search.py [--quick] [--rows N] [--sweep] [--configs "a;b"]`
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -287,9 +287,9 @@ def asset_of(tenant: str, row: int) -> str:
     return "asset-b" if row < SMALL_ASSET_ROWS else f"other-{row // SMALL_ASSET_ROWS:03d}"
 
 
-def write_tables(store, chunks: list[dict], plan: Layout, vectors: np.ndarray) -> dict:
-    """Both tenants' tables through ``VectorStore.upsert`` in batches of 10,000, then their
-    full-text indexes (``ensure_indices(vector=False)``)."""
+def write_tables(store, chunks: list[dict], plan: Layout, vectors: np.ndarray, batch: int) -> dict:
+    """Both tenants' tables through ``VectorStore.upsert`` in batches of ``batch`` rows (one
+    fragment each), then their full-text indexes (``ensure_indices(vector=False)``)."""
     import uuid
 
     from fruxon_pipelines.vectors import ChunkRow
@@ -297,8 +297,8 @@ def write_tables(store, chunks: list[dict], plan: Layout, vectors: np.ndarray) -
     timings = {}
     for tenant in (TENANT, TENANT_B):
         started = time.perf_counter()
-        for start in range(0, len(plan.rows), 10_000):
-            end = min(start + 10_000, len(plan.rows))
+        for start in range(0, len(plan.rows), batch):
+            end = min(start + batch, len(plan.rows))
             records = []
             for n in range(start, end):
                 chunk = chunks[plan.rows[n]]
@@ -359,18 +359,22 @@ class Scope:
 @dataclass(frozen=True)
 class Config:
     """A vector index (None: none, flat scans), query-time options, scalar indexes on the
-    pre-filter's columns, and a flat-search rule for small scopes."""
+    pre-filter's columns, a flat-search rule for small scopes, compaction, and how hits are
+    read."""
 
     name: str
     index: str | None  # key of INDEXES
     nprobes: int | None = None
-    max_nprobes: int | None = None  # > nprobes: probe more only when too few rows were found
     ef: int | None = None
     refine: int | None = None
     scalar: str | None = None  # "BTREE" / "BITMAP" on asset_id and embedding_model
     flat_at_most: int = 0  # rows in scope at or below which the search ignores the index
+    compact: bool = False  # table.optimize() first: one fragment instead of one per batch
+    # Legs read row ids and scores only; the hits' columns are read once, for the top_k
+    # (a prototype of a search.py + vectors.py change, see lean_search_asset).
+    lean: bool = False
     fruxon: bool = False  # fruxon's own vector_search and ensure_indices, unpatched
-    full: bool = True  # also HYBRID and FULL_TEXT (else VECTOR only, one timed pass)
+    full: bool = True  # also HYBRID and FULL_TEXT, two timed passes (else VECTOR, one)
 
 
 def _index(kind: str, **options: Any) -> Callable[[], Any]:
@@ -384,14 +388,10 @@ def _index(kind: str, **options: Any) -> Callable[[], Any]:
 
 INDEXES: dict[str, Callable[[], Any] | None] = {
     "fruxon": None,  # whatever VectorStore.ensure_indices builds
-    "IVF_HNSW_SQ": _index("IvfHnswSq"),
-    "IVF_HNSW_SQ p=1 m=20 efc=300": _index("IvfHnswSq", num_partitions=1),
+    "IVF_HNSW_SQ": _index("IvfHnswSq"),  # one partition up to 1M rows (target_partition_size)
     "IVF_HNSW_SQ p=4": _index("IvfHnswSq", num_partitions=4),
-    "IVF_HNSW_SQ p=1 m=32 efc=400": _index(
-        "IvfHnswSq", num_partitions=1, m=32, ef_construction=400
-    ),
     "IVF_HNSW_PQ p=1": _index("IvfHnswPq", num_partitions=1),
-    "IVF_PQ": _index("IvfPq"),
+    "IVF_PQ": _index("IvfPq"),  # about 12 partitions at 100,000 rows
     "IVF_PQ p=64 sv=48": _index("IvfPq", num_partitions=64, num_sub_vectors=48),
     "IVF_FLAT p=64": _index("IvfFlat", num_partitions=64),
     "IVF_FLAT p=256": _index("IvfFlat", num_partitions=256),
@@ -399,25 +399,69 @@ INDEXES: dict[str, Callable[[], Any] | None] = {
 }
 
 
-def _flat(name: str, scalar: str | None = None) -> Config:
-    return Config(name, None, scalar=scalar)
+def _scalar(kind: str) -> Callable[[], Any]:
+    def build() -> Any:
+        from lancedb import index
+
+        return getattr(index, kind)()
+
+    return build
 
 
+SCALAR_INDEXES = {"BTREE": _scalar("BTree"), "BITMAP": _scalar("Bitmap")}
+# Scopes of at most this many rows are searched flat by COMPACTED (see flat_scan_by_size).
+FLAT_AT_MOST = 5_000
+
+
+def _flat(name: str, scalar: str | None = None, **options: Any) -> Config:
+    return Config(name, None, scalar=scalar, **options)
+
+
+# What the first measurements suggested (no refine, flat search of small scopes, compaction)
+# and legs that read row ids only; measured with `--sweep`, not adopted: see the results.
+COMPACTED = Config(
+    "IVF_HNSW_SQ, no refine, BITMAP, flat ≤ 5,000 rows, compacted",
+    "IVF_HNSW_SQ",
+    scalar="BITMAP",
+    flat_at_most=FLAT_AT_MOST,
+    compact=True,
+)
+COMPACTED_LEAN = replace(COMPACTED, name=COMPACTED.name + ", lean legs", lean=True)
+# The runs of `make bench`: exact search, fruxon as it is, and the exact re-ranking factor
+# (VECTOR only) that fruxon's VECTOR_SEARCH_REFINE_FACTOR was chosen from.
 DEFAULT_CONFIGS = [
     _flat("no vector index (flat scan)"),
-    Config("fruxon as is", "fruxon", fruxon=True),
+    *(
+        Config(
+            f"IVF_HNSW_SQ refine={refine}",
+            "IVF_HNSW_SQ",
+            refine=refine,
+            scalar="BITMAP",
+            full=False,
+        )
+        for refine in (None, 2, 5, 10)
+    ),  # fmt: skip
+    # ensure_indices builds BITMAP indexes on the scope's columns itself
+    Config("fruxon as is", "fruxon", scalar="BITMAP", fruxon=True),
 ]
-# Every configuration tried (`--sweep`): query-time variants of one index measure VECTOR only.
+# Every other configuration tried (`--sweep`), on the uncompacted tables; query-time variants
+# of one index measure VECTOR only.
 SWEEP_CONFIGS: list[Config] = [
     _flat("flat scan, BTREE on asset_id + embedding_model", "BTREE"),
     _flat("flat scan, BITMAP on asset_id + embedding_model", "BITMAP"),
-    Config("fruxon as is + BITMAP", "fruxon", scalar="BITMAP", fruxon=True),
     *(
         Config(f"IVF_HNSW_SQ ef={ef} refine={refine}", "IVF_HNSW_SQ", ef=ef, refine=refine,
                scalar="BITMAP", full=False)
-        for ef, refine in ((None, None), (100, None), (200, None), (400, None), (None, 2),
-                           (None, 5), (None, 10))
+        for ef, refine in ((100, None), (200, None), (400, None))
     ),
+    Config(
+        "IVF_HNSW_SQ, no refine, BITMAP, flat ≤ 5,000 rows",
+        "IVF_HNSW_SQ",
+        scalar="BITMAP",
+        flat_at_most=FLAT_AT_MOST,
+    ),
+    COMPACTED,
+    COMPACTED_LEAN,
     *(
         Config(f"IVF_HNSW_SQ p=4 nprobes={n} refine=10", "IVF_HNSW_SQ p=4", nprobes=n, refine=10,
                scalar="BITMAP", full=False)
@@ -473,19 +517,30 @@ class Applied:
         self.store = store
         self.dimensions = dimensions
         self.index: str | None = None
-        self.scalar: str | None = None
+        # write_tables' ensure_indices(vector=False) built them, as fruxon's ingestion does
+        self.scalar: str | None = "BITMAP"
+        self.compacted = False
         self.build_s: dict[str, dict[str, float]] = {}
+        self.compact_s: dict[str, float] = {}
+
+    def tables(self) -> dict[str, Any]:
+        return {t: self.store._existing_table(t, self.dimensions) for t in (TENANT, TENANT_B)}
+
+    def fragments(self) -> int:
+        return len(self.tables()[TENANT].to_lance().get_fragments())
 
     def apply(self, config: Config) -> None:
         import fruxon_pipelines.vectors as vectors
 
-        tables = {t: self.store._existing_table(t, self.dimensions) for t in (TENANT, TENANT_B)}
+        tables = self.tables()
+        if self.compacted and not config.compact:
+            raise ValueError(f"{config.name}: the tables are compacted already; run it earlier")
         if config.scalar != self.scalar:
             for table in tables.values():
                 _drop(table, vector=False)
                 if config.scalar:
                     for column in ("asset_id", "embedding_model"):
-                        table.create_scalar_index(column, index_type=config.scalar)
+                        table.create_index(column, config=SCALAR_INDEXES[config.scalar]())
             self.scalar = config.scalar
         if config.index != self.index:
             seconds = {}
@@ -507,55 +562,136 @@ class Applied:
             if config.index is not None:
                 self.build_s[config.index] = seconds
             self.index = config.index
+        if config.compact and not self.compacted:
+            for tenant, table in tables.items():
+                started = time.perf_counter()
+                table.optimize()  # compaction; the indexes follow the rows
+                self.compact_s[tenant] = round(time.perf_counter() - started, 1)
+            self.compacted = True
 
 
 def describe_vector_index(store, dimensions: int) -> str | None:
     from fruxon_pipelines.vectors import _is_vector_index
 
-    table = store._existing_table(TENANT, dimensions)
-    for index in table.list_indices():
+    for index in store._existing_table(TENANT, dimensions).list_indices():
         if _is_vector_index(index.index_type):
-            stats = table.index_stats(index.name)
-            return f"{index.index_type}, {stats.num_indices} index, partitions: " + str(
-                getattr(stats, "num_partitions", "?")
-            )
+            details = {k: v for k, v in index.index_details.items() if k != "runtime_hints"}
+            return f"{index.index_type} {details}"
     return None
+
+
+def vector_query(table, where: str, vector: np.ndarray, config: Config, counts: dict):
+    """The LanceDB vector query a configuration runs (a patched ``vector_search``'s)."""
+    query = table.search(vector.astype(np.float32), vector_column_name="vector")
+    query = query.distance_type("cosine")
+    flat = False
+    if config.flat_at_most:
+        # The scope's size, counted once per table version (the BITMAP answers it in ~0.2 ms)
+        key = (table.name, table.version, where)
+        if key not in counts:
+            counts[key] = table.count_rows(where)
+        flat = counts[key] <= config.flat_at_most
+    if flat:
+        query = query.bypass_vector_index()
+    else:
+        if config.nprobes is not None:
+            query = query.nprobes(config.nprobes)
+        if config.ef is not None:
+            query = query.ef(config.ef)
+        if config.refine is not None:
+            query = query.refine_factor(config.refine)
+    return query.where(where, prefilter=True)
 
 
 def patched_vector_search(config: Config) -> Callable:
     """``VectorStore.vector_search`` with the configuration's query options and flat rule."""
-    counts: dict[tuple[str, int, str], int] = {}
+    counts: dict = {}
 
     def vector_search(self, tenant, where, vector, limit):
         table = self._existing_table(tenant, int(vector.shape[-1]))
         if table is None:
             return []
-        query = table.search(vector.astype(np.float32), vector_column_name="vector")
-        query = query.distance_type("cosine")
-        flat = False
-        if config.flat_at_most:
-            key = (table.name, table.version, where)
-            if key not in counts:
-                counts[key] = table.count_rows(where)
-            flat = counts[key] <= config.flat_at_most
-        if flat:
-            query = query.bypass_vector_index()
-        else:
-            if config.nprobes is not None:
-                query = query.minimum_nprobes(config.nprobes)
-                query = query.maximum_nprobes(config.max_nprobes or config.nprobes)
-            if config.ef is not None:
-                query = query.ef(config.ef)
-            if config.refine is not None:
-                query = query.refine_factor(config.refine)
-        return (
-            query.where(where, prefilter=True)
-            .select([*self.HIT_COLUMNS, "_distance"])
-            .limit(limit)
-            .to_list()
-        )
+        query = vector_query(table, where, vector, config, counts)
+        return query.select([*self.HIT_COLUMNS, "_distance"]).limit(limit).to_list()
 
     return vector_search
+
+
+def lean_search_asset(store, *, tenant, asset_id, embedding_model, embedder, request, config,
+                      counts):  # fmt: skip
+    """``search_asset`` with legs that read row ids and scores only: the hits' columns are
+    read once, for the ``top_k`` that survive fusion (two legs of 40 candidates otherwise read
+    80 rows of 13 columns, about half of a search's time). Scores, fusion and cuts are
+    search.py's own (``fuse``, ``finish``; ``max_chunks_per_document`` would need document_id
+    in the legs, not measured here). A commit between the legs and the read could move rows,
+    so the table version is compared before and after, and the search repeated if it moved."""
+    from fruxon_pipelines.search import (
+        SearchHit,
+        SearchScope,
+        _hit,
+        _weights,
+        finish,
+        full_text_query,
+        fuse,
+    )  # fmt: skip
+
+    query = request.query.strip()
+    if not query or request.top_k <= 0:
+        return []
+    vector = embedder.embed([query])[0] if request.embeds else None
+    scope = SearchScope(tenant, (asset_id,), embedding_model)
+    where, limit = scope.where(request.where), request.candidates
+    table = store._existing_table(tenant, embedding_model.dimensions)
+    blank = dict.fromkeys(store.HIT_COLUMNS)
+
+    def stub(row_id: int, score: float) -> SearchHit:
+        return _hit({**blank, "chunk_id": row_id}, score)
+
+    def vector_leg() -> list[SearchHit]:
+        q = vector_query(table, where, vector, config, counts)
+        data = q.select(["_distance"]).with_row_id(True).limit(limit).to_arrow()
+        return [
+            stub(r, min(1.0, max(0.0, 1.0 - d)))
+            for r, d in zip(data["_rowid"].to_pylist(), data["_distance"].to_pylist(), strict=True)
+        ]
+
+    def text_leg() -> list[SearchHit]:
+        words = full_text_query(query)
+        if not words or not any(i.index_type == "FTS" for i in table.list_indices()):
+            return []
+        q = table.search(words, query_type="fts").where(where, prefilter=True)
+        try:
+            data = q.select(["_score"]).with_row_id(True).limit(limit).to_arrow()
+        except ValueError:
+            return []
+        best = max(data["_score"].to_pylist(), default=0.0)
+        return [
+            stub(r, s / best if best > 0 else 0.0)
+            for r, s in zip(data["_rowid"].to_pylist(), data["_score"].to_pylist(), strict=True)
+        ]
+
+    for _ in range(3):
+        version = table.version
+        if request.mode == "VECTOR":
+            hits = vector_leg()
+        elif request.mode == "FULL_TEXT":
+            hits = text_leg()
+        else:
+            vector_weight, fts_weight = _weights(request)
+            hits = fuse(
+                [(vector_weight, vector_leg() if vector_weight > 0 else []),
+                 (fts_weight, text_leg() if fts_weight > 0 else [])],
+                request.rrf_k,
+            )  # fmt: skip
+        hits = finish(hits, request)
+        ids = [h.chunk_id for h in hits]
+        rows = []
+        if ids:
+            rows = table.take_row_ids(ids).select(store.HIT_COLUMNS).with_row_id().to_list()
+        if table.version == version:
+            break
+    by_id = {row.pop("_rowid"): row for row in rows}
+    return [_hit(by_id[h.chunk_id], h.score) for h in hits if h.chunk_id in by_id]
 
 
 # Measuring ---------------------------------------------------------------------------------------
@@ -573,13 +709,28 @@ class PrecomputedQueries:
 
 
 def measure(store, scope: Scope, config: Config, vectors: np.ndarray) -> dict:
-    """recall@10 of VECTOR against the exact scan; p50/p99 of VECTOR (and HYBRID, FULL_TEXT)."""
+    """recall@10 of VECTOR against the exact scan; p50/p99 of VECTOR (and HYBRID, FULL_TEXT).
+    A lean configuration is checked against ``search_asset`` with the same options: the same
+    hits, in the same order, with the same scores."""
     from fruxon_pipelines.embedding import find_model
     from fruxon_pipelines.search import SearchRequest, search_asset
     from fruxon_pipelines.vectors import VectorStore
 
     model = find_model("local", "all-MiniLM-L6-v2")
     embedder = PrecomputedQueries(dict(zip(scope.queries, scope.query_vectors, strict=True)))
+    counts: dict = {}
+
+    def search(request):
+        if config.lean:
+            return lean_search_asset(
+                store, tenant=scope.tenant, asset_id=scope.asset_id, embedding_model=model,
+                embedder=embedder, request=request, config=config, counts=counts,
+            )  # fmt: skip
+        return search_asset(
+            store, tenant=scope.tenant, asset_id=scope.asset_id, embedding_model=model,
+            embedder=embedder, request=request,
+        )  # fmt: skip
+
     original = VectorStore.vector_search
     if not config.fruxon:
         VectorStore.vector_search = patched_vector_search(config)
@@ -592,15 +743,9 @@ def measure(store, scope: Scope, config: Config, vectors: np.ndarray) -> dict:
             recalls = []
             for attempt in range(passes + 1):  # the first pass warms caches
                 for q, query in enumerate(scope.queries):
+                    request = SearchRequest(query=query, top_k=10, mode=mode)
                     started = time.perf_counter()
-                    hits = search_asset(
-                        store,
-                        tenant=scope.tenant,
-                        asset_id=scope.asset_id,
-                        embedding_model=model,
-                        embedder=embedder,
-                        request=SearchRequest(query=query, top_k=10, mode=mode),
-                    )
+                    hits = search(request)
                     elapsed = (time.perf_counter() - started) * 1000
                     if attempt:
                         times.append(elapsed)
@@ -608,6 +753,13 @@ def measure(store, scope: Scope, config: Config, vectors: np.ndarray) -> dict:
                         found = np.array([int(h.chunk_id[1:]) for h in hits], dtype=np.int64)
                         sims = vectors[found] @ scope.query_vectors[q] if len(found) else []
                         recalls.append(float(np.sum(sims >= scope.tenth[q] - 1e-5)) / 10)
+                    if config.lean and attempt == 0 and q < 20:
+                        same = search_asset(
+                            store, tenant=scope.tenant, asset_id=scope.asset_id,
+                            embedding_model=model, embedder=embedder, request=request,
+                        )  # fmt: skip
+                        if same != hits:
+                            row["lean_mismatches"] = row.get("lean_mismatches", 0) + 1
             key = mode.lower()
             row[f"{key}_p50_ms"] = round(median(times), 1)
             row[f"{key}_p99_ms"] = round(percentile(times, 99), 1)
@@ -619,12 +771,47 @@ def measure(store, scope: Scope, config: Config, vectors: np.ndarray) -> dict:
     return row
 
 
+def flat_scan_by_size(store, vectors: np.ndarray, query_vectors: np.ndarray) -> list[dict]:
+    """p50 of an exact (flat) pre-filtered scan against the scope's size, with BITMAP indexes
+    on the filter's columns: where searching flat stops being cheaper than the index. Scopes
+    are runs of the 1,000-row assets of table (b)."""
+    table = store._existing_table(TENANT_B, vectors.shape[1])
+    out = []
+    for assets in (1, 2, 5, 10, 20):
+        if assets * SMALL_ASSET_ROWS > len(vectors):
+            break
+        names = ["asset-b"] + [f"other-{i:03d}" for i in range(1, assets)]
+        where = f"asset_id IN ({', '.join(repr(n) for n in names)}) AND embedding_model = '{MODEL}'"
+        times = []
+        for attempt in range(2):
+            for vector in query_vectors:
+                started = time.perf_counter()
+                (
+                    table.search(vector, vector_column_name="vector")
+                    .distance_type("cosine")
+                    .bypass_vector_index()
+                    .where(where, prefilter=True)
+                    .select([*store.HIT_COLUMNS, "_distance"])
+                    .limit(40)
+                    .to_list()
+                )
+                if attempt:
+                    times.append((time.perf_counter() - started) * 1000)
+        out.append({"scope_rows": assets * SMALL_ASSET_ROWS, "p50_ms": round(median(times), 1)})
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--sweep", action="store_true", help="every configuration tried")
-    parser.add_argument("--configs", default=None, help="comma-separated config names")
+    parser.add_argument("--configs", default=None, help="config names, separated by ;")
+    parser.add_argument(
+        "--write-batch", type=int, default=10_000,
+        help="rows per upsert (fruxon's ingest upserts 32 at a time: 3,125 fragments)",
+    )  # fmt: skip
     args = parser.parse_args()
     quick = args.quick or quick_flag()
     rows = args.rows or (20_000 if quick else 100_000)
@@ -647,7 +834,7 @@ def main() -> int:
     dimensions = vectors.shape[1]
 
     store = VectorStore(str(scratch_home("search") / "lancedb"))
-    setup.update(write_tables(store, chunks, plan, vectors))
+    setup.update(write_tables(store, chunks, plan, vectors, args.write_batch))
     everything = np.arange(rows)
     small = np.arange(SMALL_ASSET_ROWS)
     scopes = [
@@ -660,26 +847,36 @@ def main() -> int:
     for scope in scopes:
         scope.exact(vectors)
 
-    configs = DEFAULT_CONFIGS + (SWEEP_CONFIGS if args.sweep else [])
     if args.configs:
-        wanted = args.configs.split(",")
-        configs = [c for c in DEFAULT_CONFIGS + SWEEP_CONFIGS if c.name in wanted]
+        wanted = args.configs.split(";")
+        configs = [c for c in SWEEP_CONFIGS + DEFAULT_CONFIGS if c.name in wanted]
+    else:
+        # compacted configurations last: compaction cannot be undone
+        configs = DEFAULT_CONFIGS + (SWEEP_CONFIGS if args.sweep else [])
+        configs.sort(key=lambda c: c.compact)
     applied = Applied(store, dimensions)
+    setup["fragments_before_compaction"] = applied.fragments()
     results = []
+    flat_by_size = []
     for config in configs:
         applied.apply(config)
+        if config.compact and not flat_by_size:
+            flat_by_size = flat_scan_by_size(store, vectors, query_small[:100])
         for scope in scopes:
             row = measure(store, scope, config, vectors)
-            row.update(index=config.index, scalar=config.scalar, flat_at_most=config.flat_at_most)
+            row.update(index=config.index, scalar=config.scalar, compact=config.compact,
+                       flat_at_most=config.flat_at_most, lean=config.lean)  # fmt: skip
             print(json.dumps(row), flush=True)
             results.append(row)
+    setup["vector_index"] = describe_vector_index(store, dimensions)
     write_result(
         "search",
         {"rows": rows, "small_asset_rows": SMALL_ASSET_ROWS, "queries": QUERIES,
          "chunk_size": CHUNK_SIZE, "chunk_overlap": CHUNK_OVERLAP,
          "mean_chunk_tokens": round(float(np.mean([chunks[i]["tokens"] for i in plan.rows])), 1),
-         "setup": setup, "vector_index_build_s": applied.build_s, "results": results,
-         "quick": quick},
+         "write_batch": args.write_batch, "setup": setup,
+         "vector_index_build_s": applied.build_s, "compaction_s": applied.compact_s,
+         "flat_scan_by_scope_rows": flat_by_size, "results": results, "quick": quick},
     )  # fmt: skip
     return 0
 
