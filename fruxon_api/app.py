@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from fruxon_api.auth import ensure_jwt_secret
 from fruxon_api.deps import ApiServices
+from fruxon_api.docs import install_docs
 from fruxon_api.headers import SecurityHeaders
 from fruxon_api.problems import document_problems, install_problem_handlers
 from fruxon_api.ratelimit import REFRESH, SEARCH, TenantRateLimits
@@ -35,6 +36,9 @@ def create_app(settings: Settings | None = None, gateway: RunGateway | None = No
         title="fruxon",
         version="0.1.0",
         description="Knowledge assets kept in sync with their sources (Fruxon Assets API).",
+        # Served from this origin by fruxon_api.docs: FastAPI's own pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.jwt_secret = ensure_jwt_secret(settings)
     app.state.settings = settings
@@ -46,7 +50,9 @@ def create_app(settings: Settings | None = None, gateway: RunGateway | None = No
         }
     )
     app.add_middleware(
-        SecurityHeaders, https=(settings.public_url or "").lower().startswith("https://")
+        SecurityHeaders,
+        https=(settings.public_url or "").lower().startswith("https://"),
+        docs_policy=install_docs(app),
     )
     install_problem_handlers(app)
     sweep_temporary_uploads(app.state.services)

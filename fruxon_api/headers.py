@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # A JSON API renders nothing and is framed by no one. The interactive docs (Swagger UI and
-# ReDoc, which load their scripts from a CDN) keep their own pages working without the CSP.
+# ReDoc, served from this origin: fruxon_api.docs) get a policy of their own that lets their
+# scripts and styles from this origin run, and nothing from anywhere else.
 _ALWAYS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -19,11 +20,11 @@ _DOC_PAGES = ("/docs", "/redoc")
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool = False, docs_policy: bytes) -> None:
         self.app = app
         # Both variants made once: this runs on every request, polling included.
         base = [*_ALWAYS, _HSTS] if https else list(_ALWAYS)
-        self._docs_headers = base
+        self._docs_headers = [*base, (_CSP[0], docs_policy)]
         self._api_headers = [*base, _CSP]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

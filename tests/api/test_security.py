@@ -270,11 +270,25 @@ def test_every_answer_carries_the_security_headers(client, method, path, authori
     assert response.headers["strict-transport-security"].startswith("max-age=")
 
 
-def test_the_docs_page_keeps_working_without_the_api_csp(client):
-    response = client.get("/docs")
-    assert response.status_code == 200
-    assert "content-security-policy" not in response.headers
-    assert response.headers["x-frame-options"] == "DENY"
+def test_the_docs_pages_have_a_policy_of_their_own_that_allows_only_this_origin(client):
+    api_policy = client.get("/openapi.json").headers["content-security-policy"]
+    for page in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        response = client.get(page)
+        assert response.status_code == 200
+        assert response.headers["x-frame-options"] == "DENY"
+        policy = response.headers["content-security-policy"]
+        assert policy != api_policy
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["default-src"] == "'none'"
+        assert directives["frame-ancestors"] == "'none'"
+        # this origin, and the one inline script of each page by its hash: nothing else runs
+        assert directives["script-src"].split()[0] == "'self'"
+        assert all(s.startswith("'sha256-") for s in directives["script-src"].split()[1:])
+        assert "unsafe-inline" not in directives["script-src"]
+        assert "http" not in policy
+    # the assets are served from here
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs/assets/redoc.standalone.js").status_code == 200
 
 
 def test_plain_http_deployments_send_no_hsts(settings):

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from debian import apt_install
+
 from fruxon_pipelines.stack import free_port
 
 
@@ -29,11 +31,7 @@ def ensure_postgres_installed() -> Path:
     """The directory of initdb and pg_ctl, installing Debian's postgresql if need be."""
     bindir = _bindir()
     if bindir is None:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env, timeout=900
-        )
+        apt_install("postgresql")
         bindir = _bindir()
     if bindir is None:
         raise RuntimeError("PostgreSQL's binaries are not under /usr/lib/postgresql/*/bin")
