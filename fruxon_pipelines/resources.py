@@ -121,7 +121,15 @@ class OperationProgress(dg.ConfigurableResource):
 
     catalog: CatalogResource
     min_interval_seconds: float = 1.0
+    # Where the operation is read in the REST API (Settings.api_base_url).
+    api_base_url: str = ""
     _last_write: float = PrivateAttr(default=0.0)
+
+    def link(self, tenant: str, operation_id: str) -> dict[str, dg.MetadataValue]:
+        """Materialization metadata: the operation of this run in the REST API, as a link the
+        Dagster UI opens."""
+        url = f"{self.api_base_url}/v1/tenants/{tenant}/operations/{operation_id}"
+        return {"operation": dg.MetadataValue.url(url)}
 
     def report(self, operation_id: str, *, force: bool = False, **counters: int) -> None:
         now = time.monotonic()
@@ -172,6 +180,6 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ),
         "embedding": EmbeddingResource(batch_size=settings.embed_batch_size),
         "parsing": ParsingResource(timeout_seconds=settings.parse_timeout_seconds),
-        "progress": OperationProgress(catalog=catalog),
+        "progress": OperationProgress(catalog=catalog, api_base_url=settings.api_base_url),
         "secrets": SecretsResource(key_path=str(settings.secret_key_path)),
     }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The memory a process gives LanceDB's caches unless told otherwise (lancedb_cache_mb).
@@ -64,6 +65,13 @@ class Settings(BaseSettings):
         description="The stack's Dagster code server (gRPC on dagster_host): the webserver and "
         "the daemon load the definitions from it, and run workers are its children, so a "
         "restarted daemon leaves running ingestions alone.",
+    )
+    dagster_asset_owners: list[
+        Annotated[str, StringConstraints(pattern=r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")]
+    ] = Field(
+        default_factory=lambda: ["team:data-platform"],
+        description="Owners the Dagster UI shows on the ingestion assets: e-mail addresses or "
+        "team:<name>, as a JSON list.",
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000

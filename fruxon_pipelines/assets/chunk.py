@@ -35,5 +35,6 @@ def document_chunks(
             "chunk_size": chunked.chunk_size,
             "chunk_overlap": chunked.chunk_overlap,
             "preview": dg.MetadataValue.md(f"```\n{preview}\n```" if preview else "(no chunks)"),
+            **progress.link(request.tenant, request.operation_id),
         },
     )

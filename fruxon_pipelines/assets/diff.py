@@ -41,4 +41,7 @@ def document_changes(
             "removed": changes.removed,
             "failed": changes.failed,
         }
-    return dg.Output(changes, metadata=metadata)
+    request = changes.request
+    return dg.Output(
+        changes, metadata={**metadata, **progress.link(request.tenant, request.operation_id)}
+    )

@@ -48,6 +48,7 @@ def vector_index(
                     "documents_removed": changes.removed,
                     "tokens_to_embed": report["tokens"],
                     "cost_usd": report["cost"],
+                    **progress.link(request.tenant, request.operation_id),
                 }
             )
         embedded = embed_documents(
@@ -84,5 +85,6 @@ def vector_index(
             "preview": dg.MetadataValue.md(
                 "| # | heading | content |\n|---|---|---|\n" + preview if preview else "(none)"
             ),
+            **progress.link(request.tenant, request.operation_id),
         }
     )

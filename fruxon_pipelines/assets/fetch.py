@@ -14,7 +14,13 @@ from fruxon_pipelines.resources import (
     SourceAccess,
     VectorStoreResource,
 )
-from fruxon_pipelines.tags import MANUAL, OPERATION_TAG, OPERATION_TYPE_TAG
+from fruxon_pipelines.tags import (
+    ASSET_NAME_TAG,
+    MANUAL,
+    OPERATION_TAG,
+    OPERATION_TYPE_TAG,
+    TENANT_TAG,
+)
 
 
 class IngestConfig(dg.Config):
@@ -57,6 +63,11 @@ def fetched_documents(
         asset = store.get_asset(asset_id)
         if asset is None:
             raise dg.Failure(f"knowledge asset {asset_id} is not in the catalog (deleted?)")
+        # The run list of the Dagster UI shows and filters by these; the partition key is the
+        # asset's id, which says nothing to a person. Launches from the UI get them here too.
+        context.instance.add_run_tags(
+            context.run_id, {ASSET_NAME_TAG: asset.name[:255], TENANT_TAG: asset.tenant}
+        )
         store.ensure_operation(
             operation_id=operation_id,
             asset_id=asset_id,
@@ -83,5 +94,6 @@ def fetched_documents(
             **fetched.counts,
             "bytes_fetched": sum(r.size or 0 for r in records),
             "partial": fetched.only_some,
+            **progress.link(asset.tenant, operation_id),
         },
     )

@@ -51,3 +51,16 @@ def test_loading_the_code_location_imports_no_heavy_library():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_the_ingestion_assets_carry_kinds_owners_and_descriptions_for_the_ui():
+    from fruxon_pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    stages = ("fetched_documents", "document_changes", "document_chunks", "vector_index")
+    for stage in stages:
+        node = graph.get(dg.AssetKey(stage))
+        assert node.owners == ["team:data-platform"], stage  # FRUXON_DAGSTER_ASSET_OWNERS
+        assert node.description and node.description.startswith("Stage "), stage
+        assert node.kinds, stage
+    assert graph.get(dg.AssetKey("vector_index")).kinds == {"lancedb"}

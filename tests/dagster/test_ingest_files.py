@@ -36,6 +36,22 @@ def test_each_file_type_is_ingested(pipeline, name):
     assert outcome.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
 
 
+def test_a_run_is_tagged_with_its_asset_and_links_each_stage_to_its_operation(pipeline):
+    asset_id = _file_asset(pipeline, "sample.md")
+    pipeline.catalog.update_asset(asset_id, name="Release notes")
+
+    outcome = pipeline.run(asset_id)
+
+    run = pipeline.instance.get_run_by_id(outcome.result.run_id)
+    assert run.tags["fruxon/asset_name"] == "Release notes"
+    assert run.tags["fruxon/tenant"] == "acme"
+    assert run.tags["dagster/partition"] == asset_id  # partition keys stay the asset ids
+    api = pipeline.settings.api_base_url  # FRUXON_PUBLIC_URL, else the API host and port
+    expected = f"{api}/v1/tenants/acme/operations/{outcome.operation_id}"
+    for stage in ("fetched_documents", "document_changes", "document_chunks", "vector_index"):
+        assert outcome.metadata(stage)["operation"] == expected, stage
+
+
 def test_pdf_chunks_carry_page_numbers(pipeline):
     small_chunks = {**HASH_EMBEDDING, "chunkSize": 24, "chunkOverlap": 0}
     asset_id = _file_asset(pipeline, "sample.pdf", small_chunks)
