@@ -15,6 +15,7 @@ has no index yet) is empty, so HYBRID falls back to the vector leg.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -151,6 +152,15 @@ def fuse(legs: list[tuple[float, list[SearchHit]]], rrf_k: int) -> list[SearchHi
 
 _leg_pool: ThreadPoolExecutor | None = None
 _leg_pool_lock = threading.Lock()
+
+
+def _forget_leg_pool() -> None:
+    """A forked child has none of the parent's pool threads: it starts its own."""
+    global _leg_pool, _leg_pool_lock
+    _leg_pool, _leg_pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_leg_pool)
 
 
 def _in_background(function, *args) -> Future:

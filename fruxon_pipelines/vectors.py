@@ -6,6 +6,7 @@ table per width, since a vector column has one fixed size.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,13 +20,15 @@ import pyarrow as pa
 from fruxon_pipelines.chunking import ChunkSpan
 from fruxon_pipelines.settings import DEFAULT_LANCEDB_CACHE_MB
 
+log = logging.getLogger(__name__)
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TABLE_RE = re.compile(r"^tenant_(.+)__d(\d+)$")
 # Rows added since the last full-text index build are searched flat; past this many, fold them in.
 FTS_REINDEX_THRESHOLD = 2000
 # Below this many rows a flat vector scan is fast enough (tens of ms) and exact. Above it, an
 # IVF-HNSW-SQ index answers in milliseconds where the scan takes hundreds (bench/bench_search.py);
-# building it took 23 s for 100,000 rows on 2 cores (bench/results/latest.md), at the end of a run.
+# building it takes about 30 s for 100,000 rows on 2 cores (bench/results/latest.md), at the end
+# of a run.
 VECTOR_INDEX_MIN_ROWS = 50_000
 # Once indexed, rows added since are scanned flat; past this share of the table, fold them in.
 VECTOR_REINDEX_UNINDEXED_SHARE = 0.1
@@ -105,8 +108,8 @@ class ChunkRow(ChunkSpan):
 
 
 def _add_document_fields(table: Any) -> None:
-    """Columns a table made by an earlier version lacks, added empty (null): their rows match no
-    title or date filter until their document is indexed again."""
+    """Columns a table made by an earlier version lacks, added empty (null): the next refresh
+    of an asset fills them (``VectorStore.refresh_document_fields``)."""
     missing = {
         f.name: _NULL_OF[f.type] for f in DOCUMENT_FIELDS if f.name not in table.schema.names
     }
@@ -118,6 +121,25 @@ def _add_document_fields(table: Any) -> None:
         table.checkout_latest()
         if any(f.name not in table.schema.names for f in DOCUMENT_FIELDS):
             raise
+
+
+@dataclass(frozen=True)
+class DocumentFields:
+    """What a document's chunks carry of it besides their content (search filters read it)."""
+
+    title: str | None  # None keeps the stored title
+    modified_at: int | None  # epoch ms upstream; None keeps the stored time
+    # For rows stored without a time (by an earlier version): when their content was indexed,
+    # which is what a new row gets when its source tells no time.
+    indexed_at: int | None = None
+
+    def onto(self, title: str | None, modified_at: int | None) -> tuple[str | None, int | None]:
+        """(title, modified_at) for a row that holds ``title`` and ``modified_at`` now."""
+        if self.modified_at is not None:
+            modified_at = self.modified_at
+        elif modified_at is None:
+            modified_at = self.indexed_at
+        return (self.title if self.title is not None else title), modified_at
 
 
 class VectorStore:
@@ -229,25 +251,28 @@ class VectorStore:
             table.delete(f"asset_id = {quote(asset_id)}")
 
     def refresh_document_fields(
-        self, tenant: str, asset_id: str, fields: Mapping[str, tuple[str | None, int | None]]
+        self, tenant: str, asset_id: str, fields: Mapping[str, DocumentFields]
     ) -> int:
-        """Title and modification time (``fields``: document id → (title, modified_at), None
-        keeping what is stored) of documents whose content did not change, written onto their
-        chunks where they differ: a rename upstream, a touch, or rows an earlier version stored
-        without them. One merge per table on chunk_id, vectors untouched. Returns rows changed."""
+        """The title and modification time of documents whose content did not change, written
+        onto their chunks where they differ: a rename upstream, a touch, or rows an earlier
+        version stored without them. One merge per table on chunk_id; the vectors are kept.
+        Returns the rows changed."""
         changed = 0
         if not fields:
             return changed
+        # A webhook's few documents are read by id; a whole listing reads the asset once.
+        where = self.scope(asset_id)
+        if len(fields) <= 500:
+            where += f" AND {in_list('document_id', fields)}"
         columns = ["chunk_id", "document_id", *(f.name for f in DOCUMENT_FIELDS)]
-        for table in self._tenant_tables(tenant):
-            stored = self._select(table, self.scope(asset_id), columns)
+        for width in self._tenant_widths(tenant):
+            table = self._existing_table(tenant, width)
             updates: dict[str, list[Any]] = {name: [] for name in ("chunk_id", *columns[2:])}
-            for row in stored.to_pylist():
+            for row in self._select(table, where, columns).to_pylist():
                 wanted = fields.get(row["document_id"])
                 if wanted is None:
                     continue
-                title = wanted[0] if wanted[0] is not None else row["title"]
-                modified_at = wanted[1] if wanted[1] is not None else row["modified_at"]
+                title, modified_at = wanted.onto(row["title"], row["modified_at"])
                 if (title, modified_at) != (row["title"], row["modified_at"]):
                     updates["chunk_id"].append(row["chunk_id"])
                     updates["title"].append(title)
@@ -255,7 +280,10 @@ class VectorStore:
             if updates["chunk_id"]:
                 schema = pa.schema([pa.field("chunk_id", pa.string()), *DOCUMENT_FIELDS])
                 data = pa.Table.from_pydict(updates, schema=schema)
+                # Rewrites the matched rows whole, outside the indexes: fold them in as after
+                # any other write.
                 table.merge_insert("chunk_id").when_matched_update_all().execute(data)
+                self.ensure_indices(tenant, width)
                 changed += len(updates["chunk_id"])
         return changed
 
@@ -294,7 +322,12 @@ class VectorStore:
             share = VECTOR_REINDEX_UNINDEXED_SHARE
             stale = stale or (stats is not None and stats.num_unindexed_rows > share * rows)
         if stale:
-            table.optimize()
+            try:
+                table.optimize()
+            except Exception:  # e.g. another asset's run committed to the table meanwhile
+                # Every row is written and searchable (unindexed rows are scanned): the next
+                # run's ensure_indices tries again.
+                log.warning("optimizing %s failed; the next run retries", table.name, exc_info=True)
 
     # Reads ------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from fruxon_pipelines.catalog.models import Document, now_ms
 from fruxon_pipelines.ingest.changes import Classification, classify
 from fruxon_pipelines.ingest.manifests import ChangeSet, FetchManifest
 from fruxon_pipelines.ingest.outcomes import mark_failed
+from fruxon_pipelines.vectors import DocumentFields
 
 
 def diff_documents(
@@ -94,16 +95,20 @@ def _remove(
 
 def _unchanged_document_fields(
     classification: Classification, known: dict[str, Document]
-) -> dict[str, tuple[str | None, int | None]]:
+) -> dict[str, DocumentFields]:
     """Title and modification time, as the source lists them now, of each unchanged document."""
-    return {
-        known[record.source_key].id: (
-            record.title or known[record.source_key].title,
-            record.modified_ms,
-        )
-        for record, verdict in classification.verdicts
-        if verdict == "unchanged" and record.source_key in known
-    }
+    fields = {}
+    for record, verdict in classification.verdicts:
+        previous = known.get(record.source_key)
+        if verdict == "unchanged" and previous is not None:
+            fields[previous.id] = DocumentFields(
+                title=record.title or previous.title,
+                modified_at=record.modified_ms,
+                # for rows stored without a time: the closest the catalog keeps to when the
+                # content was indexed
+                indexed_at=previous.processed_at or previous.created_at,
+            )
+    return fields
 
 
 def _record(
@@ -125,6 +130,12 @@ def _record(
                 file_name=record.file_name,
             )
         elif verdict == "unchanged":
+            # Renamed upstream, the same content: hits show the new title.
+            renamed = (
+                {"title": record.title}
+                if record.title and previous is not None and record.title != previous.title
+                else {}
+            )
             if record.status == "fetched":
                 # New validators for the same bytes: the next refresh can be a 304.
                 store.upsert_document(
@@ -134,7 +145,10 @@ def _record(
                     last_modified=record.last_modified,
                     links=record.links,
                     processed_at=now_ms(),
+                    **renamed,
                 )
+            elif renamed:
+                store.upsert_document(request.asset_id, record.source_key, **renamed)
             unchanged_keys.append(record.source_key)
         elif verdict == "not_indexed":
             # 'unchanged' from the source but not indexed here (or forced): fetch again next run.

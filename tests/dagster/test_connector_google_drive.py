@@ -142,6 +142,8 @@ def test_a_rename_reaches_the_chunks_title_and_date_without_embedding_again(pipe
             assert chunk["modified_at"] > old["modified_at"]  # the rename's modifiedTime
         else:
             assert (chunk["title"], chunk["modified_at"]) == (old["title"], old["modified_at"])
+    # the catalog, where hits take their title from, has it too
+    assert pipeline.documents(asset_id)[file_key(files["notes"].id)].title == "cache-notes.md"
     # what a search's titleContains filter selects
     tenant = pipeline.catalog.get_asset(asset_id).tenant
     table = pipeline.vectors._existing_table(tenant, 384)

@@ -285,3 +285,20 @@ def test_tricky_queries_never_raise(store, query):
 def test_punctuation_does_not_hide_the_words(store):
     assert _ids(_search(store, '"forgotten password"', mode="FULL_TEXT"))[0] == "a1-0"
     assert _ids(_search(store, "(zanzibar) AND:", mode="FULL_TEXT")) == ["a1-3"]
+
+
+def test_a_forked_child_runs_search_legs_on_a_pool_of_its_own():
+    import os
+
+    from fruxon_pipelines import search
+
+    assert search._in_background(lambda: 1).result(timeout=10) == 1  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's pool threads are not here
+        try:
+            ok = search._in_background(lambda: 42).result(timeout=10) == 42
+        except Exception:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

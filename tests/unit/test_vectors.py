@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from fruxon_pipelines.vectors import ChunkRow, VectorStore
+from fruxon_pipelines.vectors import ChunkRow, DocumentFields, VectorStore
 
 
 def _row(chunk_id: str, document_id: str = "d1", asset_id: str = "a1") -> ChunkRow:
@@ -139,17 +139,24 @@ def test_document_fields_are_rewritten_only_where_they_differ_and_none_keeps_the
     store.upsert("acme", rows, vectors)
     table = store._existing_table("acme", 16)
 
-    fields = {"d1": ("Guide", 1_700_000_000_000), "d2": (None, None), "d3": ("Other", 5)}
-    assert store.refresh_document_fields("acme", "a1", fields) == 2
+    fields = {
+        "d1": DocumentFields("Guide", 1_700_000_000_000),
+        "d2": DocumentFields(None, None, indexed_at=42),  # the source tells no time
+        "d3": DocumentFields("Other", 5),
+    }
+    assert store.refresh_document_fields("acme", "a1", fields) == 3
     stored = {r["chunk_id"]: r for r in table.to_arrow().to_pylist()}
     assert [(stored[c]["title"], stored[c]["modified_at"]) for c in ("c1", "c2")] == [
         ("Guide", 1_700_000_000_000)
     ] * 2
-    assert (stored["c3"]["title"], stored["c4"]["title"]) == (None, None)
+    # a row without a time gets when it was indexed; the other asset is out of reach
+    assert (stored["c3"]["title"], stored["c3"]["modified_at"]) == (None, 42)
+    assert (stored["c4"]["title"], stored["c4"]["modified_at"]) == (None, None)
     assert np.array_equal(np.array(stored["c1"]["vector"], np.float32), vectors[0])
     assert store.vector_search("acme", store.scope("a1"), vectors[1], 1)[0]["chunk_id"] == "c2"
 
-    # the same again writes nothing: no new table version
+    # the same again, or None for both, writes nothing: no new table version
     version = table.version
-    assert store.refresh_document_fields("acme", "a1", {"d1": ("Guide", None)}) == 0
+    assert store.refresh_document_fields("acme", "a1", {"d1": DocumentFields("Guide", None)}) == 0
+    assert store.refresh_document_fields("acme", "a1", {"d2": DocumentFields(None, None, 7)}) == 0
     assert table.version == version
