@@ -80,6 +80,7 @@ def test_redoc_renders_the_reference_offline(stack, chromium, tmp_path):
     api = stack.api_url()
     dom, console = rendered(chromium, f"{api}/redoc", tmp_path)
     assert "Content Security Policy" not in console, console
+    assert not re.findall(r'src="https?://', dom)  # nothing loads from elsewhere
     summaries = [summary for _, _, summary in _operations(api) if summary]
     assert summaries
     shown = [s for s in summaries if s in dom]
