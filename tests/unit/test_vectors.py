@@ -27,6 +27,13 @@ def _row(chunk_id: str, document_id: str = "d1", asset_id: str = "a1") -> ChunkR
     )
 
 
+def _one_chunk_documents(count: int, seed: int) -> tuple[list[ChunkRow], np.ndarray]:
+    """``count`` documents of one chunk each, with random unit vectors of width 16."""
+    matrix = np.random.default_rng(seed).normal(size=(count, 16)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    return [_row(f"c{i}", document_id=f"d{i}") for i in range(count)], matrix
+
+
 def test_upsert_twice_keeps_one_row_per_chunk(tmp_path):
     store = VectorStore(str(tmp_path))
     rows = [_row("c1"), _row("c2")]
@@ -65,10 +72,7 @@ def test_past_the_threshold_a_vector_index_is_built_and_new_rows_are_folded_in(
 
     monkeypatch.setattr(vectors_module, "VECTOR_INDEX_MIN_ROWS", 600)
     store = VectorStore(str(tmp_path))
-    rng = np.random.default_rng(3)
-    matrix = rng.normal(size=(1000, 16)).astype(np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    rows = [_row(f"c{i}", document_id=f"d{i}") for i in range(1000)]
+    rows, matrix = _one_chunk_documents(1000, seed=3)
 
     store.upsert("acme", rows[:500], matrix[:500])
     store.ensure_indices("acme", 16)
@@ -104,10 +108,7 @@ def test_many_small_upserts_are_compacted_and_still_found(tmp_path, monkeypatch)
 
     monkeypatch.setattr(vectors_module, "SMALL_FRAGMENTS_LIMIT", 8)
     store = VectorStore(str(tmp_path))
-    rng = np.random.default_rng(5)
-    matrix = rng.normal(size=(40, 16)).astype(np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    rows = [_row(f"c{i}", document_id=f"d{i}") for i in range(40)]
+    rows, matrix = _one_chunk_documents(40, seed=5)
     for start in range(0, 8, 4):  # two commits: under the limit, nothing to compact
         store.upsert("acme", rows[start : start + 4], matrix[start : start + 4])
     store.ensure_indices("acme", 16)
