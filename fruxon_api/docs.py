@@ -42,11 +42,13 @@ def _script_hashes(*pages: HTMLResponse) -> list[str]:
     ]
 
 
-def _serving(body: bytes) -> Callable[[], Awaitable[HTMLResponse]]:
-    async def page() -> HTMLResponse:
-        return HTMLResponse(body)
+def _serving(body: bytes, media_type: str = "text/html") -> Callable[[], Awaitable[Response]]:
+    """A route handler that answers ``body``, made once."""
 
-    return page
+    async def serve() -> Response:
+        return Response(body, media_type=media_type)
+
+    return serve
 
 
 def install_docs(app: FastAPI) -> bytes:
@@ -57,12 +59,13 @@ def install_docs(app: FastAPI) -> bytes:
     favicon = f"{ASSETS}/favicon.png"
     # The policy would block the logo and log a violation on every view: show ours instead.
     redoc_bundle = (static / REDOC_BUNDLE).read_bytes().replace(_REDOC_LOGO, favicon.encode())
-
-    async def serve_redoc_bundle() -> Response:
-        return Response(redoc_bundle, media_type="text/javascript")
-
     # Before the mount, which would answer the path from the package's file.
-    app.add_api_route(f"{ASSETS}/{REDOC_BUNDLE}", serve_redoc_bundle, include_in_schema=False)
+    app.add_api_route(
+        f"{ASSETS}/{REDOC_BUNDLE}",
+        _serving(redoc_bundle, "text/javascript"),
+        include_in_schema=False,
+        methods=["GET"],
+    )
     app.mount(ASSETS, StaticFiles(directory=str(static)), "docs")
     swagger = get_swagger_ui_html(
         openapi_url=openapi_url,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fruxon_api.docs import REDOC, SWAGGER_UI
+
 # A JSON API renders nothing and is framed by no one. The interactive docs (Swagger UI and
 # ReDoc, served from this origin: fruxon_api.docs) get a policy of their own that lets their
 # scripts and styles from this origin run, and nothing from anywhere else.
@@ -16,7 +18,7 @@ _ALWAYS = [
 _CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _NO_STORE = (b"cache-control", b"no-store")
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
-_DOC_PAGES = ("/docs", "/redoc")
+_DOC_PAGES = (SWAGGER_UI, REDOC)  # prefixes: the docs' assets and OAuth2 page are under /docs
 
 
 class SecurityHeaders:

@@ -301,8 +301,9 @@ class VectorStore:
         rows = table.count_rows() if table is not None else 0
         if rows == 0:
             return
-        indices = {i.index_type: i for i in table.list_indices()}
-        indexed_columns = {c for i in table.list_indices() for c in i.columns}
+        listed = table.list_indices()
+        indices = {i.index_type: i for i in listed}
+        indexed_columns = {c for i in listed for c in i.columns}
         if "FTS" not in indices:
             table.create_index("content", config=FTS(), replace=True)
         for column in SCOPE_INDEX_COLUMNS:
