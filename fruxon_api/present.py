@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 from pydantic.alias_generators import to_snake
 
-from fruxon_api.schemas import (
+from fruxon_client.models import (
     AssetConfigOut,
     AssetOut,
     BudgetOut,

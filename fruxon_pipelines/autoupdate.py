@@ -14,102 +14,19 @@ what the API shows. The schedule is computed in the asset's own IANA time zone:
 from __future__ import annotations
 
 import calendar
-import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
-from fruxon_pipelines.validation import field_problems, matching
-
-Strategy = Literal["UNSPECIFIED", "WEBHOOK", "POLL"]
-PollFrequency = Literal["HOURLY", "DAILY", "WEEKLY", "MONTHLY"]
-Weekday = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
-WEEKDAYS: tuple[str, ...] = Weekday.__args__  # type: ignore[attr-defined]
-# How a webhook delivery proves itself: the URL alone (it holds an unguessable id), or an
-# HMAC-SHA256 signature of the body as well.
-WebhookAuthMode = Literal["API_KEY", "HMAC"]
-DAY_OF_MONTH = re.compile(r"^_([1-9]|[12][0-9]|3[01])$")
+# The config's wire model is shared with the SDK; the schedule below is the server's.
+from fruxon_client.models import WEEKDAYS, AutoUpdateConfig
+from fruxon_pipelines.validation import field_problems
 
 
 class InvalidAutoUpdate(ValueError):
     """The auto-update configuration is not valid; the message names the field."""
-
-
-def _number_text(value: Any, low: int, high: int) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"must be a number from {low} to {high}")
-    text = str(value).strip()
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ValueError(f"must be a number from {low} to {high}")
-    return str(int(text))
-
-
-class AutoUpdateConfig(BaseModel):
-    """The wire shape of `autoUpdateConfig`; `authMode` is our extension (default API_KEY)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    strategy: Strategy = "UNSPECIFIED"
-    provider: str | None = None
-    externalContext: str | None = None
-    filter: str | None = None
-    pollFrequency: PollFrequency | None = None
-    pollDay: Weekday | None = None
-    pollDayOfMonth: Annotated[str | None, matching(DAY_OF_MONTH, "must be one of _1 … _31")] = None
-    pollHour: str | None = None
-    pollMinute: str | None = None
-    timezone: str | None = None
-    authMode: WebhookAuthMode | None = None
-
-    @field_validator("pollHour", mode="before")
-    @classmethod
-    def _hour(cls, value: Any) -> str | None:
-        return _number_text(value, 0, 23)
-
-    @field_validator("pollMinute", mode="before")
-    @classmethod
-    def _minute(cls, value: Any) -> str | None:
-        return _number_text(value, 0, 59)
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            if len(value) > 64:
-                raise ValueError(value)
-            ZoneInfo(value)
-        # A directory of the zone database ("America") or an odd path raises OSError.
-        except (ZoneInfoNotFoundError, ValueError, OSError) as error:
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from error
-        return value
-
-    @model_validator(mode="after")
-    def _complete(self) -> AutoUpdateConfig:
-        if self.strategy == "POLL":
-            needs = {"WEEKLY": "pollDay", "MONTHLY": "pollDayOfMonth"}
-            if self.pollFrequency is None:
-                raise ValueError("pollFrequency: required when strategy is POLL")
-            missing = needs.get(self.pollFrequency)
-            if missing and getattr(self, missing) is None:
-                raise ValueError(f"{missing}: required when pollFrequency is {self.pollFrequency}")
-            self.pollMinute = self.pollMinute or "0"
-            if self.pollFrequency != "HOURLY":
-                self.pollHour = self.pollHour or "0"
-            self.timezone = self.timezone or "UTC"
-        if self.strategy == "WEBHOOK":
-            # The provider defaults to the source type's own (check_auto_update).
-            self.authMode = self.authMode or "API_KEY"
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return self.strategy != "UNSPECIFIED"
 
 
 def parse_auto_update(data: Any, field: str = "autoUpdate") -> AutoUpdateConfig:

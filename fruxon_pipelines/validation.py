@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import re
+from pydantic import ValidationError
 
-from pydantic import AfterValidator, ValidationError
+from fruxon_client.models import matching
+
+__all__ = ["field_problems", "matching"]
 
 
 def field_problems(error: ValidationError, field: str) -> str:
@@ -16,15 +18,3 @@ def field_problems(error: ValidationError, field: str) -> str:
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{field}.{where}: {message}" if where else f"{field}.{message}")
     return "; ".join(problems)
-
-
-def matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
-    """A field's check (``Annotated[str | None, matching(…)]``): the value passes when it is
-    absent or matches ``pattern``; otherwise the field's problem is ``message``."""
-
-    def check(value: str | None) -> str | None:
-        if value is not None and not pattern.match(value):
-            raise ValueError(message)
-        return value
-
-    return AfterValidator(check)

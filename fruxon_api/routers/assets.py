@@ -18,7 +18,7 @@ from fruxon_api.deps import ApiServices, Paging, Svc, load_asset
 from fruxon_api.present import asset_out, long_operation, webhook_out
 from fruxon_api.problems import Problem, bad_request
 from fruxon_api.ratelimit import REFRESH
-from fruxon_api.schemas import (
+from fruxon_client.models import (
     AssetOut,
     AssetWithOperation,
     CreateAssetRequest,

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response
 from fruxon_api.auth import Reader, Writer
 from fruxon_api.deps import Paging, Svc, load_asset
 from fruxon_api.present import chunk_out, document_out
-from fruxon_api.schemas import ChunkPage, DocumentOut, Page
+from fruxon_client.models import ChunkPage, DocumentOut, Page
 from fruxon_pipelines.services import documents as document_service
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["documents"])

@@ -9,7 +9,7 @@ from pydantic import Field
 from fruxon_api.auth import Reader, Writer
 from fruxon_api.deps import Svc
 from fruxon_api.present import from_row
-from fruxon_api.schemas import Request, Wire
+from fruxon_client.models import Request, Wire
 from fruxon_pipelines.services import llm_configs as llm_config_service
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["llm configs"])

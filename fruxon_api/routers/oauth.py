@@ -14,7 +14,7 @@ from pydantic import Field
 from fruxon_api.auth import Writer
 from fruxon_api.deps import Svc
 from fruxon_api.problems import Problem, bad_request
-from fruxon_api.schemas import Request, Wire
+from fruxon_client.models import Request, Wire
 from fruxon_pipelines.errors import CREDENTIALS
 from fruxon_pipelines.services import oauth as oauth_flow
 from fruxon_pipelines.sources.base import SourceError

@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from fruxon_api.auth import Reader, Writer
 from fruxon_api.deps import Paging, Svc, load_asset
 from fruxon_api.present import operation_out, price_of
-from fruxon_api.schemas import OperationOut, Page
+from fruxon_client.models import OperationOut, Page
 from fruxon_pipelines.services import operations as operation_service
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/assets/{asset}", tags=["operations"])

@@ -14,7 +14,7 @@ from fruxon_api.deps import Svc, load_asset
 from fruxon_api.present import search_response
 from fruxon_api.problems import Problem, categorized_problem
 from fruxon_api.ratelimit import SEARCH
-from fruxon_api.schemas import SearchRequestBody, SearchResponse, TenantSearchRequest
+from fruxon_client.models import SearchRequestBody, SearchResponse, TenantSearchRequest
 
 if TYPE_CHECKING:
     from fruxon_pipelines.services.search import Filters, Shaping

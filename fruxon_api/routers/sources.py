@@ -19,7 +19,7 @@ from fruxon_api.deps import ApiServices as Services
 from fruxon_api.deps import Svc
 from fruxon_api.problems import Problem, bad_request, categorized_problem
 from fruxon_api.ratelimit import REFRESH
-from fruxon_api.schemas import (
+from fruxon_client.models import (
     DeepCrawlRequest,
     DeepCrawlResult,
     DeletedSource,

@@ -15,7 +15,7 @@ from fruxon_api.auth import Writer
 from fruxon_api.deps import Svc
 from fruxon_api.problems import Problem
 from fruxon_api.routers.assets import answer, embedding_request, upload_name, upload_writer
-from fruxon_api.schemas import AssetWithOperation, EmbeddingConfigIn, Request, Wire
+from fruxon_client.models import AssetWithOperation, EmbeddingConfigIn, Request, Wire
 from fruxon_pipelines.services import stored_files
 from fruxon_pipelines.services.assets import AssetRequest
 from fruxon_pipelines.services.stored_files import TEMPORARY_LIFETIME_MS

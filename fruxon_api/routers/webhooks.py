@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fruxon_api.deps import Svc
 from fruxon_api.problems import Problem
-from fruxon_api.schemas import WebhookAccepted
+from fruxon_client.models import WebhookAccepted
 from fruxon_pipelines.services.webhooks import UNKNOWN, receive_delivery
 from fruxon_pipelines.webhooks import WEBHOOK_PROVIDERS
 

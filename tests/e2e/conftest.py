@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,6 +114,20 @@ def postgres_stack(tmp_path_factory, postgres, openai_server, notion_server):
         "FRUXON_DAGSTER_YAML": str(instance_yaml),
     }
     yield from _started(env, home / "logs")
+
+
+def workspace_key(stack, tenant: str) -> str:
+    """A sources API write key made the way an operator makes one: `fruxon apikey create`."""
+    fruxon = str(Path(sys.executable).parent / "fruxon")
+    made = subprocess.run(
+        [fruxon, "apikey", "create", "--tenant", tenant, "--scope", "write"],
+        env=stack.environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
 
 
 def wait_for(predicate, timeout: float, what: str):

@@ -3,33 +3,19 @@ CLI, operations launched through Dagster, the real model; both documented flows.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import httpx
 import pytest
 from providers.notion_server import FakePage, text_block
 from sitegen import Site
 
-from e2e.conftest import api_client, wait_for, wait_operation
+from e2e.conftest import api_client, wait_for, wait_operation, workspace_key
 
 pytestmark = pytest.mark.e2e
 SOURCES = "/v2/documents/public"
 
 
 def _workspace_key(stack, tenant: str) -> dict[str, str]:
-    """A write key made the way an operator makes one: `fruxon apikey create`."""
-    fruxon = str(Path(sys.executable).parent / "fruxon")
-    made = subprocess.run(
-        [fruxon, "apikey", "create", "--tenant", tenant, "--scope", "write"],
-        env=stack.environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert made.returncode == 0, made.stderr
-    return {"Authorization": f"Bearer {made.stdout.strip()}"}
+    return {"Authorization": f"Bearer {workspace_key(stack, tenant)}"}
 
 
 def _page(title: str, text: str) -> str:

@@ -1,12 +1,128 @@
-"""Wire models: camelCase JSON, exactly the documented fields; request bodies forbid extras."""
+"""The API's wire models: camelCase JSON, exactly the documented fields.
+
+One definition serves both sides: the API (``fruxon_api``) validates requests and documents its
+responses with these classes, and the SDK builds its requests and reads the answers with them.
+So this module imports nothing but pydantic: the client installs without the server.
+Request bodies forbid unknown fields; responses ignore fields a newer server adds.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from fruxon_pipelines.autoupdate import AutoUpdateConfig
+
+def matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
+    """A field's check (``Annotated[str | None, matching(…)]``): the value passes when it is
+    absent or matches ``pattern``; otherwise the field's problem is ``message``."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not pattern.match(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+# autoUpdateConfig ----------------------------------------------------------------------------
+
+Strategy = Literal["UNSPECIFIED", "WEBHOOK", "POLL"]
+PollFrequency = Literal["HOURLY", "DAILY", "WEEKLY", "MONTHLY"]
+Weekday = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
+WEEKDAYS: tuple[str, ...] = Weekday.__args__  # type: ignore[attr-defined]
+# How a webhook delivery proves itself: the URL alone (it holds an unguessable id), or an
+# HMAC-SHA256 signature of the body as well.
+WebhookAuthMode = Literal["API_KEY", "HMAC"]
+DAY_OF_MONTH = re.compile(r"^_([1-9]|[12][0-9]|3[01])$")
+
+
+def _number_text(value: Any, low: int, high: int) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"must be a number from {low} to {high}")
+    text = str(value).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(f"must be a number from {low} to {high}")
+    return str(int(text))
+
+
+class AutoUpdateConfig(BaseModel):
+    """The wire shape of `autoUpdateConfig`; `authMode` is our extension (default API_KEY)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Strategy = "UNSPECIFIED"
+    provider: str | None = None
+    externalContext: str | None = None
+    filter: str | None = None
+    pollFrequency: PollFrequency | None = None
+    pollDay: Weekday | None = None
+    pollDayOfMonth: Annotated[str | None, matching(DAY_OF_MONTH, "must be one of _1 … _31")] = None
+    pollHour: str | None = None
+    pollMinute: str | None = None
+    timezone: str | None = None
+    authMode: WebhookAuthMode | None = None
+
+    @field_validator("pollHour", mode="before")
+    @classmethod
+    def _hour(cls, value: Any) -> str | None:
+        return _number_text(value, 0, 23)
+
+    @field_validator("pollMinute", mode="before")
+    @classmethod
+    def _minute(cls, value: Any) -> str | None:
+        return _number_text(value, 0, 59)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            if len(value) > 64:
+                raise ValueError(value)
+            ZoneInfo(value)
+        # A directory of the zone database ("America") or an odd path raises OSError.
+        except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin)") from error
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> AutoUpdateConfig:
+        if self.strategy == "POLL":
+            needs = {"WEEKLY": "pollDay", "MONTHLY": "pollDayOfMonth"}
+            if self.pollFrequency is None:
+                raise ValueError("pollFrequency: required when strategy is POLL")
+            missing = needs.get(self.pollFrequency)
+            if missing and getattr(self, missing) is None:
+                raise ValueError(f"{missing}: required when pollFrequency is {self.pollFrequency}")
+            self.pollMinute = self.pollMinute or "0"
+            if self.pollFrequency != "HOURLY":
+                self.pollHour = self.pollHour or "0"
+            self.timezone = self.timezone or "UTC"
+        if self.strategy == "WEBHOOK":
+            # The provider defaults to the source type's own (check_auto_update).
+            self.authMode = self.authMode or "API_KEY"
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.strategy != "UNSPECIFIED"
+
+
+# Requests and responses ----------------------------------------------------------------------
 
 T = TypeVar("T")
 Selection = Literal["ALL", "REGISTERED"]
