@@ -75,6 +75,50 @@ def token(
     )
 
 
+@app.command()
+def mcp(
+    transport: Annotated[
+        str, typer.Option(help="stdio (an MCP host starts this command) or http.")
+    ] = "stdio",
+    tenant: Annotated[
+        str | None, typer.Option(help="The tenant the tools address (default: the token's).")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FRUXON_TOKEN",
+            help="stdio: the fruxon token every call is made with (`fruxon token`); best passed "
+            "through the variable. http: each request sends its own.",
+        ),
+    ] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="The API the tools call (default: this stack's).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="http: the address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="http: the port (path /mcp).")] = 8765,
+) -> None:
+    """Serve fruxon's search and assets to MCP hosts: tools search, list_assets,
+    get_document and refresh_asset (write scope), over stdio or streamable HTTP."""
+    if transport not in {"stdio", "http"}:
+        _fail("--transport is stdio or http")
+    try:
+        from fruxon_cli.mcp_server import serve
+    except ImportError:
+        _fail("the MCP server needs the mcp package: pip install 'fruxon[mcp]'")
+    if transport == "stdio" and not token:
+        _fail("stdio needs a token: set FRUXON_TOKEN (see `fruxon token`)")
+    settings = _settings()
+    serve(
+        settings,
+        transport=transport,
+        api_url=api_url or settings.api_base_url,
+        token=token if transport == "stdio" else None,
+        tenant=tenant,
+        host=host,
+        port=port,
+    )
+
+
 @apikey_app.command("create")
 def create_api_key(
     tenant: Annotated[str, typer.Option(help="The workspace (tenant) the key acts in.")],
