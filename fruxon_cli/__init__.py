@@ -101,22 +101,27 @@ def mcp(
     get_document and refresh_asset (write scope), over stdio or streamable HTTP."""
     if transport not in {"stdio", "http"}:
         _fail("--transport is stdio or http")
-    try:
-        from fruxon_cli.mcp_server import serve
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
         _fail("the MCP server needs the mcp package: pip install 'fruxon[mcp]'")
+    from fruxon_cli.mcp_server import serve
+
     if transport == "stdio" and not token:
         _fail("stdio needs a token: set FRUXON_TOKEN (see `fruxon token`)")
     settings = _settings()
-    serve(
-        settings,
-        transport=transport,
-        api_url=api_url or settings.api_base_url,
-        token=token if transport == "stdio" else None,
-        tenant=tenant,
-        host=host,
-        port=port,
-    )
+    try:
+        serve(
+            settings,
+            transport=transport,
+            api_url=api_url or settings.api_base_url,
+            token=token if transport == "stdio" else None,
+            tenant=tenant,
+            host=host,
+            port=port,
+        )
+    except FileNotFoundError as error:  # no key to check the API's tokens with
+        _fail(str(error))
 
 
 @apikey_app.command("create")

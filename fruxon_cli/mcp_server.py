@@ -43,16 +43,20 @@ class DocumentText(BaseModel):
     truncated: bool = Field(description=f"True when it has more than {MAX_DOCUMENT_CHUNKS} chunks.")
 
 
-def _token_tenant(token: str) -> str | None:
-    """The one tenant a token names, if it names exactly one (the API checks the token)."""
+def _token_tenant(token: str) -> str:
+    """The one tenant a token names (the API checks the token; this only reads it)."""
     try:
-        claims = jwt.decode(token, options={"verify_signature": False})
+        tenants = jwt.decode(token, options={"verify_signature": False}).get("tenants")
     except jwt.PyJWTError:
-        return None
-    tenants = claims.get("tenants")
+        tenants = None
     if isinstance(tenants, list) and len(tenants) == 1 and tenants[0] != "*":
         return str(tenants[0])
-    return None
+    which = "any tenant" if isinstance(tenants, list) and "*" in tenants else "several tenants"
+    if not isinstance(tenants, list) or not tenants:
+        which = "no tenant"
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    raise ToolError(f"the token names {which}: start fruxon mcp with --tenant")
 
 
 def build_server(
@@ -65,6 +69,7 @@ def build_server(
     from mcp.server.auth.middleware.auth_context import get_access_token
     from mcp.server.auth.settings import AuthSettings
     from mcp.server.mcpserver.exceptions import ToolError
+    from mcp_types import ToolAnnotations
 
     auth = None
     if verifier is not None:
@@ -85,10 +90,7 @@ def build_server(
             caller = access.token if access is not None else None
         if not caller:
             raise ToolError("no fruxon token: set FRUXON_TOKEN (stdio) or send a bearer token")
-        addressed = tenant or _token_tenant(caller)
-        if not addressed:
-            raise ToolError("the token names several tenants: start fruxon mcp with --tenant")
-        return Fruxon(api_url, caller, addressed, max_retries=1)
+        return Fruxon(api_url, caller, tenant or _token_tenant(caller), max_retries=1)
 
     def api_call(tool: Callable[..., T]) -> Callable[..., T]:
         """The API's refusals (problems) and invalid arguments as the tool's error message."""
@@ -104,7 +106,9 @@ def build_server(
 
         return call
 
-    @server.tool()
+    reads = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+    @server.tool(annotations=reads)
     @api_call
     def search(
         query: Annotated[str, Field(description="What to look for, in plain words.")],
@@ -132,7 +136,7 @@ def build_server(
         with client() as fruxon:
             return fruxon.search(query, **fields)
 
-    @server.tool()
+    @server.tool(annotations=reads)
     @api_call
     def list_assets(
         search: Annotated[str | None, Field(description="Only names containing this.")] = None,
@@ -141,7 +145,7 @@ def build_server(
         with client() as fruxon:
             return list(fruxon.assets.list(search=search, page_size=500))
 
-    @server.tool()
+    @server.tool(annotations=reads)
     @api_call
     def get_document(asset_id: str, document_id: str) -> DocumentText:
         """One document of an asset (ids as search hits give them), with its whole text."""
@@ -161,7 +165,8 @@ def build_server(
             truncated=total > len(texts),
         )
 
-    @server.tool()
+    # It starts work, changes no content; calling it twice is refused while the first runs.
+    @server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=True))
     @api_call
     def refresh_asset(
         asset_id: str,
@@ -182,10 +187,20 @@ def build_server(
 
 
 class FruxonTokenVerifier:
-    """The HTTP transport's check of a bearer token: the API's own (fruxon_api.auth)."""
+    """The HTTP transport's check of a bearer token: the API's own (fruxon_api.auth), with the
+    API's key: FRUXON_JWT_PUBLIC_KEY, or the secret in FRUXON_HOME, read once."""
 
     def __init__(self, settings: Any) -> None:
         self._settings = settings
+        self._secret: bytes | None = None
+        if not settings.jwt_public_key:
+            path = settings.jwt_secret_path
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"no API token secret at {path}: run fruxon mcp with the API's FRUXON_HOME "
+                    "(or FRUXON_JWT_PUBLIC_KEY), so that it accepts the API's tokens"
+                )
+            self._secret = path.read_bytes().strip()
 
     async def verify_token(self, token: str) -> Any:
         from mcp.server.auth.provider import AccessToken
@@ -194,7 +209,7 @@ class FruxonTokenVerifier:
         from fruxon_api.problems import Problem
 
         try:
-            principal = verify_token(self._settings, token)
+            principal = verify_token(self._settings, token, self._secret)
         except Problem:
             return None
         return AccessToken(

@@ -69,12 +69,14 @@ def request_body(model: type[BaseModel], given: BaseModel | None, fields: dict[s
     """The JSON of a request, validated with the API's model: a model instance, or fields."""
     if given is not None and fields:
         raise TypeError("pass a request model or keyword fields, not both")
-    request = (
-        given
-        if given is not None
-        else model.model_validate({camel(name): value for name, value in fields.items()})
-    )
-    return request.model_dump(mode="json", exclude_unset=True)
+    if given is None:
+        wire = {camel(name): value for name, value in fields.items()}
+        # Some request models ignore unknown fields as the API does; a typo is refused here.
+        unknown = sorted(set(wire) - set(model.model_fields))
+        if unknown:
+            raise TypeError(f"{model.__name__} has no field {', '.join(unknown)}")
+        given = model.model_validate(wire)
+    return given.model_dump(mode="json", exclude_unset=True)
 
 
 def _params(**given: Any) -> dict[str, Any]:
@@ -397,6 +399,8 @@ def _source_page(body: Any) -> PageOf[m.SourceRecord]:
 
 
 class _Client:
+    _http_class: Any = None
+
     def __init__(
         self,
         base_url: str,
@@ -407,18 +411,21 @@ class _Client:
         timeout: float = 60.0,
         max_retries: int = 3,
         max_retry_wait: float = 60.0,
+        transport: Any = None,
     ) -> None:
         """``token``: a fruxon token (``fruxon token``) for the Assets API and the search;
         ``tenant``: the tenant those calls address; ``api_key``: a workspace API key for
         ``sources``. A 429 with ``Retry-After`` (≤ ``max_retry_wait`` seconds) is retried up
-        to ``max_retries`` times before it is raised as TooManyRequests."""
+        to ``max_retries`` times before it is raised as TooManyRequests. ``transport``: an
+        httpx transport of the client's kind (sync or async), e.g. for a proxy or mounts."""
         self.base_url = base_url.rstrip("/")
         self.tenant = tenant
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
         self._token = token
         self._api_key = api_key
-        self._timeout = timeout
+        # httpx.Client for Fruxon, httpx.AsyncClient for AsyncFruxon; ``transport`` is theirs.
+        self._http = self._http_class(base_url=self.base_url, timeout=timeout, transport=transport)
         self.assets = Assets(self)
         self.operations = Operations(self)
         self.documents = Documents(self)
@@ -494,19 +501,7 @@ class _Client:
 class Fruxon(_Client):
     """The synchronous client. ``with Fruxon(url, token, tenant) as client: …``"""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None = None,
-        tenant: str | None = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(base_url, token, tenant, **options)
-        self._http = httpx.Client(
-            base_url=self.base_url, timeout=self._timeout, transport=transport
-        )
+    _http_class = httpx.Client
 
     def __enter__(self) -> Fruxon:
         return self
@@ -537,19 +532,7 @@ class Fruxon(_Client):
 class AsyncFruxon(_Client):
     """The asyncio client: the same methods as Fruxon, awaited; lists are ``async for``."""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None = None,
-        tenant: str | None = None,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(base_url, token, tenant, **options)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=self._timeout, transport=transport
-        )
+    _http_class = httpx.AsyncClient
 
     async def __aenter__(self) -> AsyncFruxon:
         return self
@@ -580,6 +563,24 @@ class AsyncFruxon(_Client):
 # Paging -------------------------------------------------------------------------------------------
 
 
+class _Seen:
+    """Items already yielded, by id: a listing that changes while it is paged through (a record
+    re-ingested moves to the front) may serve one twice; it is yielded once."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+
+    def new(self, items: list[T]) -> list[T]:
+        fresh = []
+        for item in items:
+            key = getattr(item, "id", None) or getattr(item, "chunkId", None)
+            if key is None or key not in self._ids:
+                fresh.append(item)
+                if key is not None:
+                    self._ids.add(key)
+        return fresh
+
+
 class Pages(Generic[T]):
     """Every item of a listing, fetching the next page only when the last one is used up.
     ``total_count`` is the server's count once the first page has been read."""
@@ -591,10 +592,11 @@ class Pages(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         token: str | None = None
+        seen = _Seen()
         while True:
             page = self._client._send(self._call_for(token))
             self.total_count = page.total_count
-            yield from page.items
+            yield from seen.new(page.items)
             if not page.next_token:
                 return
             token = page.next_token
@@ -612,10 +614,11 @@ class AsyncPages(Generic[T]):
 
     async def __aiter__(self) -> AsyncIterator[T]:
         token: str | None = None
+        seen = _Seen()
         while True:
             page = await self._client._send(self._call_for(token))
             self.total_count = page.total_count
-            for item in page.items:
+            for item in seen.new(page.items):
                 yield item
             if not page.next_token:
                 return

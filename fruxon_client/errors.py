@@ -7,9 +7,10 @@ RATE_LIMIT …) or ``errors`` (one ``{field, message}`` per invalid field).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # the server imports this package's models: no httpx for it
+    import httpx
 
 
 class FruxonError(Exception):
@@ -24,7 +25,8 @@ class ApiError(FruxonError):
     def __init__(self, problem: dict[str, Any], response: httpx.Response | None = None) -> None:
         self.problem = problem
         self.response = response
-        self.status = int(problem.get("status") or (response.status_code if response else 0))
+        sent = response.status_code if response is not None else 0
+        self.status = int(problem.get("status") or sent)
         self.title: str = str(problem.get("title") or "")
         self.detail: str = str(problem.get("detail") or self.title)
         self.type: str = str(problem.get("type") or "about:blank")
@@ -32,6 +34,10 @@ class ApiError(FruxonError):
         self.error_category: str | None = problem.get("errorCategory")
         self.errors: list[dict[str, Any]] = list(problem.get("errors") or [])
         super().__init__(f"{self.status} {self.title}: {self.detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the problem alone (the response does not pickle): across processes too.
+        return (type(self), (self.problem,))
 
 
 class BadRequest(ApiError):
@@ -72,6 +78,15 @@ class TooManyRequests(ApiError):
         super().__init__(problem, response)
         self.retry_after = retry_after(response) if response is not None else None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt_too_many, (self.problem, self.retry_after))
+
+
+def _rebuilt_too_many(problem: dict[str, Any], waited: float | None) -> TooManyRequests:
+    error = TooManyRequests(problem)
+    error.retry_after = waited
+    return error
+
 
 class ServerError(ApiError):
     """5xx: the server, the source's provider or the embedding provider failed."""
@@ -85,6 +100,9 @@ class OperationFailed(FruxonError):
         self.operation = operation
         category = f" [{operation.errorCategory}]" if operation.errorCategory else ""
         super().__init__(f"operation {operation.id} failed{category}: {operation.errorMessage}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.operation,))
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {

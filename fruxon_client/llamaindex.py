@@ -14,6 +14,7 @@ of the search request: ``top_k``, ``search_mode``, ``asset_ids``, ``filter`` …
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from llama_index.core.callbacks import CallbackManager
@@ -62,7 +63,7 @@ class FruxonRetriever(BaseRetriever):
         return [_node(hit) for hit in found.results]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        if self._async_client is None:
-            return self._retrieve(query_bundle)
+        if self._async_client is None:  # the sync client, off the event loop
+            return await asyncio.to_thread(self._retrieve, query_bundle)
         found = await self._async_client.search(query_bundle.query_str, **self._search_kwargs)
         return [_node(hit) for hit in found.results]

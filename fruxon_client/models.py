@@ -17,23 +17,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-
-def matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
-    """A field's check (``Annotated[str | None, matching(…)]``): the value passes when it is
-    absent or matches ``pattern``; otherwise the field's problem is ``message``."""
-
-    def check(value: str | None) -> str | None:
-        if value is not None and not pattern.match(value):
-            raise ValueError(message)
-        return value
-
-    return AfterValidator(check)
-
+from fruxon_client.checks import matching
 
 # autoUpdateConfig ----------------------------------------------------------------------------
 
@@ -58,10 +48,19 @@ def _number_text(value: Any, low: int, high: int) -> str | None:
     return str(int(text))
 
 
-class AutoUpdateConfig(BaseModel):
-    """The wire shape of `autoUpdateConfig`; `authMode` is our extension (default API_KEY)."""
+# Validation context of a request's config (fruxon_pipelines.autoupdate.parse_auto_update).
+REQUEST = {"request": True}
 
-    model_config = ConfigDict(extra="forbid")
+
+class AutoUpdateConfig(BaseModel):
+    """The wire shape of `autoUpdateConfig`; `authMode` is our extension (default API_KEY).
+
+    A request's config is checked strictly (``context=REQUEST``: no unknown members, a time
+    zone this machine knows); a response's is read as sent, so that a client does not break on
+    a member a newer server adds, nor on a zone its own zone database lacks."""
+
+    # Unknown members are refused by parse_auto_update; the schema says so all the same.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"additionalProperties": False})
 
     strategy: Strategy = "UNSPECIFIED"
     provider: str | None = None
@@ -87,9 +86,9 @@ class AutoUpdateConfig(BaseModel):
 
     @field_validator("timezone")
     @classmethod
-    def _timezone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+    def _timezone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not (info.context or {}).get("request"):
+            return value
         try:
             if len(value) > 64:
                 raise ValueError(value)
@@ -165,14 +164,16 @@ class EmbeddingConfigIn(Request):
     chunkSize: int | None = None
     chunkOverlap: int | None = None
     apiKey: str | None = Field(
-        default=None, description="The provider's key: sealed at rest, never returned."
+        default=None,
+        description="The provider's key: sealed at rest, never returned.",
+        repr=False,
     )
 
 
 class CreateAssetRequest(Request):
     config: AssetConfig
     name: str | None = None
-    auth: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = Field(default=None, repr=False)  # credentials
     embedding: EmbeddingConfigIn | None = None
     budget: dict[str, Any] | None = None
     currencyBudget: dict[str, Any] | None = None
@@ -206,7 +207,8 @@ class PatchAssetRequest(Request):
     embeddingLLMConfigId: str | None = None
     autoUpdate: AutoUpdateIn = None
     disableAutoUpdate: bool | None = None
-    auth: dict[str, Any] | None = None  # our extension: replaces the source's credentials
+    # Our extension: replaces the source's credentials.
+    auth: dict[str, Any] | None = Field(default=None, repr=False)
     selection: Selection | None = None  # our extension, as on create
 
 
@@ -365,9 +367,10 @@ class WebhookRegistrationOut(Wire):
     expiresAt: int | None
     createdAt: int
     modifiedAt: int
-    webhookUrl: str
-    # The HMAC key with authMode HMAC; None with API_KEY (the URL is the credential).
-    signingSecret: str | None
+    # Secrets both, kept out of reprs: with authMode API_KEY the URL is the credential; with
+    # HMAC the signing secret is the key (None with API_KEY).
+    webhookUrl: str = Field(repr=False)
+    signingSecret: str | None = Field(repr=False)
 
 
 class AssetWithOperation(Wire):

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 # The config's wire model is shared with the SDK; the schedule below is the server's.
-from fruxon_client.models import WEEKDAYS, AutoUpdateConfig
+from fruxon_client.models import REQUEST, WEEKDAYS, AutoUpdateConfig
 from fruxon_pipelines.validation import field_problems
 
 
@@ -33,8 +33,13 @@ def parse_auto_update(data: Any, field: str = "autoUpdate") -> AutoUpdateConfig:
     """Validate a request's auto-update config; errors name ``field.member``."""
     if not isinstance(data, dict):
         raise InvalidAutoUpdate(f"{field}: must be an object")
+    unknown = [key for key in data if key not in AutoUpdateConfig.model_fields]
+    if unknown:
+        raise InvalidAutoUpdate(
+            "; ".join(f"{field}.{key}: Extra inputs are not permitted" for key in unknown)
+        )
     try:
-        return AutoUpdateConfig.model_validate(data)
+        return AutoUpdateConfig.model_validate(data, context=REQUEST)
     except ValidationError as error:
         raise InvalidAutoUpdate(field_problems(error, field)) from error
 

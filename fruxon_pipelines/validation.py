@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from fruxon_client.models import matching
+from fruxon_client.checks import matching
 
 __all__ = ["field_problems", "matching"]
 

@@ -1,5 +1,5 @@
-"""The Python SDK (fruxon_client) against the real stack: every method of the sync and the
-async client, paging across pages, typed problems, 429 retried after Retry-After."""
+"""The Python SDK (fruxon_client) against the real stack: every method of the sync client and
+of the async client, paging across pages, typed problems, 429 retried after Retry-After."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def test_search_over_the_tenant_and_one_asset(client, web_asset):
     # A request model works as well as keywords; bad fields fail here, before a request.
     request = models.TenantSearchRequest(query=NEEDLE, topK=1, group="DOCUMENT")
     assert client.search(NEEDLE, request).documents[0].documentId == best.documentId
-    with pytest.raises(ValueError, match="topk"):
+    with pytest.raises(TypeError, match="topk"):
         client.search(NEEDLE, topk=3)
 
 
@@ -195,7 +195,12 @@ def test_update_upload_cancel_and_delete(client, tmp_path):
     ).webhook
     rotated = client.assets.regenerate_webhook(change.asset.id)
     assert webhook is not None and rotated.webhookUrl != webhook.webhookUrl
-    client.assets.delete(change.asset.id)
+    with note.open("rb") as handle:  # a binary file: its name is the file name
+        second = client.assets.upload(handle, embedding=MODEL)
+    assert second.operation.wait(timeout=300).status == "COMPLETED"
+    assert [d.fileName for d in client.documents.list(second.asset.id)] == ["harbour.md"]
+    for created in (change.asset.id, second.asset.id):
+        client.assets.delete(created)
     with pytest.raises(NotFound):
         client.assets.get(change.asset.id)
 
@@ -215,32 +220,118 @@ def test_a_failed_operation_raises_with_its_reason(client, site):
     client.assets.delete(change.asset.id)
 
 
-def test_the_async_client_makes_the_same_calls(stack, site):
+def test_a_running_operation_is_cancelled(client):
+    with Site() as big:
+        for path, body in generate_pages(30, links="all", seed=5).items():
+            big.put(path, body)
+        change = client.assets.create(
+            config={"sourceType": "web", "parameters": {"urls": [big.url("/")], "maxDepth": 1}},
+            embedding={**MODEL, "chunkSize": 64, "chunkOverlap": 0},
+        )
+        operation = client.operations.handle(change.asset.id, change.operation.id)
+        wait_for(lambda: operation.get().tokenCount > 0, 240, "the first batch")
+        assert operation.cancel().id == operation.id
+        final = operation.wait(timeout=300)  # CANCELLED is not a failure: no exception
+        assert final.status == "CANCELLED" and operation.state == final
+    client.assets.delete(change.asset.id)
+
+
+def test_the_async_client_makes_the_same_calls(stack, site, capfd):
+    """Every method once more, awaited: the same Calls sent by httpx.AsyncClient."""
+    key = workspace_key(stack, TENANT)
+    site.put("/buoys.html", "<html><title>Buoys</title><body><p>Red buoys mark port.</p>")
+
     async def scenario() -> None:
-        async with AsyncFruxon(stack.api_url(), token(stack), TENANT) as sdk:
+        async with AsyncFruxon(
+            stack.api_url(), token(stack), TENANT, api_key=key, max_retries=60
+        ) as sdk:
             change = await sdk.assets.create(
                 name="async handbook",
                 config={"sourceType": "web", "parameters": {"urls": [site.url("/page-2.html")]}},
                 embedding=MODEL,
             )
-            final = await change.operation.wait(timeout=300)
+            final = await change.operation.wait(progress=True, timeout=300)
             assert final.status == "COMPLETED"
+            asset_id = change.asset.id
             listed = [a.id async for a in sdk.assets.list(page_size=1)]
-            assert change.asset.id in listed
-            documents = await sdk.documents.list(change.asset.id).collect()
-            assert len(documents) == 1
-            chunks = await sdk.documents.chunks(change.asset.id, documents[0].id).collect()
+            assert asset_id in listed
+            assert (await sdk.assets.get(asset_id)).displayName == "async handbook"
+            [document] = await sdk.documents.list(asset_id).collect()
+            assert await sdk.documents.get(asset_id, document.id) == document
+            chunks = await sdk.documents.chunks(asset_id, document.id).collect()
             assert any(NEEDLE in c.content for c in chunks)
-            found = await sdk.search(NEEDLE, asset_ids=[change.asset.id], top_k=1)
+            found = await sdk.search(NEEDLE, asset_ids=[asset_id], top_k=1)
             assert NEEDLE in found.results[0].content
-            assert (await sdk.assets.get(change.asset.id)).displayName == "async handbook"
-            operations = await sdk.operations.list(change.asset.id).collect()
-            assert [o.id for o in operations] == [final.id]
-            await sdk.assets.delete(change.asset.id)
+            one = await sdk.assets.search(asset_id, NEEDLE, top_k=1)
+            assert one.results[0].chunkId == found.results[0].chunkId
+            assert (await sdk.assets.usage(asset_id)).totalTokenCount == final.tokenCount
+            assert any(k["key"] == "web" for k in await sdk.assets.source_types())
+            assert await sdk.assets.embedding_models() and await sdk.assets.supported_types()
+
+            [operation] = await sdk.operations.list(asset_id).collect()
+            assert await sdk.operations.get(asset_id, operation.id) == operation
+            assert (await sdk.operations.cancel(asset_id, operation.id)).status == "COMPLETED"
+            assert (await sdk.operations.handle(asset_id, operation.id).get()).done
+
+            # A second refresh while the first runs: 429, waited out with asyncio.sleep.
+            first = await sdk.assets.refresh(asset_id)
+            second = await sdk.assets.refresh(asset_id)
+            assert (await first.operation.get()).done and second.operation.id != first.operation.id
+            await second.operation.wait(timeout=300)
+
+            hooked = await sdk.assets.update(
+                asset_id,
+                display_name="async renamed",
+                auto_update={"strategy": "WEBHOOK", "provider": "generic"},
+            )
+            assert hooked.asset.displayName == "async renamed" and hooked.webhook is not None
+            rotated = await sdk.assets.regenerate_webhook(asset_id)
+            assert rotated.webhookUrl != hooked.webhook.webhookUrl
+
+            uploaded = await sdk.assets.upload(
+                f"# Tides\n\n{NEEDLE}\n".encode(), file_name="tides.md", embedding=MODEL
+            )
+            assert (await uploaded.operation.wait(timeout=300)).status == "COMPLETED"
+            [note] = await sdk.documents.list(uploaded.asset.id).collect()
+            await sdk.documents.delete(uploaded.asset.id, note.id)
             with pytest.raises(NotFound):
-                await sdk.assets.get(change.asset.id)
+                await sdk.documents.get(uploaded.asset.id, note.id)
+
+            page = site.url("/buoys.html")  # linked from nowhere: no asset has it yet
+            queued = await sdk.sources.ingest(source="web", document_ids_to_add=[page])
+            [source_id] = queued.addedDocumentIds
+            while (await sdk.sources.get(source_id)).linkedJobStatus != "COMPLETED":
+                await asyncio.sleep(0.5)
+            assert [r.id async for r in sdk.sources.list(url=page)] == [source_id]
+            assert await sdk.sources.refresh([source_id]) == [source_id]
+            crawled = await sdk.sources.deep_crawl([site.url("/")], limit=3)
+            assert len(crawled.data) <= 3
+            with pytest.raises(BadRequest):
+                await sdk.sources.resources("notion")  # no Notion connected in this tenant
+            with pytest.raises(BadRequest):
+                await sdk.sources.register_resources(
+                    "notion",
+                    [
+                        {
+                            "originalUrl": "https://n/1",
+                            "title": "t",
+                            "externalId": "1",
+                            "mimeType": "text/html",
+                        }
+                    ],
+                )
+            while (await sdk.sources.get(source_id)).linkedJobStatus != "COMPLETED":
+                await asyncio.sleep(0.5)
+            deleted = await sdk.sources.delete([source_id], delete_articles=True)
+            assert [d.id for d in deleted.deletedDocuments] == [source_id]
+
+            for created in (asset_id, uploaded.asset.id):
+                await sdk.assets.delete(created)
+            with pytest.raises(NotFound):
+                await sdk.assets.get(asset_id)
 
     asyncio.run(scenario())
+    assert "COMPLETED" in capfd.readouterr().err  # the async wait drew its bar too
 
 
 def test_the_sources_api_with_a_workspace_key(stack, notion_server):
@@ -272,6 +363,8 @@ def test_the_sources_api_with_a_workspace_key(stack, notion_server):
         listed = list(sdk.sources.list(limit=1, source="web"))  # three pages of one
         assert sorted(r.id for r in listed) == sorted(ids)
         assert [r.id for r in sdk.sources.list(title="knots")] == [ids[1]]
+        assert [r.id for r in sdk.sources.list(url=urls[2], changed=False)] == [ids[2]]
+        assert [r.id for r in sdk.sources.list(id=ids[0])] == [ids[0]]
         assert sdk.sources.refresh([ids[0]]) == [ids[0]]
         found = sdk.sources.deep_crawl([site.url("/tides")], limit=10)
         assert isinstance(found, models.DeepCrawlResult)
@@ -289,7 +382,10 @@ def test_the_sources_api_with_a_workspace_key(stack, notion_server):
         assert len(registered.addedDocumentIds) == 1
 
         wait_for(lambda: sdk.sources.get(ids[0]).linkedJobStatus == "COMPLETED", 300, "refresh")
-        deleted = sdk.sources.delete([ids[2]])
+        again = sdk.sources.ingest(source="web", document_ids_to_refresh=[urls[1]])
+        assert again.updatedDocumentIds == [ids[1]]
+        wait_for(lambda: sdk.sources.get(ids[1]).linkedJobStatus == "COMPLETED", 300, "again")
+        deleted = sdk.sources.delete([ids[2]], delete_articles=True)
         assert [d.id for d in deleted.deletedDocuments] == [ids[2]]
         with pytest.raises(NotFound):
             sdk.sources.get(ids[2])
