@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fruxon_pipelines.orchestration.gateway import PROJECT_ROOT, prepare_dagster_home
@@ -71,6 +71,15 @@ def free_port() -> int:
 def _reset_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _signal_reset() -> Callable[[], None] | None:
+    """What a child needs run before exec so that SIGINT and SIGTERM stop it: a signal this
+    process ignores stays ignored across exec (a handler does not). Only then, because any
+    ``preexec_fn`` makes Popen fork instead of vfork, and a fork runs gRPC's fork handlers,
+    which can hang for good just after a gRPC channel closed (the code server's ping)."""
+    ignored = any(signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM))
+    return _reset_signals if ignored else None
 
 
 def _bin(name: str) -> str:
@@ -227,7 +236,7 @@ class Stack:
                 command,
                 env=self.environment or stack_environment(self.settings),
                 cwd=PROJECT_ROOT,
-                preexec_fn=_reset_signals,
+                preexec_fn=_signal_reset(),
                 start_new_session=True,
                 stdout=output,
                 stderr=subprocess.STDOUT if output else None,

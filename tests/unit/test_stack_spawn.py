@@ -1,0 +1,38 @@
+"""How the stack starts its processes: SIGINT and SIGTERM reach them even when the stack itself
+was started with those signals ignored (a background job of a shell), and Popen keeps its vfork
+path otherwise (any preexec_fn forces a fork, which can hang in gRPC's fork handlers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SPAWN_AND_SHOW = """
+import signal, subprocess, sys
+from fruxon_pipelines.stack import _signal_reset
+if sys.argv[1] == "ignored":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print(_signal_reset() is None)
+child = "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('SigIgn')][0])"
+subprocess.run([sys.executable, "-c", child], preexec_fn=_signal_reset(), check=True)
+"""
+
+
+def _ignored_in_child(parent: str) -> tuple[bool, int]:
+    shown = subprocess.run(
+        [sys.executable, "-c", SPAWN_AND_SHOW, parent], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return shown[0] == "True", int(shown[1], 16)
+
+
+def test_no_preexec_fn_when_nothing_is_ignored():
+    vfork_path, ignored = _ignored_in_child("handled")
+    assert vfork_path
+    assert not ignored & (1 << 1 | 1 << 14)  # SIGINT is signal 2, SIGTERM 15: bits 1 and 14
+
+
+def test_ignored_signals_are_restored_in_the_child():
+    vfork_path, ignored = _ignored_in_child("ignored")
+    assert not vfork_path
+    assert not ignored & (1 << 1 | 1 << 14)
