@@ -246,10 +246,14 @@ class Stack:
                 output.close()  # the child holds its own descriptor
 
     @contextlib.contextmanager
-    def down(self, name: str, timeout: float = 30.0) -> Iterator[None]:
-        """One process stopped (as Ctrl-C would) for the block, then started again."""
+    def down(self, name: str, timeout: float = 30.0, *, crash: bool = False) -> Iterator[None]:
+        """One process stopped (as Ctrl-C would) for the block, then started again. ``crash``:
+        SIGKILL to its process group instead, as when its container dies: the code server's
+        run workers with it."""
         command = dict(stack_commands(self.settings))[name]
         index = next(i for i, (n, _) in enumerate(self.processes) if n == name)
+        if crash:
+            os.killpg(self.processes[index][1].pid, signal.SIGKILL)
         _stop_processes([self.processes[index][1]], timeout)
         try:
             yield

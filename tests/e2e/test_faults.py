@@ -1,6 +1,6 @@
-"""Faults on the real stack: a run worker killed with SIGKILL mid-embed, and the daemon and the
-API restarted while ingestions run. Nothing is faked: the kill is a real `kill -9` of the run
-worker process, the restarts stop and start the real processes.
+"""Faults on the real stack: a run worker killed with SIGKILL mid-embed, the code server lost
+with its run workers, and the daemon and the API restarted while ingestions run. Nothing is
+faked: the kills are real `kill -9`s, the restarts stop and start the real processes.
 """
 
 from __future__ import annotations
@@ -156,6 +156,28 @@ def test_a_run_worker_killed_mid_embed_fails_and_a_refresh_converges_to_a_clean_
     assert refreshed["tokenCount"] < clean["tokenCount"]
     for asset in (asset_id, clean_id):
         assert api.delete(_base(asset)).status_code == 204
+
+
+def test_a_run_whose_code_server_dies_is_failed_within_two_minutes_saying_why(
+    stack, api, small_site
+):
+    asset_id, operation_id = _create(api, small_site, "its code server dies")
+    wait_for(lambda: _embedding_started(api, asset_id, operation_id), 240, "embedding")
+    # As when the code server's container dies: SIGKILL to the server and its run workers.
+    # The stack starts it again; nothing is left that knows the run.
+    with stack.down("dagster-code-server", crash=True):
+        pass
+    # Run monitoring asks MonitoredRunLauncher every 15 s: the operation ends within the two
+    # minutes the deployment promises, not never.
+    failed = wait_operation(api, TENANT, asset_id, operation_id, timeout=120)
+    assert failed["status"] == "FAILED", failed
+    assert "code server" in failed["errorMessage"] and "gone" in failed["errorMessage"], failed
+    # The asset is not stuck: a refresh runs on the restarted code server and completes.
+    refreshed = api.post(f"{_base(asset_id)}:refresh").json()["longOperation"]
+    final = wait_operation(api, TENANT, asset_id, refreshed["name"], timeout=300)
+    assert final["status"] == "COMPLETED", final
+    _assert_consistent(stack, asset_id)
+    assert api.delete(_base(asset_id)).status_code == 204
 
 
 def _get_retrying(api: httpx.Client, path: str) -> httpx.Response:

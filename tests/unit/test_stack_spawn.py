@@ -1,6 +1,8 @@
 """How the stack starts its processes: SIGINT and SIGTERM reach them even when the stack itself
 was started with those signals ignored (a background job of a shell), and Popen keeps its vfork
-path otherwise (any preexec_fn forces a fork, which can hang in gRPC's fork handlers)."""
+path otherwise (any preexec_fn forces a fork, which can hang in gRPC's fork handlers). And how
+the run launcher tells a run worker's process from one gone (tests/e2e/test_faults.py loses a
+whole code server)."""
 
 from __future__ import annotations
 
@@ -36,3 +38,17 @@ def test_ignored_signals_are_restored_in_the_child():
     vfork_path, ignored = _ignored_in_child("ignored")
     assert not vfork_path
     assert not ignored & (1 << 1 | 1 << 14)
+
+
+def test_the_launcher_reads_a_process_start_time_and_knows_a_gone_one():
+    import os
+    import time
+
+    from fruxon_pipelines.orchestration.launcher import _process_started_at
+
+    started = _process_started_at(os.getpid())
+    assert started is not None and started <= time.time()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its pid is free (or, much later, another process's)
+    again = _process_started_at(dead.pid)
+    assert again is None or again > started
