@@ -3,7 +3,8 @@
 Each script runs in its own process and writes bench/results/<name>.json; bench/report.py
 turns them into bench/results/latest.md. `--quick` runs the same scenarios on a 30-page corpus,
 a 20,000-chunk search index, 3 launches, 10-second polling loads and 50 SciFact queries over
-about 350 abstracts (a few minutes in all).
+about 350 abstracts, and
+sites of 200 and 1,000 pages for the scale scenario (a few minutes in all).
 """
 
 import json
@@ -23,6 +24,7 @@ BENCHES = [
     "bench_search.py",  # 7
     "bench_freshness.py",  # 8
     "bench_quality.py",  # 9
+    "bench_scale.py",  # 10
 ]
 
 

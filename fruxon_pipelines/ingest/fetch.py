@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -52,21 +53,37 @@ class Fetched:
 
 
 def known_documents(
-    documents: dict[str, Document], reindex: set[str] = frozenset()
+    documents: dict[str, Document],
+    reindex: set[str] = frozenset(),
+    operation_started: Callable[[str], float | None] = lambda _: None,
 ) -> dict[str, KnownDocument]:
     """Conditional-request state; only indexed documents may be answered with 'unchanged', and
-    not those to be indexed again."""
+    not those to be indexed again. ``operation_started``: when an operation was created (epoch
+    seconds), for the one that last read or confirmed each document."""
     known = {}
     for key, doc in documents.items():
         indexed = doc.status == "COMPLETED" and doc.id not in reindex
+        confirmed = doc.outcome_operation_id if indexed else None
         known[key] = KnownDocument(
             source_key=key,
             etag=doc.etag if indexed else None,
             last_modified=doc.last_modified if indexed else None,
             content_hash=doc.content_hash if indexed else None,
             links=tuple(doc.links or ()),
+            confirmed_at=operation_started(confirmed) if confirmed else None,
         )
     return known
+
+
+def operation_start_times(store: Any) -> Callable[[str], float | None]:
+    """When each operation was created (epoch seconds), read once per operation."""
+
+    @functools.cache
+    def started(operation_id: str) -> float | None:
+        operation = store.get_operation(operation_id)
+        return operation.created_at / 1000 if operation is not None else None
+
+    return started
 
 
 def stage_bytes(staging: Path, data: bytes) -> tuple[str, str]:
@@ -173,7 +190,8 @@ def fetch_documents(
             )
     records: list[FetchedRecord] = []
     counts = {"fetched": 0, "unchanged": 0, "failed": 0, "gone": 0}
-    for item in source.fetch(known_documents(documents, reindex), only_keys, options.force):
+    known = known_documents(documents, reindex, operation_start_times(store))
+    for item in source.fetch(known, only_keys, options.force):
         record = FetchedRecord(
             source_key=item.source_key,
             document_id=document_id_for(asset.id, item.source_key),

@@ -23,6 +23,10 @@ class KnownDocument:
     content_hash: str | None = None
     # Web: outgoing links seen last time, so a crawl continues past a 304.
     links: tuple[str, ...] = ()
+    # When the content held was last found current, at the latest (epoch seconds): the start of
+    # the operation that last read or confirmed it. A sitemap <lastmod> before it means the
+    # page has not changed since.
+    confirmed_at: float | None = None
 
 
 @dataclass(kw_only=True)

@@ -62,6 +62,40 @@ def test_unchanged_site_refresh_is_all_304_and_embeds_nothing(pipeline, site):
     assert {c["chunk_id"] for c in pipeline.chunks(asset_id)} == before
 
 
+def test_a_sitemap_lastmod_before_the_last_run_skips_the_page_without_a_request(pipeline, site):
+    """The catalog's memory of when each page was last read (the operation that read or
+    confirmed it) against the sitemap's <lastmod>: only the page changed since is requested."""
+    import time
+
+    from sitegen import sitemap_xml
+
+    pages = generate_pages(5, links="chain")
+    _publish(site, pages)
+    urls = [site.url(path) for path in pages if path != "/"]  # maxDepth 0: no link followed
+
+    def sitemap(changed: str | None = None) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+        stamps = dict.fromkeys(urls, "2024-01-01") | ({changed: now} if changed else {})
+        site.put("/sitemap.xml", sitemap_xml(urls, stamps), "application/xml")
+
+    sitemap()
+    asset_id = pipeline.create_asset("web", {"urls": [site.url("/sitemap.xml")]})
+    pipeline.run(asset_id)
+    site.clear_log()
+    unchanged = pipeline.run(asset_id)
+    assert site.requested_paths() == ["/sitemap.xml"]  # not one page: all older than the run
+    assert unchanged.metadata()["documents_unchanged"] == len(urls)
+
+    edited = urls[2]
+    site.put("/page-2.html", pages["/page-2.html"].replace("</h1>", "</h1><p>Tide table.</p>"))
+    sitemap(changed=edited)
+    site.clear_log()
+    outcome = pipeline.run(asset_id)
+    assert site.requested_paths() == ["/sitemap.xml", "/page-2.html"]
+    assert outcome.metadata()["documents_changed"] == 1
+    assert any("Tide table." in c["content"] for c in pipeline.chunks(asset_id))
+
+
 def test_one_page_edit_reembeds_only_that_pages_changed_chunks(pipeline, site):
     pages = generate_pages(4, links="all")
     _publish(site, pages)

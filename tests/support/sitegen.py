@@ -467,11 +467,15 @@ def generate_pages(
     return pages
 
 
-def sitemap_xml(urls: Iterable[str]) -> str:
-    """A ``<urlset>`` sitemap listing ``urls``."""
-    entries = "\n".join(
-        f"  <url><loc>{xml_escape(u)}</loc><lastmod>2024-01-01</lastmod></url>" for u in urls
-    )
+def sitemap_xml(urls: Iterable[str], lastmod: str | dict[str, str] | None = None) -> str:
+    """A ``<urlset>`` sitemap listing ``urls``; ``lastmod``: every entry's, or by URL."""
+
+    def entry(url: str) -> str:
+        when = lastmod.get(url) if isinstance(lastmod, dict) else lastmod
+        stamp = f"<lastmod>{when}</lastmod>" if when else ""
+        return f"  <url><loc>{xml_escape(url)}</loc>{stamp}</url>"
+
+    entries = "\n".join(entry(u) for u in urls)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sitegen import Site, generate_pages, sitemap_index_xml, sitemap_xml
@@ -76,6 +77,59 @@ def test_broken_child_sitemap_is_reported(site: Site) -> None:
     missing = items[site.url("/missing.xml")]
     assert missing.status == "gone"
     assert "sitemap" in (missing.error or "")
+
+
+def test_sitemap_lastmod_before_the_last_read_skips_the_request(site: Site) -> None:
+    """An entry that last changed before its indexed content was read is listed unchanged
+    without a request; one changed since, one never read, or a forced refresh are fetched."""
+    import time
+
+    from fruxon_pipelines.sources.web.sitemaps import lastmod_until
+
+    site.put_pages(generate_pages(4, links="chain"))
+    urls = [site.url(f"/page-{n}.html") for n in range(4)]
+    old, recent = "2024-01-01", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    stamps = {urls[0]: old, urls[1]: old, urls[2]: recent}  # page-3 has no <lastmod>
+    site.put("/sitemap.xml", sitemap_xml(urls, stamps), "application/xml")
+    src = source([site.url("/sitemap.xml")], maxDepth=1)
+    known = known_from(crawl(src).values())
+    read_at = lastmod_until(old) + 3600  # the last read came after the old lastmod
+    known = {key: replace(doc, confirmed_at=read_at) for key, doc in known.items()}
+    known[urls[1]] = replace(known[urls[1]], confirmed_at=None)  # never confirmed
+
+    site.clear_log()
+    again = crawl(src, known)
+    assert set(again) == set(urls) | {site.url("/")}  # page-0 links to / (depth 1)
+    assert all(again[u].status == "unchanged" for u in urls)
+    requested = site.requested_paths()
+    assert "/page-0.html" not in requested
+    assert {"/page-1.html", "/page-2.html", "/page-3.html"} <= set(requested)
+    assert again[urls[0]].links == list(known[urls[0]].links)  # the crawl went on through it
+
+    site.clear_log()
+    crawl(src, known, force=True)
+    assert "/page-0.html" in site.requested_paths()
+    site.clear_log()
+    crawl(source([site.url("/sitemap.xml")], maxDepth=1, useSitemapLastmod=False), known)
+    assert "/page-0.html" in site.requested_paths()
+
+
+def test_lastmod_is_read_as_the_latest_instant_it_can_mean() -> None:
+    from datetime import UTC, datetime
+
+    from fruxon_pipelines.sources.web.sitemaps import lastmod_until
+
+    def until(text: str) -> str | None:
+        value = lastmod_until(text)
+        return None if value is None else datetime.fromtimestamp(value, UTC).isoformat()
+
+    # A date or month without a zone may end 14 h after UTC's end of it.
+    assert until("2024-02-28") == "2024-02-29T14:00:00+00:00"
+    assert until("2024-12") == "2025-01-01T14:00:00+00:00"
+    assert until("2024") == "2025-01-01T14:00:00+00:00"
+    assert until("2024-02-28T10:30+02:00") == "2024-02-28T08:31:00+00:00"
+    assert until("2024-02-28T10:30:15Z") == "2024-02-28T10:30:16+00:00"
+    assert until("yesterday") is None and until("2024-13-01") is None
 
 
 # -- conditional GET ----------------------------------------------------------------------------

@@ -24,6 +24,10 @@ What a crawl does, in the order it matters:
 - **Conditional GET.** ``If-None-Match`` / ``If-Modified-Since`` from ``known[key]`` unless
   ``force``; a 304 yields ``unchanged`` carrying ``known[key].links`` so the crawl goes on
   through unchanged pages.
+- **Sitemap lastmod.** A sitemap entry whose ``<lastmod>`` (read as the latest instant it can
+  mean) is before ``known[key].confirmed_at`` (by more than a clock skew's margin) yields
+  ``unchanged`` without a request, unless
+  ``force`` or ``useSitemapLastmod`` is off; its known links lead the crawl on, as a 304's do.
 - **Failures never raise.** Timeouts, connection errors, SSRF refusals, HTTP errors, off-site
   redirects, refused content types, oversized bodies: ``failed`` with a message. 404/410:
   ``gone``. After a *transient* failure (5xx, 408, 429, network) the crawl goes on through

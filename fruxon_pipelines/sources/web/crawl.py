@@ -28,6 +28,8 @@ from fruxon_pipelines.sources.web.urls import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
+# A site's clock may run behind ours: a <lastmod> this close to the last read is not trusted.
+LASTMOD_CLOCK_SKEW_SECONDS = 600.0
 
 
 class WebSource(Source):
@@ -150,6 +152,10 @@ class _Run:
                     if isinstance(entry, FetchedItem):
                         if self._claim(entry):
                             yield entry
+                            # Unchanged by its <lastmod>: its links lead on as a 304's do.
+                            if entry.status == "unchanged" and self.params.maxDepth > 0:
+                                for link in entry.links:
+                                    self._enqueue(queue, link, 1, task.site, filtered=True)
                     else:
                         self._enqueue(queue, entry, 0, task.site, filtered=True)
                 continue
@@ -192,6 +198,27 @@ class _Run:
         self.count += 1
         return True
 
+    def _unchanged_since_read(self, key: str, lastmod: float | None) -> FetchedItem | None:
+        """``unchanged`` without a request, when the sitemap says the page last changed before
+        its indexed content was read; None: fetch it (conditionally) as usual."""
+        if lastmod is None or self.fetcher.force or not self.params.useSitemapLastmod:
+            return None
+        known = self.fetcher.known.get(key)
+        if known is None or known.confirmed_at is None:
+            return None
+        if lastmod >= known.confirmed_at - LASTMOD_CLOCK_SKEW_SECONDS:
+            return None
+        if not self._wanted(key):
+            return None  # the pattern filter applies as it does to fetched entries
+        return FetchedItem(
+            key,
+            "unchanged",
+            source_url=key,
+            etag=known.etag,
+            last_modified=known.last_modified,
+            links=list(known.links),
+        )
+
     def _wanted(self, url: str) -> bool:
         return wanted_by_patterns(self.params, url)
 
@@ -225,7 +252,8 @@ class _Run:
                 if key is None or site_of(key) != site:
                     off_site += 1
                     continue
-                yield key
+                unchanged = self._unchanged_since_read(key, sitemap.lastmod.get(location))
+                yield unchanged if unchanged is not None else key
             if off_site:
                 self.note(
                     f"sitemap {sitemap.url}: skipped {off_site} entries that are not http(s) "

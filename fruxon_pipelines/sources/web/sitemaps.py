@@ -4,8 +4,10 @@ not a document; its entries are crawled instead (see crawl.py for the expansion 
 
 from __future__ import annotations
 
+import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from fruxon_pipelines.sources.web.client import FetchFailure, describe_size
@@ -33,6 +35,38 @@ class Sitemap:
     url: str
     kind: str  # "urlset" | "sitemapindex"
     locations: list[str]
+    # An entry's <lastmod>, as the latest instant it can mean (epoch seconds), by location.
+    lastmod: dict[str, float] = field(default_factory=dict)
+
+
+# A date without a time zone is a day somewhere on Earth: it may end up to 14 h after UTC's.
+_LATEST_ZONE = timedelta(hours=14)
+_WITH_SECONDS = re.compile(r"T\d{2}:\d{2}:\d{2}")
+
+
+def lastmod_until(text: str) -> float | None:
+    """The latest instant a W3C-datetime ``<lastmod>`` can mean (epoch seconds): the end of its
+    year, month, day, minute or second; None when it is not one."""
+    text = text.strip()
+    try:
+        if len(text) == 4:
+            start = datetime(int(text), 1, 1, tzinfo=UTC)
+            end = start.replace(year=start.year + 1)
+        elif len(text) == 7:
+            start = datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
+            end = (start + timedelta(days=32)).replace(day=1)
+        elif len(text) == 10:
+            start = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+            end = start + timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            span = timedelta(seconds=1 if _WITH_SECONDS.search(text) else 60)
+            if moment.tzinfo is None:  # the protocol requires a zone; assume the latest
+                moment, span = moment.replace(tzinfo=UTC), span + _LATEST_ZONE
+            return (moment + span).timestamp()
+    except ValueError:
+        return None
+    return (end + _LATEST_ZONE).timestamp()
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
@@ -71,14 +105,22 @@ def parse_sitemap(data: bytes, limit: int) -> Sitemap | None:
     if entry_tag is None:
         return None
     locations: list[str] = []
+    lastmod: dict[str, float] = {}
     for entry in root:
         if not isinstance(entry.tag, str) or etree.QName(entry).localname != entry_tag:
             continue
-        for child in entry:
-            if isinstance(child.tag, str) and etree.QName(child).localname == "loc":
-                if child.text and child.text.strip():
-                    locations.append(child.text.strip())
-                break
+        fields = {
+            etree.QName(child).localname: (child.text or "").strip()
+            for child in entry
+            if isinstance(child.tag, str)
+        }
+        location = fields.get("loc")
+        if not location:
+            continue
+        locations.append(location)
+        until = lastmod_until(fields["lastmod"]) if fields.get("lastmod") else None
+        if until is not None:
+            lastmod[location] = until
         if len(locations) >= SITEMAP_MAX_ENTRIES:
             break
-    return Sitemap(url="", kind=kind, locations=locations)
+    return Sitemap(url="", kind=kind, locations=locations, lastmod=lastmod)

@@ -120,6 +120,11 @@ class WebParameters(BaseModel):
     excludePatterns: list[UrlPattern] = Field(
         default_factory=list, description="URL globs; a link matching one is skipped."
     )
+    useSitemapLastmod: bool = Field(
+        default=True,
+        description="A sitemap entry whose <lastmod> is older than the last time the page was "
+        "read is not requested again (a forced refresh reads it all the same).",
+    )
 
 
 def wanted_by_patterns(params: WebParameters, url: str) -> bool:
