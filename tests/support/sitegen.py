@@ -297,6 +297,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers; every answer has Content-Length
+    # Headers and body leave in separate writes: without TCP_NODELAY, Nagle holds the body back
+    # until the client's delayed ACK (~40 ms a response), which no production server does.
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
