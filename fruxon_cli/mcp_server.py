@@ -16,6 +16,7 @@ Tools: ``search`` (tenant-wide, with filters), ``list_assets``, ``get_document``
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -51,9 +52,12 @@ def _token_tenant(token: str) -> str:
         tenants = None
     if isinstance(tenants, list) and len(tenants) == 1 and tenants[0] != "*":
         return str(tenants[0])
-    which = "any tenant" if isinstance(tenants, list) and "*" in tenants else "several tenants"
     if not isinstance(tenants, list) or not tenants:
         which = "no tenant"
+    elif "*" in tenants:
+        which = "any tenant"
+    else:
+        which = "several tenants"
     from mcp.server.mcpserver.exceptions import ToolError
 
     raise ToolError(f"the token names {which}: start fruxon mcp with --tenant")
@@ -152,11 +156,7 @@ def build_server(
         with client() as fruxon:
             document = fruxon.documents.get(asset_id, document_id)
             chunks = fruxon.documents.chunks(asset_id, document_id, page_size=100)
-            texts: list[str] = []
-            for chunk in chunks:
-                if len(texts) == MAX_DOCUMENT_CHUNKS:
-                    break
-                texts.append(chunk.content)
+            texts = [chunk.content for chunk in itertools.islice(chunks, MAX_DOCUMENT_CHUNKS)]
             total = chunks.total_count or len(texts)
         return DocumentText(
             document=document,
@@ -194,13 +194,15 @@ class FruxonTokenVerifier:
         self._settings = settings
         self._secret: bytes | None = None
         if not settings.jwt_public_key:
+            from fruxon_api.auth import ensure_jwt_secret
+
             path = settings.jwt_secret_path
-            if not path.exists():
+            if not path.exists():  # ensure_jwt_secret would make a new one no token matches
                 raise FileNotFoundError(
                     f"no API token secret at {path}: run fruxon mcp with the API's FRUXON_HOME "
                     "(or FRUXON_JWT_PUBLIC_KEY), so that it accepts the API's tokens"
                 )
-            self._secret = path.read_bytes().strip()
+            self._secret = ensure_jwt_secret(settings)
 
     async def verify_token(self, token: str) -> Any:
         from mcp.server.auth.provider import AccessToken

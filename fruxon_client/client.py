@@ -83,6 +83,19 @@ def _params(**given: Any) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
+def _skip_paged(
+    path: str, parse: Callable[[Any], PageOf[T]], page_size: int | None, **filters: Any
+) -> Callable[[str | None], Call[PageOf[T]]]:
+    """The calls of a listing of the Assets API, page by page: ``PageSize`` and the last
+    page's ``nextPageToken`` as ``PageToken.Cursor``."""
+
+    def call_for(token: str | None) -> Call[PageOf[T]]:
+        params = _params(PageSize=page_size, **filters, **{"PageToken.Cursor": token})
+        return Call("GET", path, parse, params=params)
+
+    return call_for
+
+
 def _segment(value: str) -> str:
     return quote(str(value), safe="")
 
@@ -165,12 +178,7 @@ class Assets:
     def list(self, *, search: str | None = None, page_size: int | None = None):
         """``GET /assets``: every asset of the tenant, page after page (an iterator)."""
         return self._client._pages(
-            lambda token: Call(
-                "GET",
-                self._path(),
-                _page_of(m.AssetOut),
-                params=_params(search=search, PageSize=page_size, **{"PageToken.Cursor": token}),
-            )
+            _skip_paged(self._path(), _page_of(m.AssetOut), page_size, search=search)
         )
 
     def get(self, asset_id: str):
@@ -232,14 +240,7 @@ class Operations:
 
     def list(self, asset_id: str, *, page_size: int | None = None):
         path = self._client._tenant_path("assets", asset_id, "operations")
-        return self._client._pages(
-            lambda token: Call(
-                "GET",
-                path,
-                _page_of(m.OperationOut),
-                params=_params(PageSize=page_size, **{"PageToken.Cursor": token}),
-            )
-        )
+        return self._client._pages(_skip_paged(path, _page_of(m.OperationOut), page_size))
 
     def get(self, asset_id: str, operation_id: str):
         return self._client._operation(asset_id, operation_id).get()
@@ -264,12 +265,7 @@ class Documents:
 
     def list(self, asset_id: str, *, search: str | None = None, page_size: int | None = None):
         return self._client._pages(
-            lambda token: Call(
-                "GET",
-                self._path(asset_id),
-                _page_of(m.DocumentOut),
-                params=_params(search=search, PageSize=page_size, **{"PageToken.Cursor": token}),
-            )
+            _skip_paged(self._path(asset_id), _page_of(m.DocumentOut), page_size, search=search)
         )
 
     def get(self, asset_id: str, document_id: str):
@@ -281,14 +277,8 @@ class Documents:
 
     def chunks(self, asset_id: str, document_id: str, *, page_size: int | None = None):
         """The document's chunks in order, page after page (an iterator of ChunkOut)."""
-        return self._client._pages(
-            lambda token: Call(
-                "GET",
-                self._path(asset_id, document_id, "/chunks"),
-                _chunk_page,
-                params=_params(PageSize=page_size, **{"PageToken.Cursor": token}),
-            )
-        )
+        path = self._path(asset_id, document_id, "/chunks")
+        return self._client._pages(_skip_paged(path, _chunk_page, page_size))
 
 
 class Sources:

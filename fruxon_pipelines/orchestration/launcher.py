@@ -24,11 +24,11 @@ from typing import Any
 
 from dagster import DefaultRunLauncher
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster._core.storage.tags import GRPC_INFO_TAG
 
 # A code server restarting takes a few seconds; one that stays silent this long is gone.
 UNREACHABLE_GRACE_SECONDS = 45.0
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0", ""}
-_GRPC_INFO_TAG = ".dagster/grpc_info"
 
 
 def _failed(message: str) -> CheckRunHealthResult:
@@ -66,7 +66,7 @@ class MonitoredRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: Any) -> CheckRunHealthResult:
-        grpc_info = json.loads(run.tags.get(_GRPC_INFO_TAG) or "{}")
+        grpc_info = json.loads(run.tags.get(GRPC_INFO_TAG) or "{}")
         if not grpc_info:
             return CheckRunHealthResult(WorkerStatus.RUNNING, "not launched through a server")
         where = grpc_info.get("socket") or f"{grpc_info.get('host')}:{grpc_info.get('port')}"

@@ -13,7 +13,7 @@ import requests
 from fruxon_pipelines.sources.base import FetchedItem, KnownDocument, Source, SourceError
 from fruxon_pipelines.sources.netguard import make_session
 from fruxon_pipelines.sources.web.client import WebClient
-from fruxon_pipelines.sources.web.fetching import PageFetcher
+from fruxon_pipelines.sources.web.fetching import PageFetcher, unchanged_item
 from fruxon_pipelines.sources.web.robots import RobotsCache
 from fruxon_pipelines.sources.web.sitemaps import SITEMAP_MAX_FILES, SITEMAP_MAX_NESTING, Sitemap
 from fruxon_pipelines.sources.web.urls import (
@@ -210,14 +210,7 @@ class _Run:
             return None
         if not self._wanted(key):
             return None  # the pattern filter applies as it does to fetched entries
-        return FetchedItem(
-            key,
-            "unchanged",
-            source_url=key,
-            etag=known.etag,
-            last_modified=known.last_modified,
-            links=list(known.links),
-        )
+        return unchanged_item(key, known)
 
     def _wanted(self, url: str) -> bool:
         return wanted_by_patterns(self.params, url)

@@ -31,6 +31,21 @@ from fruxon_pipelines.sources.web.sitemaps import Sitemap, may_be_sitemap, parse
 from fruxon_pipelines.sources.web.urls import Site, normalize_url, site_label, site_of
 
 
+def unchanged_item(
+    url: str, known: KnownDocument, *, etag: str | None = None, last_modified: str | None = None
+) -> FetchedItem:
+    """``url`` is as indexed: its validators (new ones if the answer gave them) and the links
+    seen last time, so a crawl goes on through it."""
+    return FetchedItem(
+        url,
+        "unchanged",
+        source_url=url,
+        etag=etag or known.etag,
+        last_modified=last_modified or known.last_modified,
+        links=list(known.links),
+    )
+
+
 @dataclass
 class PageFetcher:
     """Fetches the URLs of one crawl (see the module docstring).
@@ -153,14 +168,7 @@ class PageFetcher:
             if not conditional or known is None:
                 raise FetchFailure("HTTP 304 to a request that was not conditional", transient=True)
             self.client.drain(response)
-            return FetchedItem(
-                url,
-                "unchanged",
-                source_url=url,
-                etag=etag or known.etag,
-                last_modified=last_modified or known.last_modified,
-                links=list(known.links),
-            )
+            return unchanged_item(url, known, etag=etag, last_modified=last_modified)
         if status in (404, 410):
             self.client.drain(response)
             return FetchedItem(url, "gone", source_url=url, error=reason)
