@@ -205,6 +205,26 @@ class VectorStore:
         """Insert or update chunks by chunk id: one commit, so a retry never duplicates."""
         if not rows:
             return
+        table, data = self._chunk_data(tenant, rows, vectors)
+        (
+            table.merge_insert("chunk_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data)
+        )
+
+    def add(self, tenant: str, rows: Sequence[ChunkRow], vectors: np.ndarray) -> None:
+        """Append chunks the table does not hold (the caller knows their ids are new): one
+        commit that reads nothing, where ``upsert`` joins the batch against every row of the
+        table, a cost that grows with the table (bench/bench_scale.py)."""
+        if not rows:
+            return
+        table, data = self._chunk_data(tenant, rows, vectors)
+        table.add(data)
+
+    def _chunk_data(
+        self, tenant: str, rows: Sequence[ChunkRow], vectors: np.ndarray
+    ) -> tuple[Any, pa.Table]:
         dimensions = int(vectors.shape[1])
         table = self._table(tenant, dimensions)
         schema = chunk_schema(dimensions)
@@ -215,13 +235,7 @@ class VectorStore:
         arrays = [pa.array(columns[f.name], type=f.type) for f in schema if f.name != "vector"]
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
         arrays.append(pa.FixedSizeListArray.from_arrays(flat, dimensions))
-        data = pa.Table.from_arrays(arrays, schema=schema)
-        (
-            table.merge_insert("chunk_id")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute(data)
-        )
+        return table, pa.Table.from_arrays(arrays, schema=schema)
 
     def delete_chunks(self, tenant: str, dimensions: int, chunk_ids: Iterable[str]) -> None:
         ids = list(chunk_ids)
@@ -360,6 +374,13 @@ class VectorStore:
             ):
                 result[document_id].add(chunk_id)
         return result
+
+    def has_chunks(self, tenant: str, dimensions: int, asset_id: str, embedding_model: str) -> bool:
+        """Whether the asset holds any chunk of this model in the table of this width."""
+        table = self._existing_table(tenant, dimensions)
+        if table is None:
+            return False
+        return table.count_rows(self.scope(asset_id, embedding_model)) > 0
 
     def vectors_by_hash(
         self,

@@ -7,7 +7,9 @@ The parsing itself, and the pool of parse workers it uses for many documents, li
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fruxon_pipelines.catalog.models import KnowledgeAsset
@@ -34,10 +36,9 @@ class Chunked:
     manifest: ChunkManifest
     chunk_size: int
     chunk_overlap: int
-
-    @property
-    def chunks(self) -> int:
-        return sum(len(d.chunks) for d in self.manifest.documents)
+    chunks: int = 0
+    # The start of the first chunk, for the Dagster UI.
+    preview: str = ""
 
 
 def chunk_documents(
@@ -47,11 +48,14 @@ def chunk_documents(
     *,
     timeout: float | None,
     log: logging.Logger,
+    spool_dir: Path | None = None,
 ) -> Chunked:
     """Parse and chunk the added and changed documents with the asset's embedding settings.
 
     A document that cannot be parsed is FAILED with the reason (not in a dry run) and the
     others go on; ``timeout`` is how long one document may take to parse (None: no limit).
+    With a ``spool_dir`` the chunked documents go to a file there as they come, not into
+    memory (``ChunkManifest.iter_documents`` reads them back).
     """
     request = changes.request
     config = asset.embedding_config
@@ -59,14 +63,21 @@ def chunk_documents(
     size, overlap = chunking_settings(config, model.max_tokens)
 
     manifest = ChunkManifest(request=request, documents=[], changes=changes)
-    for record, chunked, message in chunk_records(
-        changes.to_process, model, size, overlap, timeout=timeout
-    ):
-        if chunked is None:
-            log.warning(f"{record.source_key}: {message}")
-            if not request.dry_run:
-                mark_failed(store, request, record.source_key, message)
-            manifest.parse_failures += 1
-            continue
-        manifest.documents.append(chunked)
-    return Chunked(manifest=manifest, chunk_size=size, chunk_overlap=overlap)
+    result = Chunked(manifest=manifest, chunk_size=size, chunk_overlap=overlap)
+    spool = manifest.spool(spool_dir) if spool_dir and changes.to_process else None
+    with spool or nullcontext():
+        add = spool.add if spool is not None else manifest.documents.append
+        for record, chunked, message in chunk_records(
+            changes.to_process, model, size, overlap, timeout=timeout
+        ):
+            if chunked is None:
+                log.warning(f"{record.source_key}: {message}")
+                if not request.dry_run:
+                    mark_failed(store, request, record.source_key, message)
+                manifest.parse_failures += 1
+                continue
+            result.chunks += len(chunked.chunks)
+            if not result.preview and chunked.chunks:
+                result.preview = chunked.chunks[0].content[:300]
+            add(chunked)
+    return result

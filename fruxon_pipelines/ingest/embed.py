@@ -10,10 +10,15 @@ content), so a rerun never duplicates.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
+from functools import partial
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -76,10 +81,25 @@ def _row(
     )
 
 
+# Documents are indexed a window at a time: a window's chunk rows, the chunk ids its documents
+# have in the index and the vectors it can reuse are looked up together (500 ids is what one
+# LanceDB filter takes here), and memory holds one window, never a whole source.
+WINDOW_DOCUMENTS = 500
+# Batches are committed to LanceDB together, once this many rows wait or this many seconds
+# passed: every commit is a fragment and a table version, and a table of thousands of small
+# fragments costs every later scan time and memory (bench/bench_scale.py). The catalog hears
+# of finished documents at the same pace, so progress moves at least this often.
+COMMIT_ROWS = 2048
+COMMIT_SECONDS = 2.0
+# Vectors the run embedded or reused lately, by content hash: text repeated across documents
+# (navigation, footers, disclaimers) is found here rather than by a scan of the index.
+RECENT_VECTORS = 20_000
+
+
 @dataclass
 class _Pending:
     """A document whose chunks are on their way into the index; ``remaining`` counts its rows
-    not yet written (-1 once the document is finished in the catalog)."""
+    not yet written (-1 once the document is finished, or on its way to be)."""
 
     document: ChunkedDocument
     rows: list[ChunkRow]
@@ -87,18 +107,15 @@ class _Pending:
 
 
 @dataclass
-class _Plan:
-    """The chunks of a run under the asset's model, and the vectors it already has."""
+class _Window:
+    """Up to ``WINDOW_DOCUMENTS`` documents, with what the index already has of them."""
 
-    model: EmbeddingModel
     pending: list[_Pending]
     # content hash → a vector this asset and model already hold for it (reused, never paid
-    # for again); empty when the run is forced.
+    # for again), then the vectors the run embeds for the window.
     known_vectors: dict[str, np.ndarray]
-
-    @property
-    def model_key(self) -> str:
-        return f"{self.model.provider}/{self.model.model}"
+    # The chunk ids each document has in the index now (under this model).
+    existing_ids: dict[str, set[str]]
 
     def texts_to_embed(self, rows: list[ChunkRow]) -> dict[str, str]:
         """content hash → text, once each, of the rows without a vector."""
@@ -107,20 +124,6 @@ class _Plan:
             if row.content_hash not in self.known_vectors:
                 texts.setdefault(row.content_hash, row.content)
         return texts
-
-
-def _plan(vectors: Any, asset: KnowledgeAsset, manifest: ChunkManifest) -> _Plan:
-    request = manifest.request
-    model = find_model(asset.embedding_config["provider"], asset.embedding_config["model"])
-    model_key = model.key
-    pending = [_Pending(d, rows_for(d, request.asset_id, model_key)) for d in manifest.documents]
-    known_vectors: dict[str, np.ndarray] = {}
-    if not request.force:
-        hashes = {row.content_hash for p in pending for row in p.rows}
-        known_vectors = vectors.vectors_by_hash(
-            request.tenant, model.dimensions, request.asset_id, model_key, hashes
-        )
-    return _Plan(model, pending, known_vectors)
 
 
 @dataclass
@@ -160,21 +163,23 @@ def embed_documents(
     document in the catalog once all its chunks are in. Then finish the asset (a model change
     that is complete, the source's next state) and the operation's counters.
 
+    The embedder never waits for the index: a batch is written (LanceDB, then the catalog) on
+    a writer thread while the next one is embedded. A cancel is held until the batch being
+    embedded is handed over and the one being written is persisted.
+
     ``embedders(provider, model, api_key)`` gives the embedder; ``report`` is the operation's
     progress reporter. Raises RunStopped when the asset is being deleted, and
     CategorizedError(BUDGET) once a budget is spent (what was embedded stays).
     """
     request = manifest.request
-    plan = _plan(vectors, asset, manifest)
-    run = _Indexing(store, vectors, request, plan, max(1, batch_size))
+    model = find_model(asset.embedding_config["provider"], asset.embedding_config["model"])
     changes = manifest.changes
     processed = changes.unchanged + changes.failed + changes.removed + manifest.parse_failures
-    stats = run.stats
     embedder = None
-    if plan.pending:
+    if manifest.document_count:
         embedder = metered_embedder_for(
             asset,
-            plan.model,
+            model,
             store,
             secret_box(),
             kind="INGEST",
@@ -182,25 +187,35 @@ def embed_documents(
             live_budget=True,
             embedders=embedders,
         )
-    for batch in run.batches():
-        current = store.get_asset(request.asset_id)
-        if current is None or current.status == "DELETING":
-            # DELETE /assets cancels the run too; stop writing vectors it is removing.
-            raise RunStopped(f"knowledge asset {request.asset_id} is being deleted")
-        with hold_cancel():
-            exhausted = run.write(batch, embedder)
-            if exhausted is not None:
-                report(request.operation_id, force=True, token_count=stats.tokens,
-                       items_processed=processed + stats.documents)  # fmt: skip
-                _stop_for_budget(store, request, plan.pending, str(exhausted))
-            report(
-                request.operation_id,
-                items_processed=processed + stats.documents,
-                token_count=stats.tokens,
-            )
+    run = _Indexing(store, vectors, request, model, max(1, batch_size), embedder)
+    stats = run.stats
+    documents = manifest.iter_documents()
+    with _BatchWriter() as writer:
+        try:
+            for window in run.windows(documents, writer):
+                for batch in run.batches(window):
+                    current = store.get_asset(request.asset_id)
+                    if current is None or current.status == "DELETING":
+                        # DELETE /assets cancels the run too; stop writing vectors it removes.
+                        raise RunStopped(f"knowledge asset {request.asset_id} is being deleted")
+                    with hold_cancel():
+                        exhausted = run.embed(window, batch, writer)
+                        if exhausted is not None:
+                            run.persist(writer)
+                            report(request.operation_id, force=True, token_count=stats.tokens,
+                                   items_processed=processed + stats.documents)  # fmt: skip
+                            _stop_for_budget(store, request, window, documents, str(exhausted))
+                    report(
+                        request.operation_id,
+                        items_processed=processed + stats.documents,
+                        token_count=stats.tokens,
+                    )
+        finally:
+            # What was handed to the writer is persisted before the run stops, however it stops.
+            with hold_cancel():
+                run.persist(writer)
 
-    _finish_asset(store, vectors, asset, manifest, plan, stats, log)
-    stats.chunks = sum(len(p.rows) for p in plan.pending)
+    _finish_asset(store, vectors, asset, manifest, run, log)
     report(
         request.operation_id,
         force=True,
@@ -218,120 +233,258 @@ def _finish_asset(
     vectors: Any,
     asset: KnowledgeAsset,
     manifest: ChunkManifest,
-    plan: _Plan,
-    stats: Embedded,
+    run: _Indexing,
     log: logging.Logger,
 ) -> None:
     """The run is done: indices refreshed, a model change completed by a full run, the
     source's next state kept, and the asset marked processed."""
     request = manifest.request
-    if stats.documents or manifest.changes.removed:
-        vectors.ensure_indices(request.tenant, plan.model.dimensions)
+    if run.stats.documents or manifest.changes.removed:
+        vectors.ensure_indices(request.tenant, run.dims)
     if not request.partial and asset.serving_embedding is not None:
         # A model change is complete: searches move to the new vectors, the old ones go.
-        vectors.delete_other_models(request.tenant, request.asset_id, plan.model_key)
+        vectors.delete_other_models(request.tenant, request.asset_id, run.model_key)
         store.update_asset(request.asset_id, serving_embedding=None)
-        log.info(f"searches now use {plan.model_key}")
+        log.info(f"searches now use {run.model_key}")
     if request.source_state is not None:
         store.update_asset(request.asset_id, source_state=request.source_state)
     store.mark_asset_processed(request.asset_id)
+
+
+class _BatchWriter:
+    """One thread that persists batches in the order given, one at a time, while the caller
+    embeds the next; a failed write is raised to the caller at its next hand-over."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="fruxon-index-writer")
+        self._writing: Future | None = None
+
+    def submit(self, write: Callable[[], None]) -> None:
+        self.drain()
+        self._writing = self._pool.submit(write)
+
+    def drain(self) -> None:
+        """Wait for the batch being written; raise what its write raised."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def __enter__(self) -> _BatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
 
 
 Batch = list[tuple[_Pending, ChunkRow | None]]
 
 
 @dataclass
+class _Waiting:
+    """Batches of one window handed to the writer and not committed yet."""
+
+    window: _Window
+    rows: list[ChunkRow] = field(default_factory=list)
+    matrices: list[np.ndarray] = field(default_factory=list)
+    finished: list[_Pending] = field(default_factory=list)
+    since: float = field(default_factory=time.monotonic)
+
+
 class _Indexing:
-    """One run's batches: embed what they lack, write them, finish complete documents."""
+    """One run's windows and batches: embed what they lack, write them, finish complete
+    documents."""
 
-    store: Any
-    vectors: Any
-    request: IngestRequest
-    plan: _Plan
-    batch_size: int
-
-    def __post_init__(self) -> None:
-        plan = self.plan
-        self.dims = plan.model.dimensions
-        self.stats = Embedded(plan.model_key, plan.model.price_per_million_tokens)
-        # The chunk ids each document has in the index now (under this model).
-        self.existing_ids = self.vectors.chunk_ids_of_documents(
-            self.request.tenant,
-            self.dims,
-            [p.document.record.document_id for p in plan.pending],
-            plan.model_key,
+    def __init__(
+        self,
+        store: Any,
+        vectors: Any,
+        request: IngestRequest,
+        model: EmbeddingModel,
+        batch_size: int,
+        embedder: MeteredEmbedder | None,
+    ) -> None:
+        self.store, self.vectors, self.request = store, vectors, request
+        self.model, self.batch_size, self.embedder = model, batch_size, embedder
+        self.model_key = model.key
+        self.dims = model.dimensions
+        self.stats = Embedded(self.model_key, model.price_per_million_tokens)
+        # Contents this run embedded: a forced run reuses only these (it pays for everything
+        # once); other runs find them, like any vector, in the index.
+        self.embedded_hashes: set[str] = set()
+        self.recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        # An asset with nothing indexed under this model (a first ingest, a model change):
+        # no document has chunk ids to look up, and only vectors this run made are reusable.
+        self.first_index = not vectors.has_chunks(
+            request.tenant, self.dims, request.asset_id, self.model_key
         )
+        self._waiting: _Waiting | None = None
 
-    def batches(self) -> Iterator[Batch]:
+    def windows(
+        self, documents: Iterator[ChunkedDocument], writer: _BatchWriter
+    ) -> Iterator[_Window]:
+        """The documents a window at a time, each looked up once the writes before it are
+        committed (so vectors the run embedded for an earlier window are in the index)."""
+        request = self.request
+        while chunk := list(islice(documents, WINDOW_DOCUMENTS)):
+            pending = [_Pending(d, rows_for(d, request.asset_id, self.model_key)) for d in chunk]
+            self.stats.chunks += sum(len(p.rows) for p in pending)
+            self.persist(writer)
+            yield self.window(pending)
+
+    def window(self, pending: list[_Pending]) -> _Window:
+        request = self.request
+        document_ids = [p.document.record.document_id for p in pending]
+        if self.first_index:
+            existing_ids: dict[str, set[str]] = {d: set() for d in document_ids}
+        else:
+            existing_ids = self.vectors.chunk_ids_of_documents(
+                request.tenant, self.dims, document_ids, self.model_key
+            )
+        hashes = {row.content_hash for p in pending for row in p.rows}
+        known_vectors = {h: self.recent[h] for h in hashes if h in self.recent}
+        hashes -= known_vectors.keys()
+        if request.force or self.first_index:
+            hashes &= self.embedded_hashes
+        if hashes:
+            known_vectors |= self.vectors.vectors_by_hash(
+                request.tenant, self.dims, request.asset_id, self.model_key, hashes
+            )
+        return _Window(pending, known_vectors, existing_ids)
+
+    def persist(self, writer: _BatchWriter) -> None:
+        """Every batch handed over is committed and its documents finished, when this returns."""
+        writer.submit(self.commit)
+        writer.drain()
+
+    def batches(self, window: _Window) -> Iterator[Batch]:
         """Documents' rows in order, cut where ``batch_size`` texts need embedding (or four
         times as many rows are reused); a document without chunks still finishes in order."""
         batch: Batch = []
-        to_embed = 0
-        for item in self.plan.pending:
+        to_embed: set[str] = set()
+        for item in window.pending:
             item.remaining = len(item.rows)
             if not item.rows:
                 batch.append((item, None))
             for row in item.rows:
                 batch.append((item, row))
-                if row.content_hash not in self.plan.known_vectors:
-                    to_embed += 1
-                if to_embed >= self.batch_size or len(batch) >= 4 * self.batch_size:
+                if row.content_hash not in window.known_vectors:
+                    to_embed.add(row.content_hash)
+                if len(to_embed) >= self.batch_size or len(batch) >= 4 * self.batch_size:
                     yield batch
-                    batch, to_embed = [], 0
+                    batch, to_embed = [], set()
         if batch:
             yield batch
 
-    def write(self, batch: Batch, embedder: MeteredEmbedder | None) -> BudgetExceeded | None:
-        """Embed, upsert and finish one batch; returns the budget's refusal when only part of
-        it could be embedded (that part is written)."""
-        known_vectors, stats = self.plan.known_vectors, self.stats
+    def embed(self, window: _Window, batch: Batch, writer: _BatchWriter) -> BudgetExceeded | None:
+        """Embed one batch and hand it to the writer; returns the budget's refusal when only
+        part of it could be embedded (that part is handed over)."""
+        known_vectors, stats = window.known_vectors, self.stats
         rows = [row for _, row in batch if row is not None]
-        new_texts = self.plan.texts_to_embed(rows)
+        new_texts = window.texts_to_embed(rows)
         exhausted = None
         if new_texts:
             try:
-                embedded, used = embedder.embed_counted(list(new_texts.values()))
+                embedded, used = self.embedder.embed_counted(list(new_texts.values()))
                 known_vectors.update(zip(new_texts, embedded, strict=True))
                 stats.tokens += used
             except BudgetExceeded:
                 # The batch's bound does not fit: embed what still fits one text at a time
                 # (texts' bounds are loose), keep it, and stop once one does not.
-                spent, exhausted = _embed_while_it_fits(embedder, new_texts, known_vectors)
+                spent, exhausted = _embed_while_it_fits(self.embedder, new_texts, known_vectors)
                 stats.tokens += spent
                 rows = [r for r in rows if r.content_hash in known_vectors]
+        self.embedded_hashes.update(h for h in new_texts if h in known_vectors)
+        for row in rows:
+            self.recent[row.content_hash] = known_vectors[row.content_hash]
+            self.recent.move_to_end(row.content_hash)
+        while len(self.recent) > RECENT_VECTORS:
+            self.recent.popitem(last=False)
         stats.embedded += sum(1 for h in new_texts if h in known_vectors)
         stats.reused += sum(1 for r in rows if r.content_hash not in new_texts)
-        if rows:
-            matrix = np.stack([known_vectors[r.content_hash] for r in rows])
-            self.vectors.upsert(self.request.tenant, rows, matrix)
-            if len(stats.preview) < 5:
-                stats.preview.extend(rows[: 5 - len(stats.preview)])
+        matrix = np.stack([known_vectors[r.content_hash] for r in rows]) if rows else None
+        if len(stats.preview) < 5:
+            stats.preview.extend(rows[: 5 - len(stats.preview)])
+        finished = []
         for item, row in batch:
             if row is not None and row.content_hash in known_vectors:
                 item.remaining -= 1
             if item.remaining == 0:
-                self.finish(item)
+                finished.append(item)
                 item.remaining = -1
+        writer.submit(partial(self.write, window, rows, matrix, finished))
         return exhausted
 
-    def finish(self, item: _Pending) -> None:
-        """All of a document's chunks are in: drop its stale ones and complete it."""
+    def write(
+        self,
+        window: _Window,
+        rows: list[ChunkRow],
+        matrix: np.ndarray | None,
+        finished: list[_Pending],
+    ) -> None:
+        """On the writer thread: the batch joins those waiting to be committed, which are
+        committed once there are enough of them or they waited long enough."""
+        waiting = self._waiting
+        if waiting is None or waiting.window is not window:
+            self.commit()
+            waiting = self._waiting = _Waiting(window)
+        if rows:
+            waiting.rows.extend(rows)
+            waiting.matrices.append(matrix)
+        waiting.finished.extend(finished)
+        if len(waiting.rows) >= COMMIT_ROWS or time.monotonic() - waiting.since >= COMMIT_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        """On the writer thread: the waiting rows into LanceDB in one commit, then their
+        finished documents' stale chunks out and the documents completed in the catalog."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is None:
+            return
+        tenant, window, rows = self.request.tenant, waiting.window, waiting.rows
+        if rows:
+            matrix = np.concatenate(waiting.matrices)
+            # A chunk id the document does not hold yet is appended, without a join.
+            held = window.existing_ids
+            known = [r.chunk_id in held.get(r.document_id, ()) for r in rows]
+            new = [i for i, k in enumerate(known) if not k]
+            old = [i for i, k in enumerate(known) if k]
+            if new:
+                self.vectors.add(tenant, [rows[i] for i in new], matrix[new])
+            if old:
+                self.vectors.upsert(tenant, [rows[i] for i in old], matrix[old])
+        finished = waiting.finished
+        if not finished:
+            return
+        stale: set[str] = set()
+        for item in finished:
+            record = item.document.record
+            keep = {row.chunk_id for row in item.rows}
+            stale |= window.existing_ids.get(record.document_id, set()) - keep
+        self.vectors.delete_chunks(tenant, self.dims, stale)
+        self.stats.stale_deleted += len(stale)
+        previous = {
+            d.id: d
+            for d in self.store.documents_by_id(
+                self.request.asset_id, [item.document.record.document_id for item in finished]
+            )
+        }
+        for item in finished:
+            self.finish(item, previous.get(item.document.record.document_id))
+
+    def finish(self, item: _Pending, previous: Any | None) -> None:
+        """All of a document's chunks are in (its stale ones out): complete it."""
         request, store = self.request, self.store
         record = item.document.record
-        keep = {row.chunk_id for row in item.rows}
-        stale = self.existing_ids.get(record.document_id, set()) - keep
-        self.vectors.delete_chunks(request.tenant, self.dims, stale)
-        self.stats.stale_deleted += len(stale)
-        previous = store.documents_by_id(request.asset_id, [record.document_id])
-        if not previous:
+        if previous is None:
             # Deleted while the run worked on it (the diff stage wrote its row): its chunks go
             # too, and the run goes on with the other documents.
+            keep = {row.chunk_id for row in item.rows}
             self.vectors.delete_chunks(request.tenant, self.dims, keep)
             return
-        version = previous[0].version
-        changed = previous[0].content_hash != record.content_hash
+        version = previous.version
+        changed = previous.content_hash != record.content_hash
         # Changed, as the sources API means it: indexed before, with other content.
-        edited = bool(previous[0].content_hash) and changed
+        edited = bool(previous.content_hash) and changed
         store.complete_document(
             request.asset_id,
             record.source_key,
@@ -360,10 +513,22 @@ def predict_embedding(
     the model's tokenizer (what the local model is billed; an estimate for remote services)."""
     from fruxon_pipelines.embedding import tokenizer_for
 
-    plan = _plan(vectors, asset, manifest)
+    model = find_model(asset.embedding_config["provider"], asset.embedding_config["model"])
     request, changes = manifest.request, manifest.changes
-    new_texts = plan.texts_to_embed([row for item in plan.pending for row in item.rows])
-    tokens = sum(tokenizer_for(plan.model).count(list(new_texts.values())))
+    run = _Indexing(store, vectors, request, model, 1, None)
+    tokenizer = tokenizer_for(model)
+    chunks_to_embed = tokens = 0
+    with _BatchWriter() as nothing_to_write:
+        for window in run.windows(manifest.iter_documents(), nothing_to_write):
+            rows = [row for item in window.pending for row in item.rows]
+            texts = {
+                h: text
+                for h, text in window.texts_to_embed(rows).items()
+                if h not in run.embedded_hashes
+            }
+            run.embedded_hashes.update(texts)  # counted once, as a run embeds them once
+            chunks_to_embed += len(texts)
+            tokens += sum(tokenizer.count(list(texts.values())))
 
     def listed(keys: list[str]) -> list[dict[str, str]]:
         return [
@@ -376,10 +541,10 @@ def predict_embedding(
         "removed": listed(changes.removed_keys),
         "unchanged": changes.unchanged,
         "failed": changes.failed + manifest.parse_failures,
-        "chunksToEmbed": len(new_texts),
+        "chunksToEmbed": chunks_to_embed,
         "tokens": tokens,
-        "tokensExact": plan.model.provider != "openai",
-        "cost": tokens * plan.model.price_per_million_tokens / 1_000_000,
+        "tokensExact": model.provider != "openai",
+        "cost": tokens * model.price_per_million_tokens / 1_000_000,
     }
     store.update_operation(request.operation_id, dry_run_report=report, completed_at=now_ms())
     _clean_staging(manifest)
@@ -403,12 +568,16 @@ def _embed_while_it_fits(
 
 
 def _stop_for_budget(
-    store: Any, request: IngestRequest, pending: list[_Pending], message: str
+    store: Any,
+    request: IngestRequest,
+    window: _Window,
+    later: Iterator[ChunkedDocument],
+    message: str,
 ) -> NoReturn:
     """What was embedded stays; documents not finished wait, FAILED, for the next refresh."""
-    for item in pending:
-        if item.remaining != -1:
-            mark_failed(store, request, item.document.record.source_key, f"not indexed: {message}")
+    unfinished = [p.document for p in window.pending if p.remaining != -1]
+    for document in chain(unfinished, later):
+        mark_failed(store, request, document.record.source_key, f"not indexed: {message}")
     raise CategorizedError(f"token budget: {message}", BUDGET)
 
 
@@ -416,3 +585,4 @@ def _clean_staging(manifest: ChunkManifest) -> None:
     for record in manifest.changes.to_process:
         if record.staged_path:
             Path(record.staged_path).unlink(missing_ok=True)
+    manifest.remove_spool()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fruxon_pipelines.chunking import Chunk
 from fruxon_pipelines.sources.base import ItemMetadata
@@ -90,3 +93,53 @@ class ChunkManifest:
     documents: list[ChunkedDocument]
     changes: ChangeSet
     parse_failures: int = 0
+    # The chunked documents after ``documents``, pickled one after another in the staging
+    # directory: neither the chunk nor the embed stage holds a whole source's chunks in memory.
+    spool_path: str | None = None
+    spooled: int = 0
+
+    @property
+    def document_count(self) -> int:
+        return len(self.documents) + self.spooled
+
+    def iter_documents(self) -> Iterator[ChunkedDocument]:
+        """Every chunked document, in order, read one at a time."""
+        yield from self.documents
+        if self.spool_path is None:
+            return
+        with open(self.spool_path, "rb") as spool:
+            for _ in range(self.spooled):
+                # Written by this run's chunk stage (like the stage outputs Dagster pickles).
+                yield pickle.load(spool)  # noqa: S301
+
+    def spool(self, directory: Path) -> DocumentSpool:
+        """Append documents to a spool file in ``directory`` instead of ``documents``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.spool_path = str(directory / f"chunks-{self.request.operation_id}.pickle")
+        return DocumentSpool(self)
+
+    def remove_spool(self) -> None:
+        if self.spool_path:
+            Path(self.spool_path).unlink(missing_ok=True)
+
+
+class DocumentSpool:
+    """Writes a manifest's chunked documents to its spool file as they come."""
+
+    def __init__(self, manifest: ChunkManifest) -> None:
+        self.manifest = manifest
+        assert manifest.spool_path is not None
+        self._file = open(manifest.spool_path, "wb")  # noqa: SIM115 (closed by close())
+
+    def add(self, document: ChunkedDocument) -> None:
+        pickle.dump(document, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.manifest.spooled += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> DocumentSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

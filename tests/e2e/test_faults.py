@@ -24,10 +24,15 @@ MODEL = {"provider": "local", "model": "all-MiniLM-L6-v2", "chunkSize": 64, "chu
 RUN_PID = re.compile(r"Started process for run \(pid: (\d+)\)")
 
 
+# Big enough that its embedding outlasts a commit of the pipeline (ingest/embed.py
+# COMMIT_SECONDS), so a fault lands between commits.
+BIG_SITE_PAGES = 100
+
+
 @pytest.fixture(scope="module")
 def big_site():
     with Site() as site:
-        site.put_pages(generate_pages(30, links="all", seed=23))
+        site.put_pages(generate_pages(BIG_SITE_PAGES, links="all", seed=23))
         yield site
 
 
@@ -68,6 +73,14 @@ def _embedding_started(api: httpx.Client, asset_id: str, operation_id: str) -> b
     operation = _operation(api, asset_id, operation_id)
     assert not operation["done"], "finished before the fault could be injected"
     return operation["tokenCount"] > 0
+
+
+def _first_commit_made(api: httpx.Client, asset_id: str, operation_id: str) -> bool:
+    """Embedded chunks are committed in groups (ingest/embed.py COMMIT_ROWS, COMMIT_SECONDS);
+    a document counts as processed once its group is in LanceDB and the catalog."""
+    return _embedding_started(api, asset_id, operation_id) and (
+        _operation(api, asset_id, operation_id)["itemsProcessed"] > 0
+    )
 
 
 def _index_by_url(stack, asset_id: str) -> set[tuple]:
@@ -121,7 +134,7 @@ def test_a_run_worker_killed_mid_embed_fails_and_a_refresh_converges_to_a_clean_
     stack, api, big_site
 ):
     asset_id, operation_id = _create(api, big_site, "killed mid-embed")
-    wait_for(lambda: _embedding_started(api, asset_id, operation_id), 240, "the first batch")
+    wait_for(lambda: _first_commit_made(api, asset_id, operation_id), 240, "the first commit")
 
     catalog = Catalog(stack.settings.catalog_url)
     run_id = catalog.get_operation(operation_id).run_id
@@ -206,7 +219,7 @@ def test_restarting_the_daemon_and_the_api_during_ingestion_loses_nothing(
         state = _get_retrying(api, f"{_base(running_id)}/operations/{running_operation}").json()
         assert state["status"] in {"RUNNING", "COMPLETED"}, state
     for asset_id, operation_id, pages in [
-        (running_id, running_operation, 31),
+        (running_id, running_operation, BIG_SITE_PAGES + 1),  # the pages and the index
         (queued_id, queued_operation, 6),
     ]:
         final = wait_operation(api, TENANT, asset_id, operation_id, timeout=400)
