@@ -208,3 +208,56 @@ def test_rerun_and_force_never_duplicate_chunks(pipeline, site):
     assert outcome.metadata()["chunks_reused"] == 0  # force re-embeds everything
     assert sorted(c["chunk_id"] for c in pipeline.chunks(asset_id)) == first
     assert outcome.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
+
+
+def test_a_source_of_several_windows_streams_through_the_embed_stage(pipeline, site):
+    """More documents than one window of the embed stage (ingest/embed.py WINDOW_DOCUMENTS):
+    chunked documents pass through a spool file that the run removes, batches are committed
+    in groups (far fewer table versions than batches), text repeated in a later window is
+    embedded once, forced or not, and an edit to a page of the second window is merged."""
+    import time
+
+    from sitegen import sitemap_xml
+
+    from fruxon_pipelines.ingest.embed import WINDOW_DOCUMENTS
+
+    pages = generate_pages(WINDOW_DOCUMENTS + 100, links="chain")
+    last = f"/page-{WINDOW_DOCUMENTS + 99}.html"
+    pages[last] = pages["/page-0.html"]  # the same text, a window later
+    _publish(site, pages)
+    urls = [site.url(path) for path in pages if path != "/"]
+
+    def sitemap(changed: str | None = None) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+        stamps = dict.fromkeys(urls, "2024-01-01") | ({changed: now} if changed else {})
+        site.put("/sitemap.xml", sitemap_xml(urls, stamps), "application/xml")
+
+    sitemap()
+    asset_id = pipeline.create_asset("web", {"urls": [site.url("/sitemap.xml")]})
+    outcome = pipeline.run(asset_id)
+
+    chunks = pipeline.chunks(asset_id)
+    distinct = len({c["content_hash"] for c in chunks})
+    metadata = outcome.metadata()
+    assert metadata["documents_indexed"] == len(urls)
+    assert metadata["chunks"] == len(chunks) > distinct  # the copied page's chunks
+    assert metadata["chunks_embedded"] == distinct
+    assert outcome.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
+    batches = -(-distinct // pipeline.settings.embed_batch_size)
+    table = pipeline.vectors._existing_table("acme", 384)
+    assert len(table.list_versions()) < batches / 4, (len(table.list_versions()), batches)
+    assert not list(pipeline.settings.staging_dir.rglob("chunks-*")), "the spool stays"
+
+    forced = pipeline.run(asset_id, force=True).metadata()
+    assert forced["chunks_embedded"] == distinct
+    assert forced["chunks_reused"] == len(chunks) - distinct
+
+    edited = f"/page-{WINDOW_DOCUMENTS + 50}.html"
+    site.put(edited, pages[edited].replace("</h1>", "</h1><p>Slack water at noon.</p>"))
+    sitemap(changed=site.url(edited))
+    refresh = pipeline.run(asset_id)
+    assert refresh.metadata()["documents_changed"] == 1
+    assert refresh.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
+    after = pipeline.chunks(asset_id)
+    assert len({c["chunk_id"] for c in after}) == len(after)
+    assert any("Slack water at noon." in c["content"] for c in after)

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from fruxon_api.auth import READ, WRITE, issue_token, verify_token
+from fruxon_api.auth import READ, WRITE, VerifiedTokens, issue_token, verify_token
 from fruxon_api.problems import Problem
 from fruxon_pipelines.settings import Settings
 
@@ -25,6 +25,25 @@ def test_local_tokens_round_trip_and_expire(settings):
     with pytest.raises(Problem) as error:
         verify_token(settings, expired)
     assert error.value.status == 401
+
+
+def test_a_remembered_token_still_expires_and_a_forged_one_is_never_remembered(settings):
+    tokens = VerifiedTokens(settings, None, size=2)
+    token = issue_token(settings, tenants=["acme"], scopes=[READ], ttl_seconds=1)
+    assert tokens.principal(token).may_use("acme")
+    assert tokens.principal(token) is tokens.principal(token)  # verified once, then remembered
+    time.sleep(1.1)
+    with pytest.raises(Problem) as error:
+        tokens.principal(token)
+    assert error.value.status == 401 and "expired" in str(error.value)
+    valid = issue_token(settings, tenants=["acme"], scopes=[READ])
+    forged = valid[:-4] + ("AAAA" if not valid.endswith("AAAA") else "BBBB")
+    for _ in range(2):  # refused each time: a refusal is not remembered
+        with pytest.raises(Problem):
+            tokens.principal(forged)
+    for tenant in ("b", "c", "d"):
+        tokens.principal(issue_token(settings, tenants=[tenant], scopes=[READ]))
+    assert len(tokens._principals) == 2  # bounded
 
 
 def test_tokens_of_another_secret_are_refused(settings, tmp_path):

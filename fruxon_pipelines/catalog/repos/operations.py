@@ -6,11 +6,35 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, bindparam, inspect, select, update
 from sqlalchemy.orm import Session
 
-from fruxon_pipelines.catalog.db import Database
+from fruxon_pipelines.catalog.db import Database, _joined
 from fruxon_pipelines.catalog.models import KnowledgeAsset, Operation, now_ms
+
+
+def _columns_of(model: type) -> list[tuple[Any, str]]:
+    """Each column of ``model``'s table with the attribute it maps to."""
+    mapper = inspect(model)
+    return [(column, mapper.get_property_by_column(column).key) for column in model.__table__.c]
+
+
+_ASSET_COLUMNS = _columns_of(KnowledgeAsset)
+_OPERATION_COLUMNS = _columns_of(Operation)
+# The asset, and its operation when the asset has it, in one statement.
+_ASSET_AND_OPERATION = (
+    select(*(c for c, _ in _ASSET_COLUMNS), *(c for c, _ in _OPERATION_COLUMNS))
+    .select_from(
+        KnowledgeAsset.__table__.outerjoin(
+            Operation.__table__,
+            and_(
+                Operation.__table__.c.id == bindparam("operation_id"),
+                Operation.__table__.c.asset_id == KnowledgeAsset.__table__.c.id,
+            ),
+        )
+    )
+    .where(KnowledgeAsset.__table__.c.id == bindparam("asset_id"))
+)
 
 
 def add_once(session: Session, operation: Operation) -> Operation:
@@ -51,9 +75,32 @@ class OperationsRepo(Database):
     def get_asset_and_operation(
         self, asset_id: str, operation_id: str
     ) -> tuple[KnowledgeAsset | None, Operation | None]:
-        """Both rows in one transaction: what every read of an operation starts with."""
-        with self.session() as session:
-            return session.get(KnowledgeAsset, asset_id), session.get(Operation, operation_id)
+        """Both rows in one statement: what every read of an operation (every poll) starts
+        with. An operation of another asset is None.
+
+        Read with SQLAlchemy Core and returned as detached instances: the ORM's two
+        ``Session.get`` cost a poll 0.41 ms of its ~1.2 ms, this 0.06 (bench/bench_polling.py).
+        Change them with the catalog's methods, as any row it returns."""
+        if _joined(self.url) is not None:  # inside a unit of work: its session's view
+            with self.session() as session:
+                operation = session.get(Operation, operation_id)
+                if operation is not None and operation.asset_id != asset_id:
+                    operation = None
+                return session.get(KnowledgeAsset, asset_id), operation
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                _ASSET_AND_OPERATION, {"asset_id": asset_id, "operation_id": operation_id}
+            ).first()
+        if row is None:
+            return None, None
+        split = len(_ASSET_COLUMNS)
+        asset = KnowledgeAsset(**{key: row[i] for i, (_, key) in enumerate(_ASSET_COLUMNS)})
+        if row[split] is None:  # the operation's id: no such operation of this asset
+            return asset, None
+        operation = Operation(
+            **{key: row[split + i] for i, (_, key) in enumerate(_OPERATION_COLUMNS)}
+        )
+        return asset, operation
 
     def ensure_operation(
         self, *, operation_id: str, asset_id: str, tenant: str, type: str, run_id: str
