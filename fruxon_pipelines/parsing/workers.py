@@ -34,6 +34,9 @@ from fruxon_pipelines.parsing.document import parse_document
 # Below this many documents a pool costs more (starting workers, pickling chunks back) than it
 # saves.
 PARALLEL_PARSE_MIN_DOCUMENTS = 8
+# Documents handed to each parse worker ahead of the one the stage waits for: enough that a
+# worker never idles between documents, few enough that finished ones do not pile up.
+SUBMITTED_AHEAD_PER_WORKER = 4
 
 
 def parse_and_chunk(
@@ -120,17 +123,25 @@ def _chunk_in_workers(
         size = max(1, min(workers, len(todo)))
         pool = ProcessPoolExecutor(max_workers=size, mp_context=parse_worker_context())
         try:
-            futures = {i: pool.submit(parse_and_chunk, records[i], *args) for i in todo}
+            # Submitted a few ahead of the one waited for, not all at once: a finished result
+            # waits in memory only until it is taken, so the parent never holds a source.
+            queue, queued = iter(todo), set(todo)
+            futures: dict[int, Future] = {}
             for i in range(start, len(records)):
                 if i in finished:
                     yield records[i], *finished.pop(i)
                     continue
-                if i not in futures:  # the one document parsed alone is done: a new pool
+                if i not in queued:  # the one document parsed alone is done: a new pool
                     start = i
                     pool.shutdown()
                     break
+                while len(futures) < SUBMITTED_AHEAD_PER_WORKER * size:
+                    j = next(queue, None)
+                    if j is None:
+                        break
+                    futures[j] = pool.submit(parse_and_chunk, records[j], *args)
                 try:
-                    result = futures[i].result(timeout=timeout)
+                    result = futures.pop(i).result(timeout=timeout)
                 except (FutureTimeout, BrokenProcessPool) as error:
                     _stop_workers(pool)
                     finished |= _done_after(futures, i)
