@@ -1,5 +1,8 @@
 """The catalog schema: migrations create exactly what the models describe."""
 
+import uuid
+from contextlib import nullcontext
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -69,3 +72,45 @@ def test_an_oauth_flow_is_claimed_and_a_credential_taken_only_once(catalog_url):
     assert catalog.take_oauth_credential("k") is None
     with catalog.session() as session:
         assert session.get(OAuthCredential, "k").tokens == ""  # not kept once handed out
+
+
+def test_a_poll_reads_the_asset_and_its_operation_as_the_orm_would(catalog_url):
+    """get_asset_and_operation reads both rows in one Core statement outside a unit of work and
+    through the unit's session inside one; either way the same values, and no operation of
+    another asset."""
+    catalog = Catalog(catalog_url)
+
+    def asset(name: str):
+        return catalog.create_asset(
+            tenant="acme",
+            name=name,
+            source_type="web",
+            source_config={"urls": ["https://example.org/"]},
+            embedding_config={"provider": "hash", "model": "hash-384"},
+        )
+
+    mine, other = asset("mine"), asset("other")
+    operation = catalog.create_operation(
+        asset_id=mine.id, tenant="acme", type="INGEST", request={"force": True}
+    )
+    catalog.update_operation(operation.id, items_processed=3, final_status="COMPLETED")
+    expected_asset, expected_operation = (
+        catalog.get_asset(mine.id),
+        catalog.get_operation(operation.id),
+    )
+
+    def values(row) -> dict:
+        return {c.key: getattr(row, c.key) for c in inspect(type(row)).column_attrs}
+
+    for unit in (False, True):
+        with catalog.unit_of_work() if unit else nullcontext():
+            found_asset, found_operation = catalog.get_asset_and_operation(mine.id, operation.id)
+            assert values(found_asset) == values(expected_asset)
+            assert values(found_operation) == values(expected_operation)
+            assert found_operation.request == {"force": True}
+            other_asset, none = catalog.get_asset_and_operation(other.id, operation.id)
+            assert other_asset.id == other.id and none is None
+            assert catalog.get_asset_and_operation(str(uuid.uuid4()), operation.id) == (
+                None,
+                None,
+            )
