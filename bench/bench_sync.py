@@ -46,8 +46,18 @@ def _chunks(settings, asset_id: str) -> list[dict]:
     return sorted(rows, key=lambda r: (r["source_url"], r["chunk_index"]))
 
 
+# The embed stage's own account of its time (vector_index metadata): the embedder's, the
+# commits' on the writer thread beside it, and how long the embedder waited for a commit.
+EMBED_STAGE_TIMES = {
+    "embedding_seconds": "vector_index: in the embedder",
+    "writing_seconds": "vector_index: commits beside it",
+    "embedder_waited_seconds": "vector_index: embedder waiting for commits",
+}
+
+
 def _stage_seconds(settings, operation_id: str) -> dict[str, float]:
-    """Wall time of each step of the operation's run, from its Dagster event log."""
+    """Wall time of each step of the operation's run, from its Dagster event log, and the
+    embed stage's split of its own."""
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
@@ -65,6 +75,11 @@ def _stage_seconds(settings, operation_id: str) -> dict[str, float]:
             event = entry.dagster_event
             if event is None or event.step_key is None:
                 continue
+            if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                metadata = event.event_specific_data.materialization.metadata
+                for key, label in EMBED_STAGE_TIMES.items():
+                    if key in metadata:
+                        seconds[label] = round(float(metadata[key].value), 2)
             if event.event_type == DagsterEventType.STEP_START:
                 starts[event.step_key] = entry.timestamp
             elif event.event_type == DagsterEventType.STEP_SUCCESS and event.step_key in starts:

@@ -82,6 +82,10 @@ def vector_index(
             "tokens_embedded": embedded.tokens,
             "embedding_model": embedded.model_key,
             "cost_usd": embedded.cost_usd,
+            # The stage streams: commits run beside the embedder, which waits only for these.
+            "embedding_seconds": round(embedded.embedding_seconds, 2),
+            "writing_seconds": round(embedded.writing_seconds, 2),
+            "embedder_waited_seconds": round(embedded.waiting_seconds, 2),
             "preview": dg.MetadataValue.md(
                 "| # | heading | content |\n|---|---|---|\n" + preview if preview else "(none)"
             ),

@@ -139,6 +139,11 @@ class Embedded:
     tokens: int = 0
     stale_deleted: int = 0
     documents: int = 0
+    # Where the stage's time went: in the embedder, in commits (on the writer thread, beside
+    # the embedder) and waiting for a commit to end before the embedder could go on.
+    embedding_seconds: float = 0.0
+    writing_seconds: float = 0.0
+    waiting_seconds: float = 0.0
 
     @property
     def cost_usd(self) -> float:
@@ -214,6 +219,7 @@ def embed_documents(
             # What was handed to the writer is persisted before the run stops, however it stops.
             with hold_cancel():
                 run.persist(writer)
+            stats.waiting_seconds = round(writer.waited, 3)
 
     _finish_asset(store, vectors, asset, manifest, run, log)
     report(
@@ -258,6 +264,7 @@ class _BatchWriter:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fruxon-index-writer")
         self._writing: Future | None = None
+        self.waited = 0.0  # seconds the caller spent waiting for writes
 
     def submit(self, write: Callable[[], None]) -> None:
         self.drain()
@@ -267,7 +274,9 @@ class _BatchWriter:
         """Wait for the batch being written; raise what its write raised."""
         writing, self._writing = self._writing, None
         if writing is not None:
+            started = time.perf_counter()
             writing.result()
+            self.waited += time.perf_counter() - started
 
     def __enter__(self) -> _BatchWriter:
         return self
@@ -383,6 +392,7 @@ class _Indexing:
         new_texts = window.texts_to_embed(rows)
         exhausted = None
         if new_texts:
+            started = time.perf_counter()
             try:
                 embedded, used = self.embedder.embed_counted(list(new_texts.values()))
                 known_vectors.update(zip(new_texts, embedded, strict=True))
@@ -393,6 +403,7 @@ class _Indexing:
                 spent, exhausted = _embed_while_it_fits(self.embedder, new_texts, known_vectors)
                 stats.tokens += spent
                 rows = [r for r in rows if r.content_hash in known_vectors]
+            stats.embedding_seconds += time.perf_counter() - started
         self.embedded_hashes.update(h for h in new_texts if h in known_vectors)
         for row in rows:
             self.recent[row.content_hash] = known_vectors[row.content_hash]
@@ -440,6 +451,13 @@ class _Indexing:
         waiting, self._waiting = self._waiting, None
         if waiting is None:
             return
+        started = time.perf_counter()
+        try:
+            self._commit(waiting)
+        finally:
+            self.stats.writing_seconds += time.perf_counter() - started
+
+    def _commit(self, waiting: _Waiting) -> None:
         tenant, window, rows = self.request.tenant, waiting.window, waiting.rows
         if rows:
             matrix = np.concatenate(waiting.matrices)
