@@ -31,7 +31,7 @@ run: install
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-# Not in `make test`: ten minutes of polling and searching during ingestion (bench/soak.py).
+# Not in `make test`: thirty minutes of polling and searching during ingestion (bench/soak.py).
 soak: install
 	$(BIN)/python bench/soak.py
 

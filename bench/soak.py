@@ -1,4 +1,4 @@
-"""Soak: sustained polling and searching against the real stack while it ingests, for 10 minutes.
+"""Soak: sustained polling and searching against the real stack while it ingests, for 30 minutes.
 
 One asset (a generated site of ``--pages`` pages, the real MiniLM model) is ingested again and
 again — each operation a forced full refresh — for the whole run, while client threads:
@@ -11,9 +11,9 @@ Every answer is counted; an error is any 5xx, any transport failure, or a 4xx ot
 429 "another operation is running" a refresh may meet. The resident memory of each stack
 process (with its children: the code server's run workers included) is sampled every 5 s.
 After a warm-up (``--warmup``, default 120 s), the API's and the daemon's memory may not grow by
-more than 10 % to the end.
+more than 5 % to the end (issue #20).
 
-Run: `make soak` or `.venv/bin/python bench/soak.py [--duration 600] [--pages 150]`.
+Run: `make soak` or `.venv/bin/python bench/soak.py [--duration 1800] [--pages 150]`.
 Writes bench/results/soak.json; exits 1 when there were errors or memory grew.
 """
 
@@ -32,7 +32,7 @@ from common import REPO, TENANT, operation_path, percentile, running_stack, writ
 
 MODEL = {"provider": "local", "model": "all-MiniLM-L6-v2", "chunkSize": 128, "chunkOverlap": 16}
 QUERIES = ["lighthouse keeper", "how to configure", "release notes", "error handling", "index"]
-MAX_GROWTH = 0.10
+MAX_GROWTH = 0.05
 
 
 def _rss_kb(pid: int) -> int:
@@ -105,7 +105,7 @@ def _summary(result: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=600)
+    parser.add_argument("--duration", type=float, default=1800)
     parser.add_argument("--warmup", type=float, default=120)
     parser.add_argument("--pages", type=int, default=150)
     args = parser.parse_args()
