@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,4 +80,6 @@ def chunk_documents(
             if not result.preview and chunked.chunks:
                 result.preview = chunked.chunks[0].content[:300]
             add(chunked)
+    manifest.staged_paths = [r.staged_path for r in changes.to_process if r.staged_path]
+    manifest.changes = replace(changes, to_process=[])
     return result

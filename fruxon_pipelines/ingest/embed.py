@@ -600,7 +600,8 @@ def _stop_for_budget(
 
 
 def _clean_staging(manifest: ChunkManifest) -> None:
-    for record in manifest.changes.to_process:
-        if record.staged_path:
-            Path(record.staged_path).unlink(missing_ok=True)
+    # A manifest pickled before staged_paths existed lists its records in changes.to_process.
+    old = [r.staged_path for r in manifest.changes.to_process if r.staged_path]
+    for path in chain(getattr(manifest, "staged_paths", ()), old):
+        Path(path).unlink(missing_ok=True)
     manifest.remove_spool()

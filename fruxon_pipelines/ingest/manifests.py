@@ -97,6 +97,10 @@ class ChunkManifest:
     # directory: neither the chunk nor the embed stage holds a whole source's chunks in memory.
     spool_path: str | None = None
     spooled: int = 0
+    # The fetched bytes this run staged, removed once it is done. ``changes`` no longer lists
+    # the records (each chunked document carries its own): for a big source that list was
+    # most of what the embed stage loaded.
+    staged_paths: list[str] = field(default_factory=list)
 
     @property
     def document_count(self) -> int:
