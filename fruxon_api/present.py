@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
@@ -36,11 +37,15 @@ if TYPE_CHECKING:
 W = TypeVar("W", bound=BaseModel)
 
 
+# Field names are few and fixed; converting them on every response was ~4 % of a poll.
+_snake_case = lru_cache(maxsize=None)(to_snake)
+
+
 def from_row(model: type[W], row: Any, **values: Any) -> W:
     """``model`` with ``values``, and every other field read from ``row``'s attribute of the
     same name in snake case (``createdAt`` from ``created_at``)."""
     for name in model.model_fields.keys() - values.keys():
-        values[name] = getattr(row, to_snake(name))
+        values[name] = getattr(row, _snake_case(name))
     return model(**values)
 
 
