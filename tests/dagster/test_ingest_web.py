@@ -6,12 +6,21 @@ end-to-end tests run the real one).
 
 from __future__ import annotations
 
-from sitegen import generate_pages
+import time
+
+from sitegen import generate_pages, sitemap_xml
 
 
 def _publish(site, pages: dict[str, str]) -> None:
     for path, body in pages.items():
         site.put(path, body)
+
+
+def _sitemap(site, urls: list[str], changed: str | None = None) -> None:
+    """/sitemap.xml listing ``urls``, each last modified long ago but ``changed``, just now."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+    stamps = dict.fromkeys(urls, "2024-01-01") | ({changed: now} if changed else {})
+    site.put("/sitemap.xml", sitemap_xml(urls, stamps), "application/xml")
 
 
 def _web(site, **extra) -> dict:
@@ -65,20 +74,11 @@ def test_unchanged_site_refresh_is_all_304_and_embeds_nothing(pipeline, site):
 def test_a_sitemap_lastmod_before_the_last_run_skips_the_page_without_a_request(pipeline, site):
     """The catalog's memory of when each page was last read (the operation that read or
     confirmed it) against the sitemap's <lastmod>: only the page changed since is requested."""
-    import time
-
-    from sitegen import sitemap_xml
-
     pages = generate_pages(5, links="chain")
     _publish(site, pages)
     urls = [site.url(path) for path in pages if path != "/"]  # maxDepth 0: no link followed
 
-    def sitemap(changed: str | None = None) -> None:
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
-        stamps = dict.fromkeys(urls, "2024-01-01") | ({changed: now} if changed else {})
-        site.put("/sitemap.xml", sitemap_xml(urls, stamps), "application/xml")
-
-    sitemap()
+    _sitemap(site, urls)
     asset_id = pipeline.create_asset("web", {"urls": [site.url("/sitemap.xml")]})
     pipeline.run(asset_id)
     site.clear_log()
@@ -88,7 +88,7 @@ def test_a_sitemap_lastmod_before_the_last_run_skips_the_page_without_a_request(
 
     edited = urls[2]
     site.put("/page-2.html", pages["/page-2.html"].replace("</h1>", "</h1><p>Tide table.</p>"))
-    sitemap(changed=edited)
+    _sitemap(site, urls, changed=edited)
     site.clear_log()
     outcome = pipeline.run(asset_id)
     assert site.requested_paths() == ["/sitemap.xml", "/page-2.html"]
@@ -215,10 +215,6 @@ def test_a_source_of_several_windows_streams_through_the_embed_stage(pipeline, s
     chunked documents pass through a spool file that the run removes, batches are committed
     in groups (far fewer table versions than batches), text repeated in a later window is
     embedded once, forced or not, and an edit to a page of the second window is merged."""
-    import time
-
-    from sitegen import sitemap_xml
-
     from fruxon_pipelines.ingest.embed import WINDOW_DOCUMENTS
 
     pages = generate_pages(WINDOW_DOCUMENTS + 100, links="chain")
@@ -227,12 +223,7 @@ def test_a_source_of_several_windows_streams_through_the_embed_stage(pipeline, s
     _publish(site, pages)
     urls = [site.url(path) for path in pages if path != "/"]
 
-    def sitemap(changed: str | None = None) -> None:
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
-        stamps = dict.fromkeys(urls, "2024-01-01") | ({changed: now} if changed else {})
-        site.put("/sitemap.xml", sitemap_xml(urls, stamps), "application/xml")
-
-    sitemap()
+    _sitemap(site, urls)
     asset_id = pipeline.create_asset("web", {"urls": [site.url("/sitemap.xml")]})
     outcome = pipeline.run(asset_id)
 
@@ -255,7 +246,7 @@ def test_a_source_of_several_windows_streams_through_the_embed_stage(pipeline, s
 
     edited = f"/page-{WINDOW_DOCUMENTS + 50}.html"
     site.put(edited, pages[edited].replace("</h1>", "</h1><p>Slack water at noon.</p>"))
-    sitemap(changed=site.url(edited))
+    _sitemap(site, urls, changed=site.url(edited))
     refresh = pipeline.run(asset_id)
     assert refresh.metadata()["documents_changed"] == 1
     assert refresh.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
