@@ -111,6 +111,7 @@ class VerifiedTokens:
         if cached is not None:
             principal, not_before, expires = cached
             if not_before <= now < expires:
+                self._principals.move_to_end(token)
                 return principal
             del self._principals[token]
         principal, claims = _verified_claims(self.settings, token, self.secret)

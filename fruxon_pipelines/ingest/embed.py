@@ -1,10 +1,12 @@
 """Stage 4, embed: embed only new content, upsert into LanceDB, finish documents in the catalog.
 
-Work goes in batches. Each batch is one embedder call and one LanceDB commit, followed by the
-catalog rows of the documents it completed. The caller's ``hold_cancel`` wraps each batch (the
-asset layer holds a cancel there until the batch is persisted), so a run stops between batches
-and what was written stays. Every write is idempotent (chunk ids derive from document id and
-content), so a rerun never duplicates.
+Work goes in batches of one embedder call each. A writer thread commits them to LanceDB in
+groups (``COMMIT_ROWS``, ``COMMIT_SECONDS``) while the next batch is embedded, then completes
+the documents they finished in the catalog. The caller's ``hold_cancel`` wraps each batch (the
+asset layer holds a cancel there until the batch is handed over), and what was handed over is
+committed before the run stops, so a run stops between batches and what was written stays.
+Every write is idempotent (chunk ids derive from document id and content), so a rerun never
+duplicates.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def _row(
         modified_at=modified_at,
     )
 
+
+_log = logging.getLogger(__name__)
 
 # Documents are indexed a window at a time: a window's chunk rows, the chunk ids its documents
 # have in the index and the vectors it can reuse are looked up together (500 ids is what one
@@ -215,10 +219,22 @@ def embed_documents(
                         items_processed=processed + stats.documents,
                         token_count=stats.tokens,
                     )
-        finally:
-            # What was handed to the writer is persisted before the run stops, however it stops.
+        except RunStopped:
+            run.discard(writer)  # the asset is being deleted: write nothing more of it
+            raise
+        except BaseException:
+            # Cancelled, out of budget or failed: what was handed to the writer is committed
+            # first, and the reason the run stops is what it raises, whatever that commit does.
+            try:
+                with hold_cancel():
+                    run.persist(writer)
+            except BaseException:
+                log.warning("committing the last batches failed", exc_info=True)
+            raise
+        else:
             with hold_cancel():
                 run.persist(writer)
+        finally:
             stats.waiting_seconds = round(writer.waited, 3)
 
     _finish_asset(store, vectors, asset, manifest, run, log)
@@ -272,11 +288,19 @@ class _BatchWriter:
 
     def drain(self) -> None:
         """Wait for the batch being written; raise what its write raised."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            started = time.perf_counter()
+        writing = self._writing
+        if writing is None:
+            return
+        started = time.perf_counter()
+        try:
             writing.result()
+        except BaseException:
+            if writing.done():  # its own failure, raised now; else a cancel while waiting,
+                self._writing = None  # and the next drain waits for it again
+            raise
+        finally:
             self.waited += time.perf_counter() - started
+        self._writing = None
 
     def __enter__(self) -> _BatchWriter:
         return self
@@ -334,11 +358,22 @@ class _Indexing:
         """The documents a window at a time, each looked up once the writes before it are
         committed (so vectors the run embedded for an earlier window are in the index)."""
         request = self.request
-        while chunk := list(islice(documents, WINDOW_DOCUMENTS)):
+        while chunk := list(islice(self._once_each(documents), WINDOW_DOCUMENTS)):
             pending = [_Pending(d, rows_for(d, request.asset_id, self.model_key)) for d in chunk]
             self.stats.chunks += sum(len(p.rows) for p in pending)
             self.persist(writer)
             yield self.window(pending)
+
+    def _once_each(self, documents: Iterator[ChunkedDocument]) -> Iterator[ChunkedDocument]:
+        """A document a listing gave twice is indexed once (its first version): chunk ids
+        new to the index are appended, and two copies would both be."""
+        seen: set[str] = set()
+        for document in documents:
+            if document.record.document_id in seen:
+                _log.warning("%s was listed twice; indexed once", document.record.source_key)
+                continue
+            seen.add(document.record.document_id)
+            yield document
 
     def window(self, pending: list[_Pending]) -> _Window:
         request = self.request
@@ -352,8 +387,12 @@ class _Indexing:
         hashes = {row.content_hash for p in pending for row in p.rows}
         known_vectors = {h: self.recent[h] for h in hashes if h in self.recent}
         hashes -= known_vectors.keys()
-        if request.force or self.first_index:
-            hashes &= self.embedded_hashes
+        if request.force:
+            # Only vectors this run made: the index may hold another row of this content not
+            # re-embedded yet. Text repeated past ``RECENT_VECTORS`` is embedded again.
+            hashes = set()
+        elif self.first_index:
+            hashes &= self.embedded_hashes  # every row of the asset is this run's
         if hashes:
             known_vectors |= self.vectors.vectors_by_hash(
                 request.tenant, self.dims, request.asset_id, self.model_key, hashes
@@ -364,6 +403,19 @@ class _Indexing:
         """Every batch handed over is committed and its documents finished, when this returns."""
         writer.submit(self.commit)
         writer.drain()
+
+    def discard(self, writer: _BatchWriter) -> None:
+        """Batches handed over and not committed yet are dropped (their documents stay as
+        the diff stage left them); a commit under way ends first."""
+
+        def drop() -> None:
+            self._waiting = None
+
+        try:
+            writer.submit(drop)
+            writer.drain()
+        except Exception:
+            _log.warning("a commit failed while the run stopped", exc_info=True)
 
     def batches(self, window: _Window) -> Iterator[Batch]:
         """Documents' rows in order, cut where ``batch_size`` texts need embedding (or four

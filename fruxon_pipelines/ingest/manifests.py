@@ -111,7 +111,16 @@ class ChunkManifest:
         yield from self.documents
         if self.spool_path is None:
             return
-        with open(self.spool_path, "rb") as spool:
+        try:
+            spool = open(self.spool_path, "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError as gone:
+            from fruxon_pipelines.ingest import RunStopped
+
+            raise RunStopped(
+                "this run's chunked documents are gone from the staging directory (a later full "
+                "run of the asset clears it): refresh the asset rather than re-execute this step"
+            ) from gone
+        with spool:
             for _ in range(self.spooled):
                 # Written by this run's chunk stage (like the stage outputs Dagster pickles).
                 yield pickle.load(spool)  # noqa: S301

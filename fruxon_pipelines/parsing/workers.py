@@ -135,16 +135,20 @@ def _chunk_in_workers(
                     start = i
                     pool.shutdown()
                     break
-                while len(futures) < SUBMITTED_AHEAD_PER_WORKER * size:
-                    j = next(queue, None)
-                    if j is None:
-                        break
-                    futures[j] = pool.submit(parse_and_chunk, records[j], *args)
                 try:
+                    # A pool broken by a worker's death refuses new documents too.
+                    while len(futures) < SUBMITTED_AHEAD_PER_WORKER * size:
+                        j = next(queue, None)
+                        if j is None:
+                            break
+                        futures[j] = pool.submit(parse_and_chunk, records[j], *args)
                     result = futures.pop(i).result(timeout=timeout)
                 except (FutureTimeout, BrokenProcessPool) as error:
                     _stop_workers(pool)
-                    finished |= _done_after(futures, i)
+                    finished |= _done_after(futures, i - 1)
+                    if i in finished:  # it was parsed before the pool broke: go on from it
+                        start = i
+                        break
                     if isinstance(error, BrokenProcessPool) and size > 1:
                         start = alone = i
                         break

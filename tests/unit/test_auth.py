@@ -38,12 +38,15 @@ def test_a_remembered_token_still_expires_and_a_forged_one_is_never_remembered(s
     assert error.value.status == 401 and "expired" in str(error.value)
     valid = issue_token(settings, tenants=["acme"], scopes=[READ])
     forged = valid[:-4] + ("AAAA" if not valid.endswith("AAAA") else "BBBB")
-    for _ in range(2):  # refused each time: a refusal is not remembered
-        with pytest.raises(Problem):
-            tokens.principal(forged)
-    for tenant in ("b", "c", "d"):
+    remembered = dict(tokens._principals)
+    with pytest.raises(Problem):
+        tokens.principal(forged)
+    assert tokens._principals == remembered  # a refusal is not remembered
+    tokens.principal(valid)
+    for tenant in ("b", "c"):
         tokens.principal(issue_token(settings, tenants=[tenant], scopes=[READ]))
-    assert len(tokens._principals) == 2  # bounded
+        tokens.principal(valid)  # in use: the least recently used goes, not this one
+    assert len(tokens._principals) == 2 and valid in tokens._principals
 
 
 def test_tokens_of_another_secret_are_refused(settings, tmp_path):

@@ -78,9 +78,10 @@ class OperationsRepo(Database):
         """Both rows in one statement: what every read of an operation (every poll) starts
         with. An operation of another asset is None.
 
-        Read with SQLAlchemy Core and returned as detached instances: the ORM's two
-        ``Session.get`` cost a poll 0.41 ms of its ~1.2 ms, this 0.06 (bench/bench_polling.py).
-        Change them with the catalog's methods, as any row it returns."""
+        Read with SQLAlchemy Core and returned as transient instances, in no session: the
+        ORM's two ``Session.get`` cost a poll 0.41 ms of its ~1.2 ms, this 0.14
+        (bench/bench_polling.py). Read them; change rows with the catalog's methods (added to
+        a session, these would be inserted)."""
         if _joined(self.url) is not None:  # inside a unit of work: its session's view
             with self.session() as session:
                 operation = session.get(Operation, operation_id)
