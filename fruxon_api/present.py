@@ -26,7 +26,7 @@ from fruxon_client.models import (
 from fruxon_pipelines.autoupdate import wire_config
 from fruxon_pipelines.budgets import COST_FIELDS, TOKEN_FIELDS, Usage
 from fruxon_pipelines.catalog.models import Document, KnowledgeAsset, Operation
-from fruxon_pipelines.embedding import find_model
+from fruxon_pipelines.embedding.catalogue import model_of
 from fruxon_pipelines.services.operations import OperationState
 from fruxon_pipelines.sources.registry import SOURCE_TYPES
 from fruxon_pipelines.webhooks import MintedWebhook, webhook_url
@@ -51,7 +51,7 @@ def from_row(model: type[W], row: Any, **values: Any) -> W:
 
 def price_of(asset: KnowledgeAsset) -> float:
     config = asset.embedding_config
-    return find_model(config["provider"], config["model"]).price_per_million_tokens
+    return model_of(config).price_per_million_tokens
 
 
 def budget_out(asset: KnowledgeAsset, usage: Usage | None) -> BudgetOut:

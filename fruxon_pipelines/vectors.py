@@ -41,8 +41,8 @@ VECTOR_SEARCH_REFINE_FACTOR = 5
 # bitmaps instead of reading both columns of every row (bench/bench_search.py: ~2x faster
 # vector search at 100,000 rows). Few distinct values each, which is what a bitmap suits.
 SCOPE_INDEX_COLUMNS = ("asset_id", "embedding_model")
-# A run upserts a few dozen rows per commit, each commit a fragment; a search pays for every
-# fragment it opens, so once this many small ones pile up ``optimize()`` compacts them.
+# Every commit is a fragment (a run commits up to 2,048 rows at a time); a search pays for
+# every fragment it opens, so once this many small ones pile up ``optimize()`` compacts them.
 SMALL_FRAGMENTS_LIMIT = 64
 # Table versions younger than this keep their files when ``optimize()`` cleans up: a search
 # that opened one a moment ago can still read it.
@@ -315,7 +315,7 @@ class VectorStore:
 
         Small fragments are compacted before an index is built, not after: built first, the
         compaction must rewrite the new indexes too (on 147,000 chunks the worker's peak was
-        977 MB that way, 707 MB this way, in the same time; bench/bench_scale.py)."""
+        977 MB that way, 715 MB this way, in the same time; bench/bench_scale.py)."""
         from lancedb.index import FTS, Bitmap, IvfHnswSq
 
         table = self._existing_table(tenant, dimensions)

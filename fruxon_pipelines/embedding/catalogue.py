@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .base import EmbeddingModel
 
 DEFAULT_PROVIDER = "local"
@@ -63,6 +66,11 @@ def configured_models() -> tuple[EmbeddingModel, ...]:
 
 class UnknownEmbeddingModel(ValueError):
     """The (provider, model) pair of a config is not in the catalogue."""
+
+
+def model_of(config: Mapping[str, Any]) -> EmbeddingModel:
+    """The catalogue entry an embedding config (an asset's ``provider`` and ``model``) names."""
+    return find_model(config["provider"], config["model"])
 
 
 def find_model(provider: str, model: str) -> EmbeddingModel:

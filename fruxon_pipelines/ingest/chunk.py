@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fruxon_pipelines.catalog.models import KnowledgeAsset
-from fruxon_pipelines.embedding.catalogue import find_model
+from fruxon_pipelines.embedding.catalogue import model_of
 from fruxon_pipelines.ingest.manifests import ChangeSet, ChunkManifest
 from fruxon_pipelines.ingest.outcomes import mark_failed
 from fruxon_pipelines.parsing.workers import chunk_records
@@ -59,7 +59,7 @@ def chunk_documents(
     """
     request = changes.request
     config = asset.embedding_config
-    model = find_model(config["provider"], config["model"])
+    model = model_of(config)
     size, overlap = chunking_settings(config, model.max_tokens)
 
     manifest = ChunkManifest(request=request, documents=[], changes=changes)

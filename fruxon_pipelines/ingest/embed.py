@@ -31,7 +31,7 @@ from fruxon_pipelines.catalog.models import KnowledgeAsset, now_ms
 from fruxon_pipelines.catalog.store import document_id_for
 from fruxon_pipelines.chunking import Chunk, ChunkSpan
 from fruxon_pipelines.embedding.base import EmbeddingModel
-from fruxon_pipelines.embedding.catalogue import find_model
+from fruxon_pipelines.embedding.catalogue import model_of
 from fruxon_pipelines.errors import BUDGET, CategorizedError
 from fruxon_pipelines.ingest import RunStopped
 from fruxon_pipelines.ingest.manifests import ChunkedDocument, ChunkManifest, IngestRequest
@@ -181,7 +181,7 @@ def embed_documents(
     CategorizedError(BUDGET) once a budget is spent (what was embedded stays).
     """
     request = manifest.request
-    model = find_model(asset.embedding_config["provider"], asset.embedding_config["model"])
+    model = model_of(asset.embedding_config)
     changes = manifest.changes
     processed = changes.unchanged + changes.failed + changes.removed + manifest.parse_failures
     embedder = None
@@ -337,12 +337,12 @@ class _Indexing:
         embedder: MeteredEmbedder | None,
     ) -> None:
         self.store, self.vectors, self.request = store, vectors, request
-        self.model, self.batch_size, self.embedder = model, batch_size, embedder
+        self.batch_size, self.embedder = batch_size, embedder
         self.model_key = model.key
         self.dims = model.dimensions
         self.stats = Embedded(self.model_key, model.price_per_million_tokens)
-        # Contents this run embedded: a forced run reuses only these (it pays for everything
-        # once); other runs find them, like any vector, in the index.
+        # Contents this run embedded: a first index finds only these in the index (a dry run
+        # counts them here once).
         self.embedded_hashes: set[str] = set()
         self.recent: OrderedDict[str, np.ndarray] = OrderedDict()
         # An asset with nothing indexed under this model (a first ingest, a model change):
@@ -485,10 +485,10 @@ class _Indexing:
         finished: list[_Pending],
     ) -> None:
         """On the writer thread: the batch joins those waiting to be committed, which are
-        committed once there are enough of them or they waited long enough."""
+        committed once there are enough of them or they waited long enough. (``windows``
+        commits before each window, so what waits is always of this one.)"""
         waiting = self._waiting
-        if waiting is None or waiting.window is not window:
-            self.commit()
+        if waiting is None:
             waiting = self._waiting = _Waiting(window)
         if rows:
             waiting.rows.extend(rows)
@@ -583,7 +583,7 @@ def predict_embedding(
     the model's tokenizer (what the local model is billed; an estimate for remote services)."""
     from fruxon_pipelines.embedding import tokenizer_for
 
-    model = find_model(asset.embedding_config["provider"], asset.embedding_config["model"])
+    model = model_of(asset.embedding_config)
     request, changes = manifest.request, manifest.changes
     run = _Indexing(store, vectors, request, model, 1, None)
     tokenizer = tokenizer_for(model)

@@ -22,6 +22,7 @@ from fruxon_pipelines.budgets import BudgetExceeded, token_limits
 from fruxon_pipelines.catalog.models import KnowledgeAsset, now_ms, serving_model_config
 from fruxon_pipelines.domain import AssetStatus
 from fruxon_pipelines.embedding import KEYED_PROVIDERS, find_model
+from fruxon_pipelines.embedding.catalogue import model_of
 from fruxon_pipelines.errors import BUDGET, INVALID_CONFIG, CategorizedError
 from fruxon_pipelines.search import SearchHit, SearchRequest, SearchScope, finish, fuse, rank_scope
 from fruxon_pipelines.search_filter import SearchFilter
@@ -318,7 +319,7 @@ def _reranked(
 def _search_model(asset: KnowledgeAsset) -> EmbeddingModel:
     """The model the asset's searches use: the previous one until a change is complete."""
     config = serving_model_config(asset)
-    return find_model(config["provider"], config["model"])
+    return model_of(config)
 
 
 def _shaped(
