@@ -211,6 +211,9 @@ class Settings(BaseSettings):
     staging_dir = _path_under_home(
         "staging", "Fetched bytes waiting to be parsed, content-addressed per knowledge asset."
     )
+    model_cache_dir = _path_under_home(
+        "cache", "Files derived from installed models (the fused embedding graph); rebuilt if lost."
+    )
     jwt_secret_path = _path_under_home("jwt_secret")
     secret_key_path = _path_under_home("secret_key")
 

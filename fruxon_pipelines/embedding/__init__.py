@@ -50,9 +50,11 @@ KEYED_PROVIDERS = frozenset({"openai"})
 
 def _build(info: EmbeddingModel, api_key: str | None) -> Embedder:
     if info.provider == "local":
+        from fruxon_pipelines.settings import get_settings
+
         from .local import LocalMiniLMEmbedder
 
-        return LocalMiniLMEmbedder(info)
+        return LocalMiniLMEmbedder(info, cache_dir=get_settings().model_cache_dir)
     if info.provider == "hash":
         from .hashing import HashEmbedder
 

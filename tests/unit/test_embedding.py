@@ -281,6 +281,43 @@ def test_the_fused_graph_gives_the_exports_vectors(reference: dict) -> None:
     assert cosines.min() >= 0.99999, cosines.min()
 
 
+def test_the_fused_graph_is_built_once_per_home_and_rebuilt_when_damaged(
+    tmp_path, reference: dict
+) -> None:
+    """Run workers read the fused graph a first one built; a damaged file is never used."""
+    from fruxon_pipelines.embedding import fused_graph
+
+    texts = [s["text"] for s in reference["samples"]][:8]
+    in_memory = LocalMiniLMEmbedder(batch_size=8).embed(texts)
+    cache = tmp_path / "cache"
+    first = LocalMiniLMEmbedder(batch_size=8, cache_dir=cache).embed(texts)
+    (model,) = cache.glob("*.onnx")
+    digest = model.with_suffix(".sha256").read_text()
+    built = []
+    real_build = fused_graph.build_fused_model
+    fused_graph.build_fused_model = lambda path: built.append(path) or real_build(path)
+    try:
+        again = LocalMiniLMEmbedder(batch_size=8, cache_dir=cache).embed(texts)
+        assert built == []  # read from the cache
+        model.write_bytes(model.read_bytes()[:1000])  # a truncated file
+        repaired = LocalMiniLMEmbedder(batch_size=8, cache_dir=cache).embed(texts)
+        assert len(built) == 1
+    finally:
+        fused_graph.build_fused_model = real_build
+    assert model.with_suffix(".sha256").read_text() == digest
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []  # no temp left
+    for vectors in (first, again, repaired):
+        np.testing.assert_array_equal(vectors, in_memory)
+
+
+def test_the_embedder_runs_when_its_cache_cannot_be_written(tmp_path, reference: dict) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    texts = [s["text"] for s in reference["samples"]][:4]
+    vectors = LocalMiniLMEmbedder(batch_size=4, cache_dir=blocked / "cache").embed(texts)
+    np.testing.assert_array_equal(vectors, LocalMiniLMEmbedder(batch_size=4).embed(texts))
+
+
 def test_a_graph_without_the_expected_weights_is_refused(tmp_path) -> None:
     import onnx
     from onnx import TensorProto, helper
