@@ -4,8 +4,9 @@ Starts the real stack (webserver, daemon with its sensors, API) on a scratch FRU
 ingests a 20-page site from 127.0.0.1 with webhook auto-update, then N times: edits one page,
 POSTs `{"urls": [page]}` to the webhook URL and polls a FULL_TEXT search every 100 ms until a
 hit holds the new sentence. A random pause (0-5 s, seeded) comes before each edit, so the
-deliveries land at every phase of the sensor's 5-second tick. Also splits the time into its
-phases: delivery → operation written (sensor pick-up) → RUNNING → COMPLETED → searchable.
+deliveries land at every phase of the daemon's loops. Also splits the time into its phases:
+delivery → operation written (the API's launch, or the sensor's) → RUNNING → COMPLETED →
+searchable.
 
 Run: `.venv/bin/python bench/bench_freshness.py [--quick]`
 """

@@ -23,6 +23,7 @@ from fruxon_api.routers import (
     storage,
     webhooks,
 )
+from fruxon_api.webhook_launches import WebhookLaunches
 from fruxon_pipelines.orchestration.gateway import RunGateway
 from fruxon_pipelines.services.stored_files import sweep_temporary_uploads
 from fruxon_pipelines.settings import Settings, get_settings
@@ -53,6 +54,11 @@ def create_app(settings: Settings | None = None, gateway: RunGateway | None = No
         SecurityHeaders,
         https=(settings.public_url or "").lower().startswith("https://"),
         docs_policy=install_docs(app),
+    )
+    app.state.webhook_launches = (
+        WebhookLaunches(app.state.services, settings.webhook_debounce_seconds)
+        if settings.webhook_api_launch
+        else None
     )
     install_problem_handlers(app)
     sweep_temporary_uploads(app.state.services)

@@ -163,19 +163,27 @@ def site() -> Iterator:
 @pytest.fixture
 def app_settings(settings):
     """Settings for an in-process API: no Dagster webserver answers (the test's instance takes
-    the runs), webhook URLs on a public address."""
+    the runs), webhook URLs on a public address. The API's own launch of webhook operations
+    is off: it fires on a timer, and only its own tests (``api_client``) turn it on."""
     from fruxon_pipelines.stack import free_port
 
     return settings.model_copy(
-        update={"dagster_port": free_port(), "public_url": "https://fruxon.example.test/"}
+        update={
+            "dagster_port": free_port(),
+            "public_url": "https://fruxon.example.test/",
+            "webhook_api_launch": False,
+        }
     )
 
 
 @pytest.fixture
-def client(app_settings, instance):
-    """The real app in-process (TestClient) with a read/write token for tenant acme; the
-    app's services are at ``client.services``. It launches through the real gateway into the
-    test's Dagster instance, whose queue the test works (``client.run_queue.run_queued()``)."""
+def api_client(instance):
+    """``api_client(app_settings)``: the real app in-process (TestClient) with a read/write
+    token for tenant acme; the app's services are at ``client.services``. It launches through
+    the real gateway into the test's Dagster instance, whose queue the test works
+    (``client.run_queue.run_queued()``)."""
+    from contextlib import contextmanager
+
     from fastapi.testclient import TestClient
     from run_queue import InProcessRunQueue
 
@@ -184,11 +192,22 @@ def client(app_settings, instance):
     from fruxon_pipelines.orchestration.gateway import DagsterGateway
     from fruxon_pipelines.resources import build_resources
 
-    queue = InProcessRunQueue(instance, build_resources(app_settings))
-    gateway = DagsterGateway(app_settings, instance, submitter=queue.submit)
-    app = create_app(app_settings, gateway)
-    token = issue_token(app_settings, tenants=["acme"], scopes=[READ, WRITE])
-    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
-        c.services = app.state.services
-        c.run_queue = queue
+    @contextmanager
+    def api_client(app_settings):
+        queue = InProcessRunQueue(instance, build_resources(app_settings))
+        gateway = DagsterGateway(app_settings, instance, submitter=queue.submit)
+        app = create_app(app_settings, gateway)
+        token = issue_token(app_settings, tenants=["acme"], scopes=[READ, WRITE])
+        with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
+            c.services = app.state.services
+            c.run_queue = queue
+            yield c
+
+    return api_client
+
+
+@pytest.fixture
+def client(app_settings, api_client):
+    """The real app in-process on ``app_settings`` (see ``api_client``)."""
+    with api_client(app_settings) as c:
         yield c

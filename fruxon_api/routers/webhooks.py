@@ -1,6 +1,7 @@
 """The inbound webhook receiver: anonymous; the URL's webhook id (and, with HMAC, the body's
-signature) is the credential. A delivery is stored before the 202; the webhook sensor turns
-stored deliveries into WEBHOOK operations."""
+signature) is the credential. A delivery is stored before the 202; once the asset's deliveries
+are quiet, the API launches their WEBHOOK operation (``fruxon_api.webhook_launches``), or the
+webhook sensor does."""
 
 from __future__ import annotations
 
@@ -42,7 +43,10 @@ async def receive_webhook(provider: str, webhook_id: str, request: Request, svc:
     if provider not in WEBHOOK_PROVIDERS or len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
         raise _unknown()
     body = await _read_body(request, svc.settings.webhook_max_body_bytes)
-    event_id = await run_in_threadpool(
+    delivery = await run_in_threadpool(
         receive_delivery, svc, provider, webhook_id, body, request.headers
     )
-    return WebhookAccepted(eventId=event_id)
+    launches = request.app.state.webhook_launches
+    if delivery.event_id is not None and launches is not None:
+        launches.delivered(delivery.asset_id)
+    return WebhookAccepted(eventId=delivery.event_id)

@@ -14,6 +14,7 @@ from fruxon_pipelines.orchestration.gateway import DagsterGateway
 from fruxon_pipelines.resources import CatalogResource
 from fruxon_pipelines.sensors.launching import ingest_sensor, launching_sensor, run_requests
 from fruxon_pipelines.services.auto_update import (
+    GRACE_MS,
     poll_operations,
     quiet_assets,
     unlaunched,
@@ -41,7 +42,7 @@ def build_webhook_sensor(settings: Settings) -> dg.SensorDefinition:
         if time.monotonic() - _last_prune["at"] > PRUNE_EVERY_SECONDS:
             _last_prune["at"] = time.monotonic()
             store.prune_webhook_events(received_before=now_ms() - EVENT_RETENTION_MS)
-        wanted = unlaunched(runs, store, OperationType.WEBHOOK.value)
+        wanted = unlaunched(runs, store, OperationType.WEBHOOK.value, grace_ms=GRACE_MS)
         asset_ids = quiet_assets(store, settings.webhook_debounce_seconds)
         made, busy = webhook_operations(runs, store, asset_ids)
         requests = run_requests([*wanted, *made])

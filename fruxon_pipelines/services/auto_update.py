@@ -1,6 +1,11 @@
 """Auto-update: stored webhook deliveries and due poll schedules become WEBHOOK and POLL
 operations, which the sensors hand to Dagster as run requests.
 
+Deliveries have a faster path too: the API launches an asset's WEBHOOK operation itself once
+its events have been quiet for the debounce (``launch_webhook_operations``). Whoever claims the
+events first, the API or the webhook sensor, writes the operation and launches it; the sensor
+launches what the API could not (the webserver away, the asset busy, the API restarted).
+
 Each operation is written (and what triggered it consumed) in one catalog transaction before
 its run is asked for. Its id is derived from its run key, so a tick evaluated again writes the
 same row; should the daemon die between the write and the run, the sensor that wrote it asks
@@ -13,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fruxon_pipelines.autoupdate import AutoUpdateConfig, next_poll_ms
 from fruxon_pipelines.catalog.models import Operation, now_ms
@@ -21,6 +27,9 @@ from fruxon_pipelines.domain import AssetStatus, OperationType
 from fruxon_pipelines.orchestration.gateway import RunGateway
 from fruxon_pipelines.orchestration.runs import operation_id_for
 from fruxon_pipelines.webhooks import merged_request
+
+if TYPE_CHECKING:
+    from fruxon_pipelines.services.context import Services
 
 # A tick waits for a burst to go quiet at most this long (the gRPC timeout is 60 s).
 MAX_DEBOUNCE_SECONDS = 10.0
@@ -67,9 +76,12 @@ def operations_without_runs(runs: RunGateway, catalog: Catalog) -> list[RunToReq
     return unsubmitted(runs, catalog, operations, run_key_of=lambda op: op.id)
 
 
-def unlaunched(runs: RunGateway, catalog: Catalog, kind: str) -> list[RunToRequest]:
-    """A sensor's operations that an interrupted tick wrote but never got a run."""
-    operations = catalog.operations_without_run(created_before=now_ms(), types=(kind,))
+def unlaunched(
+    runs: RunGateway, catalog: Catalog, kind: str, grace_ms: int = 0
+) -> list[RunToRequest]:
+    """A sensor's operations that an interrupted tick wrote but never got a run (older than
+    ``grace_ms``: the API's WEBHOOK operations are being submitted for that long)."""
+    operations = catalog.operations_without_run(created_before=now_ms() - grace_ms, types=(kind,))
     return unsubmitted(runs, catalog, operations, run_key_of=lambda op: op.request["runKey"])
 
 
@@ -125,7 +137,8 @@ def webhook_operations(
             request=request | {"runKey": run_key},
         )
         stored = catalog.assign_webhook_events(event_ids, operation)
-        wanted.append(RunToRequest(stored, run_key))
+        if stored is not None:  # None: the API or the sensor took these events first
+            wanted.append(RunToRequest(stored, run_key))
     return wanted, busy
 
 
@@ -156,3 +169,21 @@ def poll_operations(runs: RunGateway, catalog: Catalog) -> list[RunToRequest]:
         if stored is not None:  # None: a PATCH changed the schedule meanwhile
             wanted.append(RunToRequest(stored, run_key))
     return wanted
+
+
+def launch_webhook_operations(svc: Services, asset_id: str) -> list[Operation]:
+    """The API's path from a delivery to a run: write the WEBHOOK operation of the asset's
+    waiting events (if the asset is idle and the sensor has not taken them) and submit its run.
+    A run that cannot be submitted now is the webhook sensor's after ``GRACE_MS``."""
+    from fruxon_pipelines.services.operations import launch
+
+    made, _busy = webhook_operations(svc.gateway, svc.catalog, [asset_id])
+    for item in made:
+        launch(svc, item.operation)
+    return [item.operation for item in made]
+
+
+def quiet_for(catalog: Catalog, asset_id: str) -> float | None:
+    """Seconds since the asset's newest waiting event arrived; None when none is waiting."""
+    newest = catalog.newest_waiting_event_at(asset_id)
+    return None if newest is None else (now_ms() - newest) / 1000

@@ -5,7 +5,7 @@ operation."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from fruxon_pipelines.domain import AssetStatus
 from fruxon_pipelines.secretbox import SecretUnreadable, secret_box
@@ -24,11 +24,18 @@ if TYPE_CHECKING:
 UNKNOWN = "no active webhook has this URL"
 
 
+class Delivery(NamedTuple):
+    """A stored delivery: its event's id (None: it asked for nothing) and its asset's."""
+
+    event_id: int | None
+    asset_id: str
+
+
 def receive_delivery(
     svc: Services, provider: str, webhook_id: str, body: bytes, headers: Mapping[str, str]
-) -> int | None:
-    """Store one delivery for the asset behind the URL; the stored event's id. The same
-    NotFound for a wrong provider, an unknown id and a revoked one."""
+) -> Delivery:
+    """Store one delivery for the asset behind the URL. The same NotFound for a wrong
+    provider, an unknown id and a revoked one."""
     registration, asset = svc.catalog.find_webhook(webhook_id_hash(webhook_id))
     if (
         registration is None
@@ -52,7 +59,7 @@ def receive_delivery(
                 f"the {kind.signature_header} header is missing or does not match"
             )
     try:
-        return accept_delivery(svc.catalog, asset, registration, body, headers)
+        return Delivery(accept_delivery(svc.catalog, asset, registration, body, headers), asset.id)
     except InvalidDelivery as error:
         raise InvalidRequest(str(error)) from error
     except WebhookRevoked as error:

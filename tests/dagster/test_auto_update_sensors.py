@@ -13,13 +13,18 @@ from fruxon_pipelines.autoupdate import parse_auto_update
 from fruxon_pipelines.catalog.models import WebhookEvent, now_ms
 from fruxon_pipelines.catalog.store import Catalog
 from fruxon_pipelines.definitions import defs
-from fruxon_pipelines.orchestration.gateway import DagsterGateway
+from fruxon_pipelines.orchestration.gateway import DagsterGateway, LaunchError
 from fruxon_pipelines.partitions import KNOWLEDGE_ASSET_PARTITIONS
 from fruxon_pipelines.resources import CatalogResource
 from fruxon_pipelines.sensors.auto_update import build_poll_sensor, build_webhook_sensor
 from fruxon_pipelines.sensors.pending_operations import pending_operations_sensor
 from fruxon_pipelines.services import auto_update as auto_update_service
-from fruxon_pipelines.services.auto_update import webhook_operations
+from fruxon_pipelines.services.auto_update import (
+    GRACE_MS,
+    launch_webhook_operations,
+    webhook_operations,
+)
+from fruxon_pipelines.services.context import Services
 from fruxon_pipelines.tags import OPERATION_TAG, OPERATION_TYPE_TAG, PARTITION_TAG
 
 HOUR = 3600_000
@@ -45,6 +50,10 @@ def asset(catalog, instance):
         for n in range(3)
     ]
     return asset
+
+
+DOCS = "https://docs.example.test/"
+ASSETS = "/v1/tenants/acme/assets"
 
 
 def _tick(sensor, instance, settings):
@@ -106,8 +115,11 @@ def test_events_of_an_asset_become_one_operation_with_their_union(
     operation = catalog.get_operation(request.tags[OPERATION_TAG])
     assert operation.type == "WEBHOOK" and operation.asset_id == asset.id
     assert len(catalog.webhook_events_of(operation.id)) == 3
-    # Until its run exists, the next tick asks again under the same run key (Dagster launches
-    # one run per key and sensor); no second operation is written.
+    # Until its run exists, a tick after the grace the API has to submit an operation it wrote
+    # asks again under the same run key (Dagster launches one run per key and sensor); no
+    # second operation is written.
+    assert _tick(webhook_sensor, instance, settings).run_requests in (None, [])
+    catalog.update_operation(operation.id, created_at=now_ms() - GRACE_MS - 1)
     [again] = _tick(webhook_sensor, instance, settings).run_requests
     assert again.run_key == request.run_key
     run = _run_of(instance, asset.id, dg.DagsterRunStatus.SUCCESS, operation_id=operation.id)
@@ -214,6 +226,101 @@ def test_a_burst_arriving_during_the_debounce_joins_the_same_operation(
     [request] = result.run_requests
     config = request.run_config["ops"]["fetched_documents"]["config"]
     assert config["document_ids"] == sorted(asset.docs[:2])
+
+
+def test_the_api_launches_quiet_deliveries_itself_and_the_sensor_leaves_them(
+    instance, app_settings, api_client, settings, webhook_sensor
+):
+    """The fast path: the API that stored a burst claims it once quiet and submits its run;
+    the sensor, now or after the grace, launches nothing more."""
+    launching = app_settings.model_copy(
+        update={"webhook_api_launch": True, "webhook_debounce_seconds": 0.3}
+    )
+    with api_client(launching) as client:
+        body = {"config": {"sourceType": "web", "parameters": {"urls": [DOCS]}}}
+        created = client.post(ASSETS, json=body | {"autoUpdate": {"strategy": "WEBHOOK"}}).json()
+        asset_id = created["asset"]["id"]
+        client.run_queue.run_queued()  # the first ingest ends: the asset is idle
+        path = created["webhook"]["webhookUrl"].removeprefix("https://fruxon.example.test")
+        pages = [f"{DOCS}page-{n}" for n in range(3)]
+        event_ids = [client.post(path, json={"urls": [url]}).json()["eventId"] for url in pages]
+
+        catalog = client.services.catalog
+        deadline = time.monotonic() + 60
+        launched = lambda: [  # noqa: E731
+            o for o in catalog.list_operations(asset_id) if o.type == "WEBHOOK" and o.run_id
+        ]
+        while not launched():
+            assert time.monotonic() < deadline, "the API launched nothing"
+            time.sleep(0.05)
+        assert catalog.waiting_webhook_events(asset_id) == []
+        [run] = _webhook_runs(instance, asset_id)
+        assert run.status == dg.DagsterRunStatus.QUEUED
+        operation = catalog.get_operation(run.tags[OPERATION_TAG])
+        assert operation.run_id == run.run_id and operation.created_by == "webhook"
+        assert sorted(e.id for e in catalog.webhook_events_of(operation.id)) == sorted(event_ids)
+        assert operation.request["sourceKeys"] == pages  # one operation for the burst
+
+        assert _tick(webhook_sensor, instance, settings).run_requests in (None, [])
+        catalog.update_operation(operation.id, created_at=now_ms() - GRACE_MS - 1)
+        assert _tick(webhook_sensor, instance, settings).run_requests in (None, [])
+        assert _webhook_runs(instance, asset_id) == [run]
+
+
+def test_events_the_api_could_not_launch_are_the_sensors_after_the_grace(
+    catalog, asset, instance, settings, webhook_sensor
+):
+    def webserver_away(operation):
+        raise LaunchError("the webserver is away")
+
+    svc = Services.from_settings(settings, DagsterGateway(settings, instance, webserver_away))
+    _event(catalog, asset.id, [asset.docs[0]])
+    [operation] = launch_webhook_operations(svc, asset.id)
+    assert catalog.get_operation(operation.id).run_id is None
+    assert catalog.waiting_webhook_events(asset.id) == []
+
+    assert _tick(webhook_sensor, instance, settings).run_requests in (None, [])
+    catalog.update_operation(operation.id, created_at=now_ms() - GRACE_MS - 1)
+    [request] = _tick(webhook_sensor, instance, settings).run_requests
+    assert request.tags[OPERATION_TAG] == operation.id
+    assert request.run_key == operation.request["runKey"]
+
+
+def test_only_one_of_two_racing_claims_gets_a_burst(catalog, asset, instance):
+    """The API and the sensor (or two API processes) evaluating one burst at once: one of them
+    writes the operation and launches it, the other gets nothing."""
+    runs = DagsterGateway(instance=instance)
+    for round_ in range(10):
+        _event(catalog, asset.id, [asset.docs[round_ % 3]])
+        _event(catalog, asset.id, full=True)
+        start = threading.Barrier(2)
+        made: list = []
+
+        def claim(start=start, made=made):
+            start.wait()
+            made.append(webhook_operations(runs, catalog, [asset.id])[0])
+
+        threads = [threading.Thread(target=claim) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(len(m) for m in made) == [0, 1], made
+        [[winner]] = [m for m in made if m]
+        assert len(catalog.webhook_events_of(winner.operation.id)) == 2
+        assert catalog.waiting_webhook_events(asset.id) == []
+        catalog.update_operation(
+            winner.operation.id,
+            run_id=_run_of(
+                instance, asset.id, dg.DagsterRunStatus.SUCCESS, winner.operation.id
+            ).run_id,
+        )
+
+
+def _webhook_runs(instance, asset_id: str) -> list[dg.DagsterRun]:
+    return instance.get_runs(
+        dg.RunsFilter(tags={PARTITION_TAG: asset_id, OPERATION_TYPE_TAG: "WEBHOOK"})
+    )
 
 
 def test_missed_poll_ticks_run_once_and_the_schedule_moves_on(

@@ -64,6 +64,15 @@ class WebhooksRepo(Database):
             query = query.where(WebhookEvent.asset_id == asset_id)
         return self._all(query.order_by(WebhookEvent.id).limit(limit))
 
+    def newest_waiting_event_at(self, asset_id: str) -> int | None:
+        """Receipt time (ms) of the asset's newest waiting event; None when none waits."""
+        with self.session() as session:
+            return session.execute(
+                select(func.max(WebhookEvent.received_at)).where(
+                    WebhookEvent.asset_id == asset_id, WebhookEvent.operation_id.is_(None)
+                )
+            ).scalar()
+
     def assets_with_waiting_events(self, limit: int = 500) -> list[tuple[str, int]]:
         """(asset id, receipt time of its newest waiting event), longest-waiting asset first.
 
@@ -82,16 +91,19 @@ class WebhooksRepo(Database):
             )
             return [(asset_id, newest) for asset_id, _oldest, newest in rows]
 
-    def assign_webhook_events(self, event_ids: list[int], operation: Operation) -> Operation:
-        """Write the operation and hand it the events, in one transaction."""
+    def assign_webhook_events(self, event_ids: list[int], operation: Operation) -> Operation | None:
+        """Hand the events to the operation and write it, in one transaction; None when every
+        event was already taken (by the API and the webhook sensor racing for one burst: the
+        claim is one UPDATE, so only one of them gets an event and launches)."""
         with self.session() as session:
-            stored = add_once(session, operation)
-            session.execute(
+            claimed = session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.id.in_(event_ids), WebhookEvent.operation_id.is_(None))
-                .values(operation_id=stored.id)
-            )
-            return stored
+                .values(operation_id=operation.id)
+            ).rowcount
+            if not claimed:
+                return None
+            return add_once(session, operation)
 
     def discard_webhook_events(self, event_ids: list[int]) -> None:
         self._run(delete(WebhookEvent).where(WebhookEvent.id.in_(event_ids)))

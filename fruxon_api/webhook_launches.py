@@ -1,0 +1,70 @@
+"""The API's fast path from a webhook delivery to a run.
+
+The webhook sensor is evaluated once per daemon loop (every 5 s, fixed in Dagster), so a
+delivery waited 2.5 s on average before anything looked at it. Here the API that stored the
+delivery waits for the asset's events to be quiet for the debounce, then claims them and
+submits their WEBHOOK operation itself (``services.auto_update.launch_webhook_operations``).
+The claim is atomic, so the sensor, or another API process, never launches the same events
+again; what the API cannot launch (the asset busy, the webserver away, this process stopped)
+stays for the sensor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from starlette.concurrency import run_in_threadpool
+
+from fruxon_pipelines.services.auto_update import (
+    MAX_DEBOUNCE_SECONDS,
+    launch_webhook_operations,
+    quiet_for,
+)
+from fruxon_pipelines.services.context import Services
+
+logger = logging.getLogger(__name__)
+
+
+class WebhookLaunches:
+    """One waiting task per asset with fresh deliveries, on the API's event loop."""
+
+    def __init__(self, svc: Services, debounce_seconds: float) -> None:
+        self.svc = svc
+        self.debounce_seconds = debounce_seconds
+        self._waiting: dict[str, asyncio.Task] = {}
+
+    def delivered(self, asset_id: str) -> None:
+        """A delivery for ``asset_id`` was stored: launch its events once they are quiet."""
+        if asset_id not in self._waiting:
+            task = asyncio.get_running_loop().create_task(self._launch_when_quiet(asset_id))
+            self._waiting[asset_id] = task
+
+    async def _launch_when_quiet(self, asset_id: str) -> None:
+        started = time.monotonic()
+        try:
+            while True:
+                quiet = await run_in_threadpool(quiet_for, self.svc.catalog, asset_id)
+                if quiet is None:
+                    return  # the sensor, or another API process, took them
+                waited = time.monotonic() - started
+                left = min(self.debounce_seconds - quiet, MAX_DEBOUNCE_SECONDS - waited)
+                if left <= 0:
+                    break  # quiet, or a burst that goes on: launch what is there
+                await asyncio.sleep(left)
+            # A delivery from now on waits for a launch of its own (or joins this one).
+            self._forget(asset_id)
+            await run_in_threadpool(launch_webhook_operations, self.svc, asset_id)
+        except Exception:
+            logger.warning(
+                "launching the webhook operation of asset %s failed; the webhook sensor will",
+                asset_id,
+                exc_info=True,
+            )
+        finally:
+            self._forget(asset_id)
+
+    def _forget(self, asset_id: str) -> None:
+        if self._waiting.get(asset_id) is asyncio.current_task():
+            del self._waiting[asset_id]
