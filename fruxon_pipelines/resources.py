@@ -8,7 +8,9 @@ are opened in ``setup_for_execution``, once per process and URL (migrations run 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +38,11 @@ def _vector_store(uri: str, cache_mb: int) -> VectorStore:
     return VectorStore(uri, cache_mb)
 
 
+def _open_quietly(uri: str, cache_mb: int) -> None:
+    with contextlib.suppress(Exception):  # the step's own get() raises it, in the step
+        _vector_store(uri, cache_mb)
+
+
 class CatalogResource(dg.ConfigurableResource):
     """The catalog database (knowledge assets, documents, operations)."""
 
@@ -53,17 +60,24 @@ class CatalogResource(dg.ConfigurableResource):
 
 
 class VectorStoreResource(dg.ConfigurableResource):
-    """LanceDB: one table per tenant."""
+    """LanceDB: one table per tenant.
+
+    Importing lancedb takes about 0.9 s, and the first stages of a run (fetch, diff, chunk) do
+    not need it: the store opens on a thread beside them, and ``get`` waits for it."""
 
     uri: str
     cache_mb: int = DEFAULT_LANCEDB_CACHE_MB
-    _opened: VectorStore = PrivateAttr()
+    _opening: threading.Thread = PrivateAttr()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._opened = _vector_store(self.uri, self.cache_mb)
+        self._opening = threading.Thread(
+            target=_open_quietly, args=(self.uri, self.cache_mb), daemon=True
+        )
+        self._opening.start()
 
     def get(self) -> VectorStore:
-        return self._opened
+        self._opening.join()
+        return _vector_store(self.uri, self.cache_mb)  # raises here if it could not open
 
 
 class SourceAccess(dg.ConfigurableResource):

@@ -134,6 +134,35 @@ def test_the_postgresql_variant_is_the_embedded_config_plus_storage(variant):
     assert other == embedded
 
 
+def test_the_embedded_queue_is_polled_every_half_second(tmp_path):
+    """dagster.yaml's coordinator takes a fractional interval, the run-queue daemon runs at it,
+    and a nonsensical one is refused when the instance loads."""
+    import shutil
+
+    import dagster as dg
+    from dagster._daemon.controller import create_daemon_of_type
+
+    shutil.copy(PROJECT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_coordinator.dequeue_interval_seconds == 0.5
+        daemon = create_daemon_of_type("QUEUED_RUN_COORDINATOR", instance)
+        assert daemon.interval_seconds == 0.5
+        # The `concurrency` block still applies: the daemon reads it through the coordinator.
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 2
+        [per_asset] = queue.tag_concurrency_limits
+        assert per_asset["key"] == "fruxon/asset_id" and per_asset["limit"] == 1
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "dagster.yaml").write_text(
+        (PROJECT / "dagster.yaml")
+        .read_text()
+        .replace("dequeue_interval_seconds: 0.5", "dequeue_interval_seconds: -1")
+    )
+    with pytest.raises(ValueError, match="more than 0"):
+        dg.DagsterInstance.from_config(str(bad)).run_coordinator  # noqa: B018
+
+
 # The Dagster Helm chart's values (deploy/helm/values.yaml): helm does not install here, so the
 # values are checked against what the chart's templates do with them.
 
