@@ -14,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
 
 from fruxon_pipelines.services.auto_update import (
     MAX_DEBOUNCE_SECONDS,
@@ -25,6 +28,12 @@ from fruxon_pipelines.services.auto_update import (
 from fruxon_pipelines.services.context import Services
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+# Threads the launches may hold at once: each may wait on the webserver (up to the submit's
+# timeout), and the request handlers share the API's own thread pool.
+LAUNCH_THREADS = 4
 
 
 class WebhookLaunches:
@@ -34,9 +43,17 @@ class WebhookLaunches:
         self.svc = svc
         self.debounce_seconds = debounce_seconds
         self._waiting: dict[str, asyncio.Task] = {}
+        self._delivered_at: dict[str, float] = {}
+        self._threads: anyio.CapacityLimiter | None = None
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        if self._threads is None:  # made on the event loop that uses it
+            self._threads = anyio.CapacityLimiter(LAUNCH_THREADS)
+        return await anyio.to_thread.run_sync(partial(function, *args), limiter=self._threads)
 
     def delivered(self, asset_id: str) -> None:
         """A delivery for ``asset_id`` was stored: launch its events once they are quiet."""
+        self._delivered_at[asset_id] = time.monotonic()
         if asset_id not in self._waiting:
             task = asyncio.get_running_loop().create_task(self._launch_when_quiet(asset_id))
             self._waiting[asset_id] = task
@@ -45,9 +62,12 @@ class WebhookLaunches:
         started = time.monotonic()
         try:
             while True:
-                quiet = await run_in_threadpool(quiet_for, self.svc.catalog, asset_id)
+                looked_at = time.monotonic()
+                quiet = await self._in_thread(quiet_for, self.svc.catalog, asset_id)
                 if quiet is None:
-                    return  # the sensor, or another API process, took them
+                    if self._delivered_at.get(asset_id, 0.0) < looked_at:
+                        return  # the sensor, or another API process, took them
+                    continue  # a delivery stored meanwhile is this task's to wait for
                 waited = time.monotonic() - started
                 left = min(self.debounce_seconds - quiet, MAX_DEBOUNCE_SECONDS - waited)
                 if left <= 0:
@@ -55,7 +75,7 @@ class WebhookLaunches:
                 await asyncio.sleep(left)
             # A delivery from now on waits for a launch of its own (or joins this one).
             self._forget(asset_id)
-            await run_in_threadpool(launch_webhook_operations, self.svc, asset_id)
+            await self._in_thread(launch_webhook_operations, self.svc, asset_id)
         except Exception:
             logger.warning(
                 "launching the webhook operation of asset %s failed; the webhook sensor will",
@@ -68,3 +88,4 @@ class WebhookLaunches:
     def _forget(self, asset_id: str) -> None:
         if self._waiting.get(asset_id) is asyncio.current_task():
             del self._waiting[asset_id]
+            self._delivered_at.pop(asset_id, None)

@@ -62,8 +62,9 @@ class CatalogResource(dg.ConfigurableResource):
 class VectorStoreResource(dg.ConfigurableResource):
     """LanceDB: one table per tenant.
 
-    Importing lancedb takes about 0.9 s, and the first stages of a run (fetch, diff, chunk) do
-    not need it: the store opens on a thread beside them, and ``get`` waits for it."""
+    Importing lancedb takes about 0.9 s: the store opens on a thread from resource setup on,
+    and ``get`` waits for it. A refresh of named documents (a webhook's) first needs it in the
+    embed stage; a full refresh at the start of fetch, for its drift check."""
 
     uri: str
     cache_mb: int = DEFAULT_LANCEDB_CACHE_MB

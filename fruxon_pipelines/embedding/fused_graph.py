@@ -86,7 +86,7 @@ def cached_fused_model(onnx_path: Path, source_sha256: str, cache_dir: Path | No
     digest_path = path.with_suffix(".sha256")
     try:
         model = path.read_bytes()
-        if hashlib.sha256(model).hexdigest() == digest_path.read_text().strip():
+        if hashlib.sha256(model).hexdigest().encode() == digest_path.read_bytes().strip():
             return model
     except OSError:
         pass
@@ -103,6 +103,7 @@ def cached_fused_model(onnx_path: Path, source_sha256: str, cache_dir: Path | No
 def _replace(path: Path, content: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would keep other users of the home rebuilding
         with os.fdopen(fd, "wb") as f:
             f.write(content)
         os.replace(tmp, path)

@@ -149,7 +149,7 @@ def open_source(
 
 def fetch_documents(
     store: Any,
-    vectors: Any,
+    open_vectors: Callable[[], Any],
     secret_box: Callable[[], SecretBox],
     places: SourcePlaces,
     asset: KnowledgeAsset,
@@ -160,7 +160,8 @@ def fetch_documents(
     report: Callable[..., None],
 ) -> Fetched:
     """List the asset's source, fetch what changed into the staging directory, and say what
-    the later stages are to do (the manifest). ``report`` is the operation's progress reporter.
+    the later stages are to do (the manifest). ``report`` is the operation's progress reporter;
+    ``open_vectors`` gives the vector store, which only a full refresh reads here.
     """
     documents = store.documents_by_key(asset.id)
     only_keys = keys_asked_for(asset, documents, options, log)
@@ -179,7 +180,7 @@ def fetch_documents(
     # is under way: the new model's rows are partial until it completes), and chunks of
     # documents the catalog does not have are deleted by the diff stage.
     if only_keys is None and not options.dry_run:
-        drift = index_drift(vectors, asset, documents.values())
+        drift = index_drift(open_vectors(), asset, documents.values())
         orphans = drift.orphans
         if asset.serving_embedding is None:
             reindex = set(drift.mismatched)

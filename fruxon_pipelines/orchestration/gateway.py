@@ -113,6 +113,13 @@ def dagster_instance(settings: Settings) -> Any:
     return DagsterInstance.from_config(str(prepare_dagster_home(settings)))
 
 
+# A submit the webserver has not answered by then is given up (the operation stays PENDING):
+# well under the grace after which a sensor launches an operation that has no run (10 s,
+# services.auto_update.GRACE_MS), so a slow submit that lands late is found by its tag there
+# rather than launched twice. Dagster's client waits 300 s by default.
+SUBMIT_TIMEOUT_SECONDS = 5
+
+
 def graphql_submitter(settings: Settings) -> Callable[[Operation], str]:
     """Submits through the webserver's GraphQL endpoint, so the run goes through the queued run
     coordinator, its per-asset limit and the UI like any other."""
@@ -120,7 +127,9 @@ def graphql_submitter(settings: Settings) -> Callable[[Operation], str]:
     def submit(operation: Operation) -> str:
         from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-        client = DagsterGraphQLClient(settings.dagster_host, port_number=settings.dagster_port)
+        client = DagsterGraphQLClient(
+            settings.dagster_host, port_number=settings.dagster_port, timeout=SUBMIT_TIMEOUT_SECONDS
+        )
         try:
             return client.submit_job_execution(
                 INGEST_JOB,

@@ -9,8 +9,9 @@ launches what the API could not (the webserver away, the asset busy, the API res
 Each operation is written (and what triggered it consumed) in one catalog transaction before
 its run is asked for. Its id is derived from its run key, so a tick evaluated again writes the
 same row; should the daemon die between the write and the run, the sensor that wrote it asks
-again under the same run key. An asset with a run queued or in progress is left alone: its
-waiting events, or its due poll, go into the operation after that run.
+again under the same run key (after ``GRACE_MS``, which the API's own launches need). An asset
+with a run queued or in progress is left alone: its waiting events, or its due poll, go into
+the operation after that run.
 """
 
 from __future__ import annotations

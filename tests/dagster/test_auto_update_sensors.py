@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from fruxon_pipelines.autoupdate import parse_auto_update
-from fruxon_pipelines.catalog.models import WebhookEvent, now_ms
+from fruxon_pipelines.catalog.models import Operation, WebhookEvent, now_ms
 from fruxon_pipelines.catalog.store import Catalog
 from fruxon_pipelines.definitions import defs
 from fruxon_pipelines.orchestration.gateway import DagsterGateway, LaunchError
@@ -37,6 +37,10 @@ def catalog(settings):
 
 @pytest.fixture
 def asset(catalog, instance):
+    return _asset_in(catalog, instance)
+
+
+def _asset_in(catalog, instance):
     asset = catalog.create_asset(
         tenant="acme",
         name="docs",
@@ -234,7 +238,7 @@ def test_the_api_launches_quiet_deliveries_itself_and_the_sensor_leaves_them(
     """The fast path: the API that stored a burst claims it once quiet and submits its run;
     the sensor, now or after the grace, launches nothing more."""
     launching = app_settings.model_copy(
-        update={"webhook_api_launch": True, "webhook_debounce_seconds": 0.3}
+        update={"webhook_api_launch": True, "webhook_debounce_seconds": 2.0}
     )
     with api_client(launching) as client:
         body = {"config": {"sourceType": "web", "parameters": {"urls": [DOCS]}}}
@@ -286,9 +290,12 @@ def test_events_the_api_could_not_launch_are_the_sensors_after_the_grace(
     assert request.run_key == operation.request["runKey"]
 
 
-def test_only_one_of_two_racing_claims_gets_a_burst(catalog, asset, instance):
+def test_only_one_of_two_racing_claims_gets_a_burst(catalog_url, instance):
     """The API and the sensor (or two API processes) evaluating one burst at once: one of them
-    writes the operation and launches it, the other gets nothing."""
+    writes the operation and launches it, the other gets nothing; a claim that finds some of
+    its events taken takes none and writes nothing. On SQLite and PostgreSQL."""
+    catalog = Catalog(catalog_url)
+    asset = _asset_in(catalog, instance)
     runs = DagsterGateway(instance=instance)
     for round_ in range(10):
         _event(catalog, asset.id, [asset.docs[round_ % 3]])
@@ -315,6 +322,24 @@ def test_only_one_of_two_racing_claims_gets_a_burst(catalog, asset, instance):
                 instance, asset.id, dg.DagsterRunStatus.SUCCESS, winner.operation.id
             ).run_id,
         )
+
+    first, second = _event(catalog, asset.id, full=True), _event(catalog, asset.id, full=True)
+    third = _event(catalog, asset.id, full=True)
+
+    def operation(name: str) -> Operation:
+        return Operation(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+            asset_id=asset.id,
+            tenant="acme",
+            type="WEBHOOK",
+            created_by="webhook",
+            request={},
+        )
+
+    assert catalog.assign_webhook_events([first, second], operation("a")) is not None
+    assert catalog.assign_webhook_events([first, second, third], operation("b")) is None
+    assert catalog.get_operation(operation("b").id) is None
+    assert [e.id for e in catalog.waiting_webhook_events(asset.id)] == [third]
 
 
 def _webhook_runs(instance, asset_id: str) -> list[dg.DagsterRun]:

@@ -15,6 +15,10 @@ from fruxon_pipelines.catalog.models import (
 from fruxon_pipelines.catalog.repos.operations import add_once
 
 
+class _Taken(Exception):
+    """Another writer claimed some of the events: this claim is undone."""
+
+
 class WebhooksRepo(Database):
     def replace_webhook(self, registration: WebhookRegistration) -> None:
         """Make ``registration`` the asset's only webhook: any earlier URL stops working."""
@@ -92,18 +96,22 @@ class WebhooksRepo(Database):
             return [(asset_id, newest) for asset_id, _oldest, newest in rows]
 
     def assign_webhook_events(self, event_ids: list[int], operation: Operation) -> Operation | None:
-        """Hand the events to the operation and write it, in one transaction; None when every
-        event was already taken (by the API and the webhook sensor racing for one burst: the
-        claim is one UPDATE, so only one of them gets an event and launches)."""
-        with self.session() as session:
-            claimed = session.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.id.in_(event_ids), WebhookEvent.operation_id.is_(None))
-                .values(operation_id=operation.id)
-            ).rowcount
-            if not claimed:
-                return None
-            return add_once(session, operation)
+        """Hand the events to the operation and write it, in one transaction; None, writing
+        nothing, when any of them was already taken (the API and the webhook sensor racing for
+        one burst: the claim is one UPDATE, so only one of them gets the events and launches;
+        events the other read besides wait for the next operation)."""
+        try:
+            with self.savepoint() as session:
+                claimed = session.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id.in_(event_ids), WebhookEvent.operation_id.is_(None))
+                    .values(operation_id=operation.id)
+                ).rowcount
+                if claimed != len(set(event_ids)):
+                    raise _Taken
+                return add_once(session, operation)
+        except _Taken:
+            return None
 
     def discard_webhook_events(self, event_ids: list[int]) -> None:
         self._run(delete(WebhookEvent).where(WebhookEvent.id.in_(event_ids)))
