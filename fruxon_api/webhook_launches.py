@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from fruxon_pipelines.services.auto_update import (
-    MAX_DEBOUNCE_SECONDS,
+    debounce_wait,
     launch_webhook_operations,
     quiet_for,
 )
@@ -68,8 +68,7 @@ class WebhookLaunches:
                     if self._delivered_at.get(asset_id, 0.0) < looked_at:
                         return  # the sensor, or another API process, took them
                     continue  # a delivery stored meanwhile is this task's to wait for
-                waited = time.monotonic() - started
-                left = min(self.debounce_seconds - quiet, MAX_DEBOUNCE_SECONDS - waited)
+                left = debounce_wait(quiet, time.monotonic() - started, self.debounce_seconds)
                 if left <= 0:
                     break  # quiet, or a burst that goes on: launch what is there
                 await asyncio.sleep(left)

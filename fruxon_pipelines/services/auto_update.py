@@ -86,17 +86,24 @@ def unlaunched(
     return unsubmitted(runs, catalog, operations, run_key_of=lambda op: op.request["runKey"])
 
 
+def debounce_wait(quiet: float, waited: float, debounce_seconds: float) -> float:
+    """Seconds still to wait before launching events quiet for ``quiet`` s, after ``waited`` s
+    of waiting already (0 or less: launch now; a burst that goes on waits at most
+    ``MAX_DEBOUNCE_SECONDS``). The sensor and the API wait by this one rule."""
+    return min(debounce_seconds - quiet, MAX_DEBOUNCE_SECONDS - waited)
+
+
 def quiet_assets(catalog: Catalog, debounce_seconds: float) -> list[str]:
     """Assets with waiting events, once none has arrived for ``debounce_seconds`` (a bounded
     wait), longest-waiting first."""
     waiting = catalog.assets_with_waiting_events()
-    deadline = time.monotonic() + MAX_DEBOUNCE_SECONDS
+    started = time.monotonic()
     while waiting and debounce_seconds > 0:
         quiet = (now_ms() - max(newest for _, newest in waiting)) / 1000
-        left = deadline - time.monotonic()
-        if quiet >= debounce_seconds or left <= 0:
+        left = debounce_wait(quiet, time.monotonic() - started, debounce_seconds)
+        if left <= 0:
             break
-        time.sleep(min(debounce_seconds - quiet, left))
+        time.sleep(left)
         waiting = catalog.assets_with_waiting_events()
     return [asset_id for asset_id, _ in waiting]
 
