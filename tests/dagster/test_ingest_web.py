@@ -253,3 +253,36 @@ def test_a_source_of_several_windows_streams_through_the_embed_stage(pipeline, s
     after = pipeline.chunks(asset_id)
     assert len({c["chunk_id"] for c in after}) == len(after)
     assert any("Slack water at noon." in c["content"] for c in after)
+
+
+def test_embedder_calls_group_texts_of_similar_length(pipeline, site, monkeypatch):
+    """Each embedder call is one batch of texts of similar length (ordered by token count
+    across SORTED_CALLS calls), so it is padded little; rows are handed over per call."""
+    from fruxon_pipelines.embedding.hashing import HashEmbedder
+    from fruxon_pipelines.embedding.tokenizer import get_tokenizer
+    from fruxon_pipelines.ingest.embed import SORTED_CALLS
+
+    calls: list[list[str]] = []
+    embed = HashEmbedder.embed
+
+    def recorded(self, texts):
+        calls.append(list(texts))
+        return embed(self, texts)
+
+    monkeypatch.setattr(HashEmbedder, "embed", recorded)
+    _publish(site, generate_pages(60, links="all", seed=3))
+    asset_id = pipeline.create_asset("web", _web(site, maxDepth=1))
+    outcome = pipeline.run(asset_id)
+
+    size = pipeline.settings.embed_batch_size
+    tokens = [get_tokenizer().count(texts) for texts in calls]
+    assert len(calls) > SORTED_CALLS, "more than one group of calls"
+    assert all(len(texts) == size for texts in calls[:-1])
+    groups = [sum(tokens[i : i + SORTED_CALLS], []) for i in range(0, len(calls), SORTED_CALLS)]
+    assert all(group == sorted(group) for group in groups), "a group's calls by length"
+    # Document order is not already by length: the test would see an unsorted pipeline.
+    chunks = pipeline.chunks(asset_id)
+    in_order = get_tokenizer().count([c["content"] for c in chunks][: size * SORTED_CALLS])
+    assert in_order != sorted(in_order)
+    assert outcome.metadata()["chunks_embedded"] == sum(map(len, calls))
+    assert outcome.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
