@@ -5,9 +5,12 @@ The real stack (Dagster webserver + daemon + API) runs on a scratch FRUXON_HOME;
 each step is timed from the POST to the operation reading COMPLETED (polled every 0.1 s).
 
 After the stack stops, the same chunks (read back from LanceDB, in index order) are embedded:
-- by the bare local embedder in a loop of 32-text ``embed()`` calls (the physical limit: the
-  *pipeline efficiency* is that time ÷ the end-to-end time of the full ingest);
-- by sentence-transformers ``encode()`` in the same loop of 32 (torch CPU, the same model).
+- by the bare local embedder in a loop of 32-text ``embed()`` calls, in index order;
+- by the same loop over the chunks sorted by token count, so each call is padded least: the
+  physical limit, and the *pipeline efficiency* is the faster loop's time ÷ the end-to-end
+  time of the full ingest (the pipeline orders texts by length too, so comparing it with the
+  index-order loop alone would credit it with a gain the bare embedder has as well);
+- by sentence-transformers ``encode()`` in the index-order loop of 32 (torch CPU, the same model).
 Each loop runs in a fresh process; model load and one warm-up batch are not timed.
 
 Run: `.venv/bin/python bench/bench_sync.py [--quick]`
@@ -35,6 +38,7 @@ from common import (
 from corpus import FULL_PAGES, QUICK_PAGES, CorpusServer, build_corpus
 
 EMBED_BATCH = 32
+LOCAL_BY_LENGTH = "local, chunks sorted by length"
 
 
 def _chunks(settings, asset_id: str) -> list[dict]:
@@ -206,7 +210,14 @@ def run_fruxon(corpus, server: CorpusServer) -> tuple[dict, list[str]]:
 
 def embed_worker(kind: str, texts_path: Path) -> dict:
     texts = json.loads(texts_path.read_text())
-    if kind == "local":
+    if kind == LOCAL_BY_LENGTH:
+        from fruxon_pipelines.embedding.tokenizer import get_tokenizer
+
+        counts = get_tokenizer().count(texts)
+        texts = [
+            text for _, text in sorted(zip(counts, texts, strict=True), key=lambda pair: pair[0])
+        ]
+    if kind in ("local", LOCAL_BY_LENGTH):
         from fruxon_pipelines.embedding.local import LocalMiniLMEmbedder
 
         model = LocalMiniLMEmbedder()
@@ -252,7 +263,7 @@ def main() -> int:
     texts_path.write_text(json.dumps(texts))
     tokens = result["full"]["tokens_in_index"]
     loops = {}
-    for kind in ("local", "sentence-transformers"):
+    for kind in ("local", LOCAL_BY_LENGTH, "sentence-transformers"):
         loops[kind] = run_embed_loop(kind, texts_path)
         loops[kind]["tokens_per_s"] = round(tokens / loops[kind]["seconds"])
     result["embed_loops"] = loops
@@ -260,7 +271,8 @@ def main() -> int:
     full["pages_per_s"] = round(result["pages"] / full["seconds"], 2)
     full["chunks_per_s"] = round(full["chunks_in_index"] / full["seconds"], 2)
     full["tokens_per_s"] = round(full["tokens_embedded"] / full["seconds"])
-    full["pipeline_efficiency"] = round(loops["local"]["seconds"] / full["seconds"], 3)
+    fastest = min(loops["local"]["seconds"], loops[LOCAL_BY_LENGTH]["seconds"])
+    full["pipeline_efficiency"] = round(fastest / full["seconds"], 3)
     result["embedder_vs_sentence_transformers"] = round(
         loops["sentence-transformers"]["seconds"] / loops["local"]["seconds"], 2
     )

@@ -81,7 +81,8 @@ def sync_section(sync: dict, peers: dict | None) -> str:
               full["run_worker_peak_rss_mb"] or None, full["pipeline_efficiency"]]],
         ),
         "",
-        "Pipeline efficiency = bare embedder loop on the same chunks ÷ end-to-end time "
+        "Pipeline efficiency = the faster bare embedder loop on the same chunks (below) ÷ "
+        "end-to-end time "
         "(target ≥ 0.95). Where the run's time went (Dagster step durations, s): "
         + ", ".join(f"{k} {v}" for k, v in full["stages_s"].items())
         + f"; to RUNNING {full['to_running_s']} s.",
