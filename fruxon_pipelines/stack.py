@@ -118,6 +118,11 @@ def stack_workspace(settings: Settings) -> Path:
     return path
 
 
+# The API's event loop: asyncio's, taking turns between connections and between workers
+# (fruxon_api/event_loop.py has the measurements against uvloop, uvicorn's default pick).
+API_EVENT_LOOP = ("--loop", "fruxon_api.event_loop:FairEventLoop")
+
+
 def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
     workspace = str(_workspace_path(settings))
     return [
@@ -162,6 +167,7 @@ def stack_commands(settings: Settings) -> list[tuple[str, list[str]]]:
                 "--workers",
                 str(settings.api_workers),
                 "--no-access-log",
+                *API_EVENT_LOOP,
             ],
         ),
     ]
