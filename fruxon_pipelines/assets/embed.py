@@ -1,7 +1,8 @@
 """Stage 4, embed: embed only new content, upsert into LanceDB, finish documents in the catalog.
 
-A cancel that arrives during a batch is held until the batch is persisted, so the run stops
-between batches and what was written stays (``fruxon_pipelines.ingest.embed``).
+A cancel that arrives during a group of embedder calls is held until the group is handed over
+and persisted, so the run stops between groups and what was written stays
+(``fruxon_pipelines.ingest.embed``).
 """
 
 import dagster as dg

@@ -42,7 +42,8 @@ _CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @contextmanager
 def persisted_before_cancel() -> Iterator[None]:
     """Hold a cancel until the block is done, then honour it as Dagster does (by raising
-    ``DagsterExecutionInterruptedError``), so a batch is written whole or not at all."""
+    ``DagsterExecutionInterruptedError``), so a group of embedder calls is written whole or not
+    at all."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach the main thread only: nothing to hold here
         return

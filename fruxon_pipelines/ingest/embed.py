@@ -1,8 +1,9 @@
 """Stage 4, embed: embed only new content, upsert into LanceDB, finish documents in the catalog.
 
-Work goes in groups of ``SORTED_CALLS`` embedder calls, texts ordered by length within a
-group so each call embeds texts of a similar length; after each call, the rows it gave a vector
-go to a writer thread, which commits them to LanceDB in batches (``COMMIT_ROWS``,
+Work goes in groups of ``SORTED_CALLS`` embedder calls (one call for a remote endpoint), texts
+ordered by length within a group so each call embeds texts of a similar length; after each
+call, the rows it gave a vector (with the first call, the rows that had one already) go to a
+writer thread, which commits them to LanceDB in batches (``COMMIT_ROWS``,
 ``COMMIT_SECONDS``) while the next call runs, then completes the documents they finished in the
 catalog. The caller's ``hold_cancel`` wraps each group (the asset layer holds a cancel there
 until the group's rows are handed over: a document's rows spread over the group's calls, so a
@@ -99,10 +100,16 @@ WINDOW_DOCUMENTS = 500
 COMMIT_ROWS = 2048
 COMMIT_SECONDS = 2.0
 # Texts are ordered by length across this many embedder calls, so texts of a similar length
-# share a call and each call is padded less (all-MiniLM at batch 32: ~15 % less time for the
-# same chunks than calls in document order, as much across 4 calls as across 16). A cancel
-# waits for the group's last call (a few seconds at most), so its documents finish.
-SORTED_CALLS = 4
+# share a call and each call is padded less. The local model pads a call to its longest text:
+# the bare loop of 32-text calls over scenario 1's chunks took 66.6 s in document order, 58.9 s
+# ordered within 128 texts (4 calls), 56.6 s within 256, 55.3 s within 512, 53.4 s all at once.
+# A cancel waits for the group's last call (8 calls: ~4 s), so its documents finish.
+SORTED_CALLS = 8
+# Providers whose calls are ordered so: the local model, and the hash embedder that stands in
+# for it in tests of the pipeline. A remote endpoint pads nothing on our side, and one of its
+# calls can take a minute with retries, so there a group is one call and a cancel waits for
+# that call only.
+LENGTH_SORTED_PROVIDERS = frozenset({"local", "hash"})
 # Vectors the run embedded or reused lately, by content hash: text repeated across documents
 # (navigation, footers, disclaimers) is found here rather than by a scan of the index.
 RECENT_VECTORS = 20_000
@@ -175,14 +182,14 @@ def embed_documents(
     log: logging.Logger,
     hold_cancel: Callable[[], AbstractContextManager] = nullcontext,
 ) -> Embedded:
-    """Index the chunked documents: embed what has no vector yet, in batches booked against
+    """Index the chunked documents: embed what has no vector yet, in calls booked against
     the asset's budgets, upsert, delete chunks a document no longer has, and complete each
     document in the catalog once all its chunks are in. Then finish the asset (a model change
     that is complete, the source's next state) and the operation's counters.
 
-    The embedder never waits for the index: a batch is written (LanceDB, then the catalog) on
-    a writer thread while the next one is embedded. A cancel is held until the batch being
-    embedded is handed over and the one being written is persisted.
+    The embedder never waits for the index: a call's rows are written (LanceDB, then the
+    catalog) on a writer thread while the next call runs. A cancel is held until the group of
+    calls being embedded is handed over and what the writer holds is persisted.
 
     ``embedders(provider, model, api_key)`` gives the embedder; ``report`` is the operation's
     progress reporter. Raises RunStopped when the asset is being deleted, and
@@ -347,6 +354,7 @@ class _Indexing:
     ) -> None:
         self.store, self.vectors, self.request = store, vectors, request
         self.batch_size, self.embedder = batch_size, embedder
+        self.calls_per_group = SORTED_CALLS if model.provider in LENGTH_SORTED_PROVIDERS else 1
         self.model_key = model.key
         self.dims = model.dimensions
         self.stats = Embedded(self.model_key, model.price_per_million_tokens)
@@ -427,12 +435,13 @@ class _Indexing:
             _log.warning("a commit failed while the run stopped", exc_info=True)
 
     def groups(self, window: _Window) -> Iterator[Batch]:
-        """Documents' rows in order, cut where ``SORTED_CALLS`` embedder calls' worth of texts
+        """Documents' rows in order, cut where a group's embedder calls' worth of texts
         need embedding (or four times as many rows are reused); a document without chunks
         still finishes."""
         group: Batch = []
         to_embed: set[str] = set()
-        texts, rows = self.batch_size * SORTED_CALLS, 4 * self.batch_size * SORTED_CALLS
+        texts = self.batch_size * self.calls_per_group
+        rows = 4 * texts
         for item in window.pending:
             item.remaining = len(item.rows)
             if not item.rows:
@@ -454,6 +463,8 @@ class _Indexing:
         size = self.batch_size
         # Looked up as the group starts, with what the groups before it embedded.
         rows = [row for _, row in group if row is not None]
+        if len(self.stats.preview) < 5:  # the run's first chunks, in document order
+            self.stats.preview.extend(rows[: 5 - len(self.stats.preview)])
         texts = window.texts_to_embed(rows)
         # The chunker counted each chunk's tokens with the model's tokenizer.
         tokens = {row.content_hash: row.token_count for row in rows}
@@ -495,8 +506,6 @@ class _Indexing:
         stats.embedded += sum(1 for h in new_texts if h in known_vectors)
         stats.reused += sum(1 for r in rows if r.content_hash not in new_texts)
         matrix = np.stack([known_vectors[r.content_hash] for r in rows]) if rows else None
-        if len(stats.preview) < 5:
-            stats.preview.extend(rows[: 5 - len(stats.preview)])
         finished = []
         for item, row in batch:
             if row is not None and row.content_hash in known_vectors:

@@ -286,3 +286,77 @@ def test_embedder_calls_group_texts_of_similar_length(pipeline, site, monkeypatc
     assert in_order != sorted(in_order)
     assert outcome.metadata()["chunks_embedded"] == sum(map(len, calls))
     assert outcome.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
+
+
+def test_a_cancel_during_a_group_s_calls_stops_after_the_group_with_its_documents_done(
+    pipeline, site, monkeypatch
+):
+    """A document's rows spread over its group's calls (texts ordered by length), so the
+    cancel is held until the whole group is handed over: the documents the group covered
+    finish, and no call of the next group is made."""
+    import contextlib
+
+    import dagster as dg
+
+    import fruxon_pipelines.assets.embed as embed_asset
+    from fruxon_pipelines.embedding.hashing import HashEmbedder
+    from fruxon_pipelines.ingest.embed import SORTED_CALLS
+
+    asked = []
+
+    @contextlib.contextmanager
+    def held_like_a_signal():  # persisted_before_cancel, with the cancel asked in a call
+        yield
+        if asked:
+            raise dg.DagsterExecutionInterruptedError()
+
+    calls = []
+    embed = HashEmbedder.embed
+
+    def cancelled_in_the_second_call(self, texts):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            asked.append(True)
+        return embed(self, texts)
+
+    monkeypatch.setattr(embed_asset, "persisted_before_cancel", held_like_a_signal)
+    monkeypatch.setattr(HashEmbedder, "embed", cancelled_in_the_second_call)
+    _publish(site, generate_pages(60, links="all", seed=3))
+    asset_id = pipeline.create_asset("web", _web(site, maxDepth=1))
+    outcome = pipeline.run(asset_id, raise_on_error=False)
+
+    assert not outcome.result.success
+    assert len(calls) == SORTED_CALLS, "the group's calls, and none after"
+    documents = list(pipeline.documents(asset_id).values())
+    done = [d for d in documents if d.status == "COMPLETED"]
+    assert done and len(done) < len(documents)
+    by_document: dict[str, int] = {}
+    for chunk in pipeline.chunks(asset_id):
+        by_document[chunk["document_id"]] = by_document.get(chunk["document_id"], 0) + 1
+    assert all(by_document.get(d.id) == d.chunk_count > 0 for d in done)
+
+
+def test_with_a_remote_endpoint_a_cancel_waits_for_one_call_only(pipeline, site, openai_server,
+                                                                   monkeypatch):  # fmt: skip
+    """A remote endpoint pads nothing on our side and one of its calls can take a minute with
+    retries: its texts go in document order and a cancel is held for one call, not a group."""
+    import contextlib
+
+    import dagster as dg
+    from conftest import OPENAI_MODEL
+
+    import fruxon_pipelines.assets.embed as embed_asset
+
+    @contextlib.contextmanager
+    def cancelled_during_the_first_hold():
+        yield
+        raise dg.DagsterExecutionInterruptedError()
+
+    monkeypatch.setattr(embed_asset, "persisted_before_cancel", cancelled_during_the_first_hold)
+    _publish(site, generate_pages(60, links="all", seed=3))
+    embedding = {"provider": "openai", "model": OPENAI_MODEL, "chunkSize": 64, "chunkOverlap": 8}
+    asset_id = pipeline.create_asset("web", _web(site, maxDepth=1), embedding=embedding)
+    outcome = pipeline.run(asset_id, raise_on_error=False)
+
+    assert not outcome.result.success
+    assert len(openai_server.requests) == 1

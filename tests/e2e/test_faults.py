@@ -187,7 +187,7 @@ def test_a_run_whose_code_server_dies_is_failed_within_two_minutes_saying_why(st
     assert "code server" in failed["errorMessage"] and "gone" in failed["errorMessage"], failed
     # The asset is not stuck: a refresh runs on the restarted code server and completes.
     refreshed = api.post(f"{_base(asset_id)}:refresh").json()["longOperation"]
-    final = wait_operation(api, TENANT, asset_id, refreshed["name"], timeout=300)
+    final = wait_operation(api, TENANT, asset_id, refreshed["name"], timeout=400)
     assert final["status"] == "COMPLETED", final
     _assert_consistent(stack, asset_id)
     assert api.delete(_base(asset_id)).status_code == 204

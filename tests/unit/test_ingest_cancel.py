@@ -1,7 +1,7 @@
-"""A cancel during an embed batch is held until the batch is persisted, then honoured.
+"""A cancel during a group of embedder calls is held until the group is persisted, then honoured.
 
 Dagster's run worker cancels a run by interrupting its main thread (SIGINT); the embed stage
-wraps each batch in ``persisted_before_cancel`` so a batch is written whole or not at all.
+wraps each group of calls in ``persisted_before_cancel`` so it is written whole or not at all.
 """
 
 from __future__ import annotations
