@@ -3,8 +3,8 @@
 Measured with wrk on 2 cores (bench/bench_polling.py and a trivial ASGI app):
 - uvloop, uvicorn's pick when it is installed, serves a saturated worker's connections
   unevenly: polling one operation from 64 keep-alive clients, p99 100-234 ms at a p50 of 26 ms
-  (a trivial app: p99 109-200 ms, max 570 ms). asyncio's loop serves them in turn: p99 29-31 ms,
-  for ~3 % fewer requests/s.
+  (a trivial app: p99 109-200 ms, max 570 ms). asyncio's loop serves them in turn: p99 29-38 ms
+  (on this class), for ~3 % fewer requests/s.
 - asyncio's loop accepts every waiting connection in one wake-up, so with several workers
   sharing the listening socket a burst of connects (a client's pool opening) can land on one
   worker: 16 clients polling two workers got 2,340 requests/s, one worker's worth. Accepting

@@ -69,7 +69,7 @@ def test_stack_processes_get_two_malloc_arenas_unless_told_otherwise(tmp_path, m
 
 def test_the_api_runs_on_asyncio_s_event_loop_wherever_fruxon_starts_it():
     """uvloop serves a saturated API's connections unevenly (README: polling p99 100-234 ms at
-    64 clients against 29-31 ms on asyncio's loop); the stack and the k8s manifest both say so."""
+    64 clients against 29-38 ms on FairEventLoop); the stack and the k8s manifest both say so."""
     from pathlib import Path
 
     import yaml
