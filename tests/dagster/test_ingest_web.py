@@ -255,21 +255,49 @@ def test_a_source_of_several_windows_streams_through_the_embed_stage(pipeline, s
     assert any("Slack water at noon." in c["content"] for c in after)
 
 
-def test_embedder_calls_group_texts_of_similar_length(pipeline, site, monkeypatch):
-    """Each embedder call is one batch of texts of similar length (ordered by token count
-    across SORTED_CALLS calls), so it is padded little; rows are handed over per call."""
+def _recorded_embedder_calls(monkeypatch, during_call=None) -> list[list[str]]:
+    """The hash embedder's calls, each as its texts, as the run makes them; ``during_call``
+    is called with the calls so far inside each."""
     from fruxon_pipelines.embedding.hashing import HashEmbedder
-    from fruxon_pipelines.embedding.tokenizer import get_tokenizer
-    from fruxon_pipelines.ingest.embed import SORTED_CALLS
 
     calls: list[list[str]] = []
     embed = HashEmbedder.embed
 
     def recorded(self, texts):
         calls.append(list(texts))
+        if during_call is not None:
+            during_call(calls)
         return embed(self, texts)
 
     monkeypatch.setattr(HashEmbedder, "embed", recorded)
+    return calls
+
+
+def _cancel_held_by_the_embed_stage(monkeypatch, asked: list[bool]) -> None:
+    """``persisted_before_cancel`` with a cancel that is asked once ``asked`` holds a value:
+    honoured, as Dagster's signal is, when the held block ends."""
+    import contextlib
+
+    import dagster as dg
+
+    import fruxon_pipelines.assets.embed as embed_asset
+
+    @contextlib.contextmanager
+    def held_like_a_signal():
+        yield
+        if asked:
+            raise dg.DagsterExecutionInterruptedError()
+
+    monkeypatch.setattr(embed_asset, "persisted_before_cancel", held_like_a_signal)
+
+
+def test_embedder_calls_group_texts_of_similar_length(pipeline, site, monkeypatch):
+    """Each embedder call is one batch of texts of similar length (ordered by token count
+    across SORTED_CALLS calls), so it is padded little; rows are handed over per call."""
+    from fruxon_pipelines.embedding.tokenizer import get_tokenizer
+    from fruxon_pipelines.ingest.embed import SORTED_CALLS
+
+    calls = _recorded_embedder_calls(monkeypatch)
     _publish(site, generate_pages(60, links="all", seed=3))
     asset_id = pipeline.create_asset("web", _web(site, maxDepth=1))
     outcome = pipeline.run(asset_id)
@@ -294,33 +322,16 @@ def test_a_cancel_during_a_group_s_calls_stops_after_the_group_with_its_document
     """A document's rows spread over its group's calls (texts ordered by length), so the
     cancel is held until the whole group is handed over: the documents the group covered
     finish, and no call of the next group is made."""
-    import contextlib
-
-    import dagster as dg
-
-    import fruxon_pipelines.assets.embed as embed_asset
-    from fruxon_pipelines.embedding.hashing import HashEmbedder
     from fruxon_pipelines.ingest.embed import SORTED_CALLS
 
-    asked = []
+    asked: list[bool] = []
+    _cancel_held_by_the_embed_stage(monkeypatch, asked)
 
-    @contextlib.contextmanager
-    def held_like_a_signal():  # persisted_before_cancel, with the cancel asked in a call
-        yield
-        if asked:
-            raise dg.DagsterExecutionInterruptedError()
-
-    calls = []
-    embed = HashEmbedder.embed
-
-    def cancelled_in_the_second_call(self, texts):
-        calls.append(len(texts))
+    def asked_in_the_second_call(calls: list[list[str]]) -> None:
         if len(calls) == 2:
             asked.append(True)
-        return embed(self, texts)
 
-    monkeypatch.setattr(embed_asset, "persisted_before_cancel", held_like_a_signal)
-    monkeypatch.setattr(HashEmbedder, "embed", cancelled_in_the_second_call)
+    calls = _recorded_embedder_calls(monkeypatch, asked_in_the_second_call)
     _publish(site, generate_pages(60, links="all", seed=3))
     asset_id = pipeline.create_asset("web", _web(site, maxDepth=1))
     outcome = pipeline.run(asset_id, raise_on_error=False)
@@ -339,20 +350,10 @@ def test_a_cancel_during_a_group_s_calls_stops_after_the_group_with_its_document
 def test_with_a_remote_endpoint_a_cancel_waits_for_one_call_only(pipeline, site, openai_server,
                                                                    monkeypatch):  # fmt: skip
     """A remote endpoint pads nothing on our side and one of its calls can take a minute with
-    retries: its texts go in document order and a cancel is held for one call, not a group."""
-    import contextlib
-
-    import dagster as dg
+    retries: a cancel is held for one call, not a group."""
     from conftest import OPENAI_MODEL
 
-    import fruxon_pipelines.assets.embed as embed_asset
-
-    @contextlib.contextmanager
-    def cancelled_during_the_first_hold():
-        yield
-        raise dg.DagsterExecutionInterruptedError()
-
-    monkeypatch.setattr(embed_asset, "persisted_before_cancel", cancelled_during_the_first_hold)
+    _cancel_held_by_the_embed_stage(monkeypatch, asked=[True])  # asked before the first call
     _publish(site, generate_pages(60, links="all", seed=3))
     embedding = {"provider": "openai", "model": OPENAI_MODEL, "chunkSize": 64, "chunkOverlap": 8}
     asset_id = pipeline.create_asset("web", _web(site, maxDepth=1), embedding=embedding)
