@@ -440,8 +440,8 @@ class _Indexing:
         still finishes."""
         group: Batch = []
         to_embed: set[str] = set()
-        texts = self.batch_size * self.calls_per_group
-        rows = 4 * texts
+        most_texts = self.batch_size * self.calls_per_group
+        most_rows = 4 * most_texts
         for item in window.pending:
             item.remaining = len(item.rows)
             if not item.rows:
@@ -450,7 +450,7 @@ class _Indexing:
                 group.append((item, row))
                 if row.content_hash not in window.known_vectors:
                     to_embed.add(row.content_hash)
-                if len(to_embed) >= texts or len(group) >= rows:
+                if len(to_embed) >= most_texts or len(group) >= most_rows:
                     yield group
                     group, to_embed = [], set()
         if group:
