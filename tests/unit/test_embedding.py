@@ -130,6 +130,63 @@ def test_long_text_is_truncated_to_its_head(local: LocalMiniLMEmbedder) -> None:
     assert not np.allclose(local.embed([text]), local.embed([text[: spans[100][1]]]), atol=1e-3)
 
 
+def test_tokenized_counts_what_the_tokenizer_counts(
+    local: LocalMiniLMEmbedder, reference: dict
+) -> None:
+    """One tokenization gives the model's ids and the tokens a call costs: the count without
+    [CLS], [SEP] or the cut (the reference has texts past 256 tokens)."""
+    tokenizer = get_tokenizer()
+    texts = [s["text"] for s in reference["samples"]] + [""]
+    tokenized = local.tokenized(texts)
+    assert tokenized.ids == tokenizer.model_input_ids(texts, 256)
+    assert tokenized.tokens == sum(tokenizer.count(texts))
+    np.testing.assert_array_equal(local.embed_tokenized(tokenized), local.embed(texts))
+
+
+def test_a_metered_call_of_the_local_model_tokenizes_once_and_books_the_exact_count(
+    local: LocalMiniLMEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget's bound, the call and the booked count come from one tokenization: three
+    made the metered loop over scenario 1's chunks 59.5 s against 57.3 s bare, one 57.5 s."""
+    from fruxon_pipelines.budgets import metered_embedder_for
+    from fruxon_pipelines.catalog.store import Catalog
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    asset = catalog.create_asset(
+        tenant="t",
+        name="budgeted",
+        source_type="web",
+        source_config={},
+        embedding_config={"provider": "local", "model": "all-MiniLM-L6-v2"},
+        budget={"tokenBudget": 1_000_000},
+    )
+    metered = metered_embedder_for(
+        asset, local.info, catalog, None, kind="INGEST", embedders=lambda *_: local
+    )
+    tokenizer = get_tokenizer()
+    batches = []
+    encode_batch = tokenizer._tk.encode_batch
+
+    class Counting:
+        def __getattr__(self, name: str):
+            return getattr(tokenizer._tk, name)
+
+        def encode_batch(self, texts, **kwargs):
+            batches.append(len(texts))
+            return encode_batch(texts, **kwargs)
+
+    texts = ["budgets are booked before the call", "a second, somewhat longer text " * 20]
+    expected = sum(tokenizer.count(texts))
+    monkeypatch.setattr(tokenizer, "_tk", Counting())
+
+    vectors, used = metered.embed_counted(texts)
+
+    assert batches == [2]
+    assert used == expected
+    assert catalog.token_usage(asset.id, now=0).total == expected
+    np.testing.assert_array_equal(vectors, local.embed(texts))
+
+
 def test_release_memory_keeps_the_model_usable(local: LocalMiniLMEmbedder) -> None:
     texts = ["memory is handed back between runs", "and the model stays loaded"]
     before = local.embed(texts)
