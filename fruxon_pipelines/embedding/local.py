@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,13 @@ from .tokenizer import MiniLMTokenizer, get_tokenizer
 
 # More intra-op threads than this stop paying off for a 6-layer, 384-wide model.
 MAX_THREADS = 8
+# Most tokens one inference batch holds once padded (batch_size caps the texts): the model's
+# time goes to memory traffic, and small batches keep its activations in the CPU's caches.
+# Over bench/bench_sync.py's 3,086 chunks (calls of 32, sorted within 256 texts) on 2 cores:
+# 57.2 s uncapped (batches of 32), 54.2 s at 256 tokens (one long chunk a batch: per-run costs
+# show), 51.8 s at 512, 52.5 s at 768, 52.9 s at 1,024, 53.5 s at 2,048; peak RSS 393 MB
+# against 611. Texts of ~42 tokens: 22.3 s at 512 against 23.1 s uncapped.
+BATCH_TOKENS = 512
 
 
 class ModelIntegrityError(RuntimeError):
@@ -79,8 +86,9 @@ class TokenizedTexts:
 class LocalMiniLMEmbedder:
     """all-MiniLM-L6-v2 in-process; implements :class:`~.base.Embedder`.
 
-    Texts are sorted by token length and batched, so each batch is padded only to its own
-    longest member; results come back in the caller's order.
+    Texts are sorted by token length and batched (at most ``batch_size`` texts and
+    ``batch_tokens`` padded tokens a batch), so each batch is padded only to its own longest
+    member; results come back in the caller's order.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class LocalMiniLMEmbedder:
         info: EmbeddingModel | None = None,
         *,
         batch_size: int = 32,
+        batch_tokens: int = BATCH_TOKENS,
         threads: int | None = None,
         bucket_by_length: bool = True,
         fused: bool = True,
@@ -95,10 +104,11 @@ class LocalMiniLMEmbedder:
     ) -> None:
         import onnxruntime as ort
 
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+        if batch_size < 1 or batch_tokens < 1:
+            raise ValueError("batch_size and batch_tokens must be >= 1")
         self.info = info or find_model("local", "all-MiniLM-L6-v2")
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.bucket_by_length = bucket_by_length
         self._tokenizer = get_tokenizer()
 
@@ -153,13 +163,30 @@ class LocalMiniLMEmbedder:
         order = list(range(len(ids)))
         if self.bucket_by_length:
             order.sort(key=lambda i: len(ids[i]))  # stable: deterministic batches
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        for rows in self._batches(order, [len(seq) for seq in ids]):
             out[rows] = self._embed_batch([ids[i] for i in rows])
         return out
 
+    def _batches(self, order: list[int], lengths: list[int]) -> Iterator[list[int]]:
+        """``order`` cut into the model's batches: at most ``batch_size`` texts, and at most
+        ``batch_tokens`` tokens once padded to the batch's longest text."""
+        batch: list[int] = []
+        longest = 0
+        for i in order:
+            wider = max(longest, lengths[i])
+            if batch and (
+                len(batch) == self.batch_size or (len(batch) + 1) * wider > self.batch_tokens
+            ):
+                yield batch
+                batch, wider = [], lengths[i]
+            batch.append(i)
+            longest = wider
+        if batch:
+            yield batch
+
     def release_memory(self) -> None:
-        """Hand back the activation memory onnxruntime's arena grew to (~0.7 GB at batch 32).
+        """Hand back the activation memory onnxruntime's arena grew to (~0.2 GB at batches of
+        ``BATCH_TOKENS``, ~0.7 GB at 32 texts of 256 tokens).
 
         The arena keeps it between calls, which is what makes back-to-back embed() calls fast
         (shrinking after every 32-text call cost ~10 % throughput). Call this when a run of

@@ -115,6 +115,35 @@ def test_order_preserved_despite_length_bucketing(local: LocalMiniLMEmbedder) ->
     assert (together @ together.T)[np.triu_indices(len(texts), 1)].max() < 0.999
 
 
+def test_a_batch_holds_at_most_batch_tokens_once_padded(
+    local: LocalMiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Long texts go two to a batch of 512 padded tokens, short ones many to a batch; the
+    vectors are those of one text at a time."""
+    from fruxon_pipelines.embedding.local import BATCH_TOKENS
+
+    long_text = " ".join(["the harbour opens at dawn for the ships of the bay"] * 30)
+    texts = [long_text] * 5 + [f"short note number {i}" for i in range(12)]
+    texts = texts[::2] + texts[1::2]  # long and short mixed
+    widths: list[tuple[int, int]] = []
+    embed_batch = local._embed_batch
+
+    def recorded(batch: list[list[int]], **kwargs: object) -> np.ndarray:
+        widths.append((len(batch), max(len(seq) for seq in batch)))
+        return embed_batch(batch, **kwargs)
+
+    monkeypatch.setattr(local, "_embed_batch", recorded)
+    together = local.embed(texts)
+    monkeypatch.undo()
+
+    assert BATCH_TOKENS == local.batch_tokens == 512
+    assert all(n * width <= BATCH_TOKENS for n, width in widths), widths
+    assert [n for n, width in widths if width == 256] == [2, 2, 1]
+    assert [n for n, width in widths if width < 256] == [12]
+    one_by_one = np.vstack([local.embed([t]) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=2e-5)
+
+
 def test_long_text_is_truncated_to_its_head(local: LocalMiniLMEmbedder) -> None:
     tokenizer = get_tokenizer()
     # Words that are one token each, so a cut at a token boundary re-tokenises identically.
