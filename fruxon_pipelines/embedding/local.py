@@ -119,6 +119,12 @@ class LocalMiniLMEmbedder:
         # its own length, and with them on, peak RSS at batch 32 was ~1.6 GB instead of ~1.0 GB
         # for the same speed. The arena itself stays on: every run without it was slower.
         opts.enable_mem_pattern = False
+        # Between runs, onnxruntime's pool threads would spin, busy, for work: on a machine as
+        # busy as a run's (the index writer, the catalog, the stack's other processes) that
+        # spinning takes the cores they need. With 0.4 of a core of other work beside it, the
+        # loop over scenario 1's chunks took 68.6 s spinning, 63.7 s not; alone, 51.9 against
+        # 52.1 s.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model_path = verified_model_path()
         # The fused graph is the default (same weights, ~1.3x faster); ``fused=False`` runs the
         # export as shipped, which tests/unit/test_embedding.py compares it with. Building the

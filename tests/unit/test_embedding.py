@@ -144,6 +144,15 @@ def test_a_batch_holds_at_most_batch_tokens_once_padded(
     np.testing.assert_allclose(together, one_by_one, atol=2e-5)
 
 
+def test_the_model_s_threads_sleep_rather_than_spin_between_runs(
+    local: LocalMiniLMEmbedder,
+) -> None:
+    """Spinning threads took the cores a run's writer and the stack's other processes need
+    (bench/bench_sync.py: the in-run embedder 56.9 s spinning, 55.3 s not)."""
+    options = local._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_long_text_is_truncated_to_its_head(local: LocalMiniLMEmbedder) -> None:
     tokenizer = get_tokenizer()
     # Words that are one token each, so a cut at a token boundary re-tokenises identically.
