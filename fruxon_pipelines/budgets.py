@@ -143,13 +143,14 @@ class MeteredEmbedder:
         from fruxon_pipelines.embedding import embed_counted, token_bound
 
         tokenize = getattr(self.embedder, "tokenized", None)
-        if tokenize is not None:
+        embed_tokenized = getattr(self.embedder, "embed_tokenized", None)
+        if tokenize is not None and embed_tokenized is not None:
             # The local model: tokenized once, for the bound (exact), the call and the count.
             tokenized = tokenize(texts)
             bound = tokenized.tokens
 
             def call() -> tuple[Any, int]:
-                return self.embedder.embed_tokenized(tokenized), tokenized.tokens
+                return embed_tokenized(tokenized), tokenized.tokens
         else:
             bound = token_bound(self.embedder, texts)
 

@@ -27,10 +27,10 @@ from .tokenizer import MiniLMTokenizer, get_tokenizer
 MAX_THREADS = 8
 # Most tokens one inference batch holds once padded (batch_size caps the texts): the model's
 # time goes to memory traffic, and small batches keep its activations in the CPU's caches.
-# Over bench/bench_sync.py's 3,086 chunks (calls of 32, sorted within 256 texts) on 2 cores:
-# 57.2 s uncapped (batches of 32), 54.2 s at 256 tokens (one long chunk a batch: per-run costs
-# show), 51.8 s at 512, 52.5 s at 768, 52.9 s at 1,024, 53.5 s at 2,048; peak RSS 393 MB
-# against 611. Texts of ~42 tokens: 22.3 s at 512 against 23.1 s uncapped.
+# bench/bench_sync.py's 3,086 chunks in calls of 32, sorted within 256 texts, on 2 cores:
+# 51.8 s at 512 (two full chunks a batch), 57.2 s in batches of 32 texts; peak RSS 393 MB
+# against 611. Smaller caps pay a run's own costs more often (54.2 s at 256), larger ones
+# lose the caches (52.9 s at 1,024). Texts of ~42 tokens: 22.3 s against 23.1 s.
 BATCH_TOKENS = 512
 
 
@@ -122,8 +122,8 @@ class LocalMiniLMEmbedder:
         # Between runs, onnxruntime's pool threads would spin, busy, for work: on a machine as
         # busy as a run's (the index writer, the catalog, the stack's other processes) that
         # spinning takes the cores they need. With 0.4 of a core of other work beside it, the
-        # loop over scenario 1's chunks took 68.6 s spinning, 63.7 s not; alone, 51.9 against
-        # 52.1 s.
+        # loop over scenario 1's chunks took 68.6 s spinning, 63.7 s not; alone, 51.9 s
+        # spinning, 52.1 s not.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model_path = verified_model_path()
         # The fused graph is the default (same weights, ~1.3x faster); ``fused=False`` runs the
@@ -156,7 +156,7 @@ class LocalMiniLMEmbedder:
         the cost before embedding (``budgets.MeteredEmbedder``) needs, in one tokenization
         rather than three (bound, embedding, count)."""
         if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of texts, not a single str")
+            raise TypeError("the embedder takes a sequence of texts, not a single str")
         ids, counts = self._tokenizer.model_inputs(texts, self.info.max_tokens)
         return TokenizedTexts(ids, sum(counts))
 
@@ -174,25 +174,24 @@ class LocalMiniLMEmbedder:
         return out
 
     def _batches(self, order: list[int], lengths: list[int]) -> Iterator[list[int]]:
-        """``order`` cut into the model's batches: at most ``batch_size`` texts, and at most
-        ``batch_tokens`` tokens once padded to the batch's longest text."""
+        """``order`` cut into the model's batches, in its order: at most ``batch_size`` texts,
+        and at most ``batch_tokens`` tokens once padded to the batch's longest text (a longer
+        text is a batch alone). Sorted by length, batches are padded least."""
         batch: list[int] = []
-        longest = 0
+        width = 0  # the batch's longest text
         for i in order:
-            wider = max(longest, lengths[i])
-            if batch and (
-                len(batch) == self.batch_size or (len(batch) + 1) * wider > self.batch_tokens
-            ):
+            padded = (len(batch) + 1) * max(width, lengths[i])
+            if batch and (len(batch) == self.batch_size or padded > self.batch_tokens):
                 yield batch
-                batch, wider = [], lengths[i]
+                batch, width = [], 0
             batch.append(i)
-            longest = wider
+            width = max(width, lengths[i])
         if batch:
             yield batch
 
     def release_memory(self) -> None:
-        """Hand back the activation memory onnxruntime's arena grew to (~0.2 GB at batches of
-        ``BATCH_TOKENS``, ~0.7 GB at 32 texts of 256 tokens).
+        """Hand back the activation memory onnxruntime's arena grew to (the most one batch
+        of ``batch_tokens`` needed).
 
         The arena keeps it between calls, which is what makes back-to-back embed() calls fast
         (shrinking after every 32-text call cost ~10 % throughput). Call this when a run of

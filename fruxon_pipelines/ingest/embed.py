@@ -101,11 +101,11 @@ COMMIT_ROWS = 2048
 COMMIT_SECONDS = 2.0
 # Texts are ordered by length across this many embedder calls, so texts of a similar length
 # share a call and each call is padded less. The local model pads a batch to its longest text:
-# the bare loop of 32-text calls over scenario 1's chunks took 54.2 s in document order, 53.1 s
-# ordered within each call (what the embedder does itself), 51.8 s within 256 texts (8 calls),
-# 51.2 s within 1,024 (its batches of at most 512 padded tokens; with batches of 32 texts it was
-# 66.6 s in document order, 56.6 s within 256). A cancel waits for the group's last call
-# (8 calls: ~4 s), so its documents finish.
+# the bare loop of 32-text calls over scenario 1's chunks took 53.1 s in document order (each
+# call sorted by the embedder itself), 51.8 s ordered within 256 texts (8 calls), 51.2 s within
+# 1,024, with the model's batches of at most 512 padded tokens (in batches of 32 texts: 66.6 s
+# in document order, 57.2 s within 256). A cancel waits for the group's last call (8 calls:
+# ~4 s), so its documents finish.
 SORTED_CALLS = 8
 # Providers whose calls are ordered so: the local model, and the hash embedder that stands in
 # for it in tests of the pipeline. A remote endpoint pads nothing on our side, and one of its
