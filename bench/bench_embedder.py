@@ -233,7 +233,7 @@ def main() -> None:
     import numpy as np
 
     from fruxon_pipelines.embedding import get_tokenizer
-    from fruxon_pipelines.embedding.local import default_threads
+    from fruxon_pipelines.embedding.local import BATCH_TOKENS, default_threads
 
     args.threads = args.threads or default_threads()
     texts = build_corpus(args.chunks)
@@ -242,7 +242,8 @@ def main() -> None:
     print(
         f"corpus: {len(texts)} chunks of stdlib docstrings, {tokens:,} model tokens "
         f"(per chunk incl. [CLS]/[SEP]: mean {tokens / len(texts):.0f}, "
-        f"min {min(counts) + 2}, max {max(counts) + 2}); batch size {args.batch_size}; "
+        f"min {min(counts) + 2}, max {max(counts) + 2}); batch size {args.batch_size} (local: at "
+        f"most {BATCH_TOKENS} padded tokens a batch); "
         f"threads {args.threads} of {len(os.sched_getaffinity(0))} cpus; "
         f"{args.rounds} rounds; python {sys.version.split()[0]}"
     )
