@@ -140,23 +140,9 @@ class MeteredEmbedder:
 
     def embed_counted(self, texts: Any) -> tuple[Any, int]:
         from fruxon_pipelines.catalog.models import now_ms
-        from fruxon_pipelines.embedding import embed_counted, token_bound
+        from fruxon_pipelines.embedding import bounded_call
 
-        tokenize = getattr(self.embedder, "tokenized", None)
-        embed_tokenized = getattr(self.embedder, "embed_tokenized", None)
-        if tokenize is not None and embed_tokenized is not None:
-            # The local model: tokenized once, for the bound (exact), the call and the count.
-            tokenized = tokenize(texts)
-            bound = tokenized.tokens
-
-            def call() -> tuple[Any, int]:
-                return embed_tokenized(tokenized), tokenized.tokens
-        else:
-            bound = token_bound(self.embedder, texts)
-
-            def call() -> tuple[Any, int]:
-                return embed_counted(self.embedder, texts)
-
+        bound, call = bounded_call(self.embedder, texts)
         reservation = self.catalog.reserve_tokens(
             self.asset_id,
             bound,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .base import Embedder, EmbeddingModel, TokenCounter
@@ -33,6 +33,7 @@ __all__ = [
     "KEYED_PROVIDERS",
     "TokenCounter",
     "UnknownEmbeddingModel",
+    "bounded_call",
     "find_model",
     "embed_counted",
     "get_embedder",
@@ -117,6 +118,20 @@ def embed_counted(embedder: Embedder, texts: Sequence[str]) -> tuple[np.ndarray,
     if counted is not None:
         return counted(texts)
     return embedder.embed(texts), sum(embedder.tokenizer.count(texts))
+
+
+def bounded_call(
+    embedder: Embedder, texts: Sequence[str]
+) -> tuple[int, Callable[[], tuple[np.ndarray, int]]]:
+    """``token_bound`` of ``texts`` and the call that embeds them (``embed_counted``), for a
+    caller that books the cost between the two. The local model tokenizes once for the bound
+    (exact), the call and the count, not three times."""
+    tokenize = getattr(embedder, "tokenized", None)
+    embed_tokenized = getattr(embedder, "embed_tokenized", None)
+    if tokenize is not None and embed_tokenized is not None:
+        tokenized = tokenize(texts)
+        return tokenized.tokens, lambda: (embed_tokenized(tokenized), tokenized.tokens)
+    return token_bound(embedder, texts), lambda: embed_counted(embedder, texts)
 
 
 def token_bound(embedder: Embedder, texts: Sequence[str]) -> int:

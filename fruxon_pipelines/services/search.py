@@ -227,14 +227,14 @@ def _embed_query(
     if not request.embeds:
         return None
     from fruxon_pipelines.credentials import embedding_api_key
-    from fruxon_pipelines.embedding import embed_counted, get_embedder, token_bound
+    from fruxon_pipelines.embedding import bounded_call, get_embedder
     from fruxon_pipelines.secretbox import secret_box
 
     query = request.query.strip()
     try:
         api_key = embedding_api_key(secret_box(svc.settings), svc.catalog, group[0], model.provider)
         embedder = get_embedder(model.provider, model.model, api_key)
-        bound = token_bound(embedder, [query])
+        bound, call = bounded_call(embedder, [query])
     except CategorizedError as error:
         raise QueryNotEmbedded(f"the query cannot be embedded: {error}", error.category) from error
     members = {a.id: a for a in group}
@@ -247,7 +247,7 @@ def _embed_query(
     if not group:
         return None
     try:
-        matrix, used = embed_counted(embedder, [query])
+        matrix, used = call()
     except BaseException as error:
         for reservation in reserved.values():
             svc.catalog.release_tokens(reservation)
