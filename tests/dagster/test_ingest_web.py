@@ -347,6 +347,62 @@ def test_a_cancel_during_a_group_s_calls_stops_after_the_group_with_its_document
     assert all(by_document.get(d.id) == d.chunk_count > 0 for d in done)
 
 
+def _indexed(pipeline, asset_id: str) -> list[tuple[str, int, str]]:
+    """(source key, chunk index, content hash) of every chunk of the asset, duplicates kept."""
+    key_of = {d.id: key for key, d in pipeline.documents(asset_id).items()}
+    return sorted(
+        (key_of[c["document_id"]], c["chunk_index"], c["content_hash"])
+        for c in pipeline.chunks(asset_id)
+    )
+
+
+def test_a_budget_spent_in_the_middle_of_a_group_keeps_what_it_paid_for(
+    pipeline, site, monkeypatch
+):
+    """A document's rows spread over its group's calls, so a budget spent in the group's
+    fourth call leaves documents partly written: their rows stay (paid for), their documents
+    are FAILED until the next refresh, which reuses those rows and pays only for the rest.
+    After it the index is exactly the full ingest's."""
+    from fruxon_pipelines.catalog.models import now_ms
+    from fruxon_pipelines.embedding.tokenizer import get_tokenizer
+    from fruxon_pipelines.ingest.embed import SORTED_CALLS
+
+    _publish(site, generate_pages(60, links="all", seed=3))
+    calls = _recorded_embedder_calls(monkeypatch)
+    reference = pipeline.create_asset("web", _web(site, maxDepth=1))
+    pipeline.run(reference)
+    needed = pipeline.catalog.token_usage(reference, now_ms()).total
+    assert len(calls) > SORTED_CALLS
+    count = get_tokenizer().count
+    first_three = sum(sum(count(texts)) for texts in calls[:3])
+    fourth = count(calls[3])
+    assert len(fourth) > 2
+    budget = first_three + sum(fourth[:2])  # two texts of the fourth call fit, not the third
+
+    calls.clear()
+    asset_id = pipeline.create_asset("web", _web(site, maxDepth=1))
+    pipeline.catalog.update_asset(asset_id, budget={"tokenBudget": budget})
+    outcome = pipeline.run(asset_id, raise_on_error=False)
+
+    assert not outcome.result.success
+    assert pipeline.catalog.get_operation(outcome.operation_id).error_category == "BUDGET"
+    assert pipeline.catalog.token_usage(asset_id, now_ms()).total == budget
+    assert len(calls) == 3 + 2, "three calls, then the fourth's texts one by one until one fails"
+    documents = pipeline.documents(asset_id).values()
+    failed = {d.id for d in documents if d.status == "FAILED"}
+    assert all("not indexed: " in d.error_message for d in documents if d.id in failed)
+    written = {c["document_id"] for c in pipeline.chunks(asset_id)}
+    assert failed & written, "a document partly written when the budget ran out"
+    assert set(_indexed(pipeline, asset_id)) <= set(_indexed(pipeline, reference))
+
+    pipeline.catalog.update_asset(asset_id, budget={"tokenBudget": needed * 10})
+    outcome = pipeline.run(asset_id)
+    assert {d.status for d in pipeline.documents(asset_id).values()} == {"COMPLETED"}
+    assert pipeline.catalog.token_usage(asset_id, now_ms()).total == needed  # none paid twice
+    assert _indexed(pipeline, asset_id) == _indexed(pipeline, reference)
+    assert outcome.check_results() == {"chunk_counts_match": True, "no_orphan_chunks": True}
+
+
 def test_with_a_remote_endpoint_a_cancel_waits_for_one_call_only(pipeline, site, openai_server,
                                                                    monkeypatch):  # fmt: skip
     """A remote endpoint pads nothing on our side and one of its calls can take a minute with
