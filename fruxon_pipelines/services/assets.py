@@ -420,7 +420,8 @@ def refresh_asset(
 
 
 def delete_asset(svc: Services, asset: KnowledgeAsset) -> None:
-    """Remove the asset, its documents, its vectors and its partition; stop its runs."""
+    """Remove the asset, its documents, its vectors, its partition and its files (uploaded and
+    staged); stop its runs."""
     svc.catalog.update_asset(asset.id, status=AssetStatus.DELETING.value)
     active = active_operations(svc, asset.id)
     for operation in active:
@@ -439,6 +440,9 @@ def delete_asset(svc: Services, asset: KnowledgeAsset) -> None:
     svc.gateway.delete_partition(asset.id)
     svc.catalog.delete_asset(asset.id)
     shutil.rmtree(svc.settings.files_dir / asset.id, ignore_errors=True)
+    # What a failed run staged stays for its re-execution from failure in the Dagster UI (the
+    # next full run of the asset clears it); with the asset gone, nothing will use it.
+    shutil.rmtree(svc.settings.staging_dir / asset.id, ignore_errors=True)
 
 
 # Reads ----------------------------------------------------------------------------------------

@@ -86,3 +86,18 @@ def test_a_failed_run_says_why_on_its_operation(client, site):
     assert "token budget" in shown["errorMessage"]
     operations = client.get(f"{BASE}/{created['asset']['id']}/operations").json()
     assert [o["status"] for o in operations["items"]] == ["FAILED"]
+
+
+def test_deleting_the_asset_removes_what_its_failed_run_staged(client, site):
+    """A failed run's staged bytes and chunked documents stay for its re-execution from
+    failure; deleting the asset leaves none of them behind."""
+    created = _site_asset(client, site, budget={"tokenBudget": 5})
+    asset_id = created["asset"]["id"]
+    client.run_queue.run_queued()
+    assert _operation(client, created)["status"] == "FAILED"
+    staged = client.services.settings.staging_dir / asset_id
+    assert [p for p in staged.rglob("*") if p.is_file()], "the failed run's staged files"
+
+    assert client.delete(f"{BASE}/{asset_id}").status_code == 204
+
+    assert not staged.exists()
