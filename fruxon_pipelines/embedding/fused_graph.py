@@ -29,6 +29,8 @@ HIDDEN = 384
 LAYER_NORM_EPSILON = 1e-12
 MS = "com.microsoft"
 CONTRIB_OPS = {"Attention", "SkipLayerNormalization", "BiasGelu"}
+# The cached graphs' file names: this prefix, then a key of the export and the wiring.
+CACHED_PREFIX = "all-MiniLM-L6-v2-fused-"
 
 
 class UnexpectedModelGraph(RuntimeError):
@@ -82,7 +84,7 @@ def cached_fused_model(onnx_path: Path, source_sha256: str, cache_dir: Path | No
         return build_fused_model(onnx_path)
     wiring = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     key = hashlib.sha256(f"{source_sha256}:{wiring}".encode()).hexdigest()[:24]
-    path = cache_dir / f"all-MiniLM-L6-v2-fused-{key}.onnx"
+    path = cache_dir / f"{CACHED_PREFIX}{key}.onnx"
     digest_path = path.with_suffix(".sha256")
     try:
         model = path.read_bytes()
@@ -96,7 +98,11 @@ def cached_fused_model(onnx_path: Path, source_sha256: str, cache_dir: Path | No
         _replace(digest_path, hashlib.sha256(model).hexdigest().encode())
         _replace(path, model)
     except OSError:
-        pass  # a read-only home still embeds; it only builds the graph every time
+        return model  # a read-only home still embeds; it only builds the graph every time
+    # Graphs of an earlier export or wiring (an upgrade) are never read again: ~23 MB each.
+    for stale in cache_dir.glob(f"{CACHED_PREFIX}*"):
+        if stale.name not in (path.name, digest_path.name):
+            stale.unlink(missing_ok=True)
     return model
 
 

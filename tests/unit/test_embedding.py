@@ -406,6 +406,25 @@ def test_the_fused_graph_is_built_once_per_home_and_rebuilt_when_damaged(
         np.testing.assert_array_equal(vectors, in_memory)
 
 
+def test_an_earlier_version_s_fused_graph_is_pruned_from_the_cache(tmp_path) -> None:
+    """A graph of another export or wiring (what an upgrade leaves) is never read again; the
+    home keeps only the current one, and what else the cache holds stays."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = [cache / "all-MiniLM-L6-v2-fused-0123456789abcdef01234567.onnx"]
+    stale.append(stale[0].with_suffix(".sha256"))
+    for path in stale:
+        path.write_bytes(b"an earlier version's graph")
+    other = cache / "another-model.bin"
+    other.write_bytes(b"not ours")
+
+    LocalMiniLMEmbedder(batch_size=8, cache_dir=cache).embed(["pruned"])
+
+    assert not any(path.exists() for path in stale)
+    assert other.read_bytes() == b"not ours"
+    assert len(list(cache.glob("all-MiniLM-L6-v2-fused-*.onnx"))) == 1
+
+
 def test_the_embedder_runs_when_its_cache_cannot_be_written(tmp_path, reference: dict) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
