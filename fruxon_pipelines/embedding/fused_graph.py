@@ -17,9 +17,11 @@ MatMul's weight), so the wiring breaks loudly, not silently, if the export ever 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ MS = "com.microsoft"
 CONTRIB_OPS = {"Attention", "SkipLayerNormalization", "BiasGelu"}
 # The cached graphs' file names: this prefix, then a key of the export and the wiring.
 CACHED_PREFIX = "all-MiniLM-L6-v2-fused-"
+# A cached graph no process has read for this long is an earlier version's, and is removed.
+UNUSED_GRAPH_SECONDS = 24 * 3600
 
 
 class UnexpectedModelGraph(RuntimeError):
@@ -78,7 +82,8 @@ def cached_fused_model(onnx_path: Path, source_sha256: str, cache_dir: Path | No
     a change to the wiring builds afresh; a file whose content no longer matches the sha256
     beside it (truncated, edited) is rebuilt. Writes go through a temporary file and a rename,
     so concurrent run workers never read half a model. Without ``cache_dir``, or when it
-    cannot be written, the model is built in memory as before.
+    cannot be written, the model is built in memory as before. Each read marks the graph used;
+    graphs no process has used for ``UNUSED_GRAPH_SECONDS`` (an earlier version's) are removed.
     """
     if cache_dir is None:
         return build_fused_model(onnx_path)
@@ -89,6 +94,7 @@ def cached_fused_model(onnx_path: Path, source_sha256: str, cache_dir: Path | No
     try:
         model = path.read_bytes()
         if hashlib.sha256(model).hexdigest().encode() == digest_path.read_bytes().strip():
+            _prune_unused_graphs(cache_dir, path)
             return model
     except OSError:
         pass
@@ -99,11 +105,28 @@ def cached_fused_model(onnx_path: Path, source_sha256: str, cache_dir: Path | No
         _replace(path, model)
     except OSError:
         return model  # a read-only home still embeds; it only builds the graph every time
-    # Graphs of an earlier export or wiring (an upgrade) are never read again: ~23 MB each.
-    for stale in cache_dir.glob(f"{CACHED_PREFIX}*"):
-        if stale.name not in (path.name, digest_path.name):
-            stale.unlink(missing_ok=True)
+    _prune_unused_graphs(cache_dir, path)
     return model
+
+
+def _prune_unused_graphs(cache_dir: Path, current: Path) -> None:
+    """Mark ``current`` used (its mtime), and remove the cache's other graphs (~23 MB each) that
+    no process has used for ``UNUSED_GRAPH_SECONDS``: what an upgrade leaves behind. A graph
+    still in use (processes of the other version sharing the home during a rolling upgrade)
+    is kept, so the two versions do not delete and rebuild each other's. Clean-up only: a file
+    that cannot be touched or removed is left as it is."""
+    with contextlib.suppress(OSError):
+        os.utime(current)
+    unused_since = time.time() - UNUSED_GRAPH_SECONDS
+    for graph in cache_dir.glob(f"{CACHED_PREFIX}*.onnx"):
+        if graph == current:
+            continue
+        try:
+            if graph.stat().st_mtime < unused_since:
+                graph.unlink()
+                graph.with_suffix(".sha256").unlink(missing_ok=True)
+        except OSError:
+            continue
 
 
 def _replace(path: Path, content: bytes) -> None:

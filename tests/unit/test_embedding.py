@@ -406,23 +406,46 @@ def test_the_fused_graph_is_built_once_per_home_and_rebuilt_when_damaged(
         np.testing.assert_array_equal(vectors, in_memory)
 
 
-def test_an_earlier_version_s_fused_graph_is_pruned_from_the_cache(tmp_path) -> None:
-    """A graph of another export or wiring (what an upgrade leaves) is never read again; the
-    home keeps only the current one, and what else the cache holds stays."""
+def test_a_fused_graph_no_process_used_for_a_day_is_pruned_from_the_cache(tmp_path) -> None:
+    """What an upgrade leaves (a graph of another export or wiring) goes once no process has
+    read it for a day; one read within the day (the other version, sharing the home during a
+    rolling upgrade) keeps it. The current graph stays, and so does what else the cache holds;
+    what cannot be removed is left, without failing the embedder."""
+    import os
+    import time
+
+    from fruxon_pipelines.embedding.fused_graph import UNUSED_GRAPH_SECONDS
+
     cache = tmp_path / "cache"
     cache.mkdir()
-    stale = [cache / "all-MiniLM-L6-v2-fused-0123456789abcdef01234567.onnx"]
-    stale.append(stale[0].with_suffix(".sha256"))
-    for path in stale:
-        path.write_bytes(b"an earlier version's graph")
+    LocalMiniLMEmbedder(batch_size=8, cache_dir=cache)
+    (current,) = cache.glob("all-MiniLM-L6-v2-fused-*.onnx")
+
+    def graph(key: str, age: float) -> list[Path]:
+        files = [
+            cache / f"all-MiniLM-L6-v2-fused-{key}.onnx",
+            cache / f"all-MiniLM-L6-v2-fused-{key}.sha256",
+        ]
+        for path in files:
+            path.write_bytes(b"another version's graph")
+            os.utime(path, (time.time() - age,) * 2)
+        return files
+
+    unused = graph("0" * 24, UNUSED_GRAPH_SECONDS + 60)
+    in_use = graph("1" * 24, UNUSED_GRAPH_SECONDS - 600)
+    undeletable = cache / f"all-MiniLM-L6-v2-fused-{'2' * 24}.onnx"
+    undeletable.mkdir()
+    os.utime(undeletable, (time.time() - 2 * UNUSED_GRAPH_SECONDS,) * 2)
     other = cache / "another-model.bin"
     other.write_bytes(b"not ours")
+    os.utime(current, (time.time() - 2 * UNUSED_GRAPH_SECONDS,) * 2)
 
-    LocalMiniLMEmbedder(batch_size=8, cache_dir=cache).embed(["pruned"])
+    LocalMiniLMEmbedder(batch_size=8, cache_dir=cache).embed(["pruned"])  # read, not built
 
-    assert not any(path.exists() for path in stale)
-    assert other.read_bytes() == b"not ours"
-    assert len(list(cache.glob("all-MiniLM-L6-v2-fused-*.onnx"))) == 1
+    assert not any(path.exists() for path in unused)
+    assert all(path.exists() for path in in_use)
+    assert undeletable.is_dir() and other.read_bytes() == b"not ours"
+    assert current.exists() and current.stat().st_mtime > time.time() - 600  # marked used
 
 
 def test_the_embedder_runs_when_its_cache_cannot_be_written(tmp_path, reference: dict) -> None:
