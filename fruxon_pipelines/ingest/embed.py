@@ -239,6 +239,7 @@ def embed_documents(
                             )
         except RunStopped:
             run.discard(writer)  # the asset is being deleted: write nothing more of it
+            _clean_staging(manifest)  # and nothing will re-execute this run
             raise
         except BaseException:
             # Cancelled, out of budget or failed: what was handed to the writer is committed

@@ -168,8 +168,9 @@ def fetch_documents(
     source = open_source(asset, store, secret_box, places, force=options.force)
 
     staging = Path(places.staging_dir) / asset.id
-    if only_keys is None and staging.exists():
-        # Left-overs of an earlier, interrupted run: this run fetches afresh.
+    if not (options.document_ids or options.source_keys) and staging.exists():
+        # Left-overs of an earlier, interrupted run: a full refresh (of an asset's registered
+        # documents too, though it reads only those) fetches afresh.
         shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True, exist_ok=True)
 

@@ -118,7 +118,8 @@ class ChunkManifest:
 
             raise RunStopped(
                 "this run's chunked documents are gone from the staging directory (a later full "
-                "run of the asset clears it): refresh the asset rather than re-execute this step"
+                "refresh of the asset, or its deletion, clears it): refresh the asset rather than "
+                "re-execute this step"
             ) from gone
         with spool:
             for _ in range(self.spooled):

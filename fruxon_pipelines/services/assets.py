@@ -441,7 +441,9 @@ def delete_asset(svc: Services, asset: KnowledgeAsset) -> None:
     svc.catalog.delete_asset(asset.id)
     shutil.rmtree(svc.settings.files_dir / asset.id, ignore_errors=True)
     # What a failed run staged stays for its re-execution from failure in the Dagster UI (the
-    # next full run of the asset clears it); with the asset gone, nothing will use it.
+    # next full refresh of the asset clears it); with the asset gone, nothing will use it. A
+    # run still going after the wait above stages more, and removes it when its embed stage
+    # stops on DELETING.
     shutil.rmtree(svc.settings.staging_dir / asset.id, ignore_errors=True)
 
 

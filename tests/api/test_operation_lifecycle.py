@@ -101,3 +101,18 @@ def test_deleting_the_asset_removes_what_its_failed_run_staged(client, site):
     assert client.delete(f"{BASE}/{asset_id}").status_code == 204
 
     assert not staged.exists()
+
+
+def test_a_run_that_finds_its_asset_being_deleted_removes_what_it_staged(client, site):
+    """A delete waits only so long for the asset's runs: one still going stages its fetched
+    bytes and chunked documents after the delete cleared the directory, so it removes them
+    itself when its embed stage finds the asset DELETING."""
+    created = _site_asset(client, site)
+    asset_id = created["asset"]["id"]
+    client.services.catalog.update_asset(asset_id, status="DELETING")
+
+    [ended] = client.run_queue.run_queued()
+
+    assert ended.status == dg.DagsterRunStatus.FAILURE
+    staged = client.services.settings.staging_dir / asset_id
+    assert not [p for p in staged.rglob("*") if p.is_file()]

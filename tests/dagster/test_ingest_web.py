@@ -347,6 +347,26 @@ def test_a_cancel_during_a_group_s_calls_stops_after_the_group_with_its_document
     assert all(by_document.get(d.id) == d.chunk_count > 0 for d in done)
 
 
+def test_a_full_refresh_clears_what_earlier_runs_left_staged(pipeline, site):
+    """A failed run's staged bytes stay for its re-execution from failure; the next full
+    refresh fetches afresh and clears them, for an asset of registered documents as for one
+    that ingests everything its source lists (it once kept them for good)."""
+    _publish(site, generate_pages(2, links="all", seed=4))
+    for selection in ("ALL", "REGISTERED"):
+        asset_id = pipeline.create_asset("web", _web(site, maxDepth=1), selection=selection)
+        if selection == "REGISTERED":
+            url = site.url("/page-0.html")
+            pipeline.catalog.register_documents(asset_id, [(url, {"source_url": url})])
+        left_over = pipeline.settings.staging_dir / asset_id / "staged-by-a-failed-run"
+        left_over.parent.mkdir(parents=True)
+        left_over.write_bytes(b"fetched bytes")
+
+        pipeline.run(asset_id)
+
+        assert not left_over.exists(), selection
+        assert {d.status for d in pipeline.documents(asset_id).values()} == {"COMPLETED"}
+
+
 def _indexed(pipeline, asset_id: str) -> list[tuple[str, int, str]]:
     """(source key, chunk index, content hash) of every chunk of the asset, duplicates kept."""
     key_of = {d.id: key for key, d in pipeline.documents(asset_id).items()}
