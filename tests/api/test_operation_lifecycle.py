@@ -88,6 +88,10 @@ def test_a_failed_run_says_why_on_its_operation(client, site):
     assert [o["status"] for o in operations["items"]] == ["FAILED"]
 
 
+def _staged_files(client, asset_id: str) -> list:
+    return [p for p in (client.services.settings.staging_dir / asset_id).rglob("*") if p.is_file()]
+
+
 def test_deleting_the_asset_removes_what_its_failed_run_staged(client, site):
     """A failed run's staged bytes and chunked documents stay for its re-execution from
     failure; deleting the asset leaves none of them behind."""
@@ -95,12 +99,11 @@ def test_deleting_the_asset_removes_what_its_failed_run_staged(client, site):
     asset_id = created["asset"]["id"]
     client.run_queue.run_queued()
     assert _operation(client, created)["status"] == "FAILED"
-    staged = client.services.settings.staging_dir / asset_id
-    assert [p for p in staged.rglob("*") if p.is_file()], "the failed run's staged files"
+    assert _staged_files(client, asset_id), "the failed run's staged files"
 
     assert client.delete(f"{BASE}/{asset_id}").status_code == 204
 
-    assert not staged.exists()
+    assert not (client.services.settings.staging_dir / asset_id).exists()
 
 
 def test_a_run_that_finds_its_asset_being_deleted_removes_what_it_staged(client, site):
@@ -114,5 +117,4 @@ def test_a_run_that_finds_its_asset_being_deleted_removes_what_it_staged(client,
     [ended] = client.run_queue.run_queued()
 
     assert ended.status == dg.DagsterRunStatus.FAILURE
-    staged = client.services.settings.staging_dir / asset_id
-    assert not [p for p in staged.rglob("*") if p.is_file()]
+    assert not _staged_files(client, asset_id)
