@@ -2,7 +2,8 @@
 
 The real stack (Dagster webserver + daemon + API) runs on a scratch FRUXON_HOME; the corpus
 (bench/corpus.py) is served from 127.0.0.1. One web asset is created from the corpus sitemap;
-each step is timed from the POST to the operation reading COMPLETED (polled every 0.1 s).
+each step is timed from the POST to the run's end, as the operation reports it (`completedAt`,
+the Dagster run's end by the same machine's clock), polled once a second.
 
 After the stack stops, the same chunks (read back from LanceDB, in index order) are embedded:
 - by the bare local embedder in a loop of 32-text ``embed()`` calls, in index order;
@@ -101,23 +102,32 @@ def _stage_seconds(settings, operation_id: str) -> dict[str, float]:
         return seconds
 
 
+# The operation is timed by the server's record of its run (`startedAt`, `completedAt`: ms since
+# the epoch), so the benchmark need not poll fast to time it. Polling ten times a second cost the
+# API and this client about a tenth of a core, which the embedder, on both cores, paid for and
+# the figure charged to the pipeline.
+POLL_SECONDS = 1.0
+
+
 def _operation(client, asset_id: str, post_path: str, body: dict) -> dict:
-    started = time.perf_counter()
+    posted = time.time()
     response = client.post(post_path, json=body)
     response.raise_for_status()
     created = response.json()
     operation = created["longOperation"]["name"]
     asset_id = asset_id or created["asset"]["id"]
     with RunWorkerPeakRss() as rss:
-        state, running_at = wait_for_operation(client, asset_id, operation)
-    seconds = time.perf_counter() - started
+        state, _ = wait_for_operation(client, asset_id, operation, interval=POLL_SECONDS)
+    seen_done = time.time()
     if state["status"] != "COMPLETED":
         raise RuntimeError(f"operation {operation} ended {state['status']}: {state}")
     return {
         "asset_id": asset_id,
         "operation_id": operation,
-        "seconds": round(seconds, 2),
-        "to_running_s": round(running_at - started, 2) if running_at else None,
+        "seconds": round(state["completedAt"] / 1000 - posted, 2),
+        "to_running_s": round(state["startedAt"] / 1000 - posted, 2),
+        # When this client saw it: up to a poll interval (and the API's status cache) later.
+        "seen_done_s": round(seen_done - posted, 2),
         "documents": state["itemsProcessed"],
         "chunks": state["chunkCount"],
         "tokens_embedded": state["tokenCount"],

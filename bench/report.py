@@ -103,8 +103,9 @@ def sync_section(sync: dict, peers: dict | None) -> str:
         ),
         "",
         "Pipeline efficiency = the faster bare embedder loop on the same chunks (below) ÷ "
-        "end-to-end time "
-        "(target ≥ 0.95). Where the run's time went (Dagster step durations, s): "
+        "end-to-end time, from the POST to the run's end as the operation's `completedAt` "
+        "records it (polled once a second, so the benchmark's own polling is not charged to "
+        "the pipeline) (target ≥ 0.95). Where the run's time went (Dagster step durations, s): "
         + ", ".join(f"{k} {v}" for k, v in full["stages_s"].items())
         + f"; to RUNNING {full['to_running_s']} s.",
         "",
