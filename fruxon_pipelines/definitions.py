@@ -6,6 +6,7 @@ from fruxon_pipelines.jobs import INGESTION_ASSETS, INGESTION_CHECKS, index_chec
 from fruxon_pipelines.resources import build_resources
 from fruxon_pipelines.sensors.auto_update import build_poll_sensor, build_webhook_sensor
 from fruxon_pipelines.sensors.pending_operations import pending_operations_sensor
+from fruxon_pipelines.sensors.staging_sweep import staging_sweep_sensor
 from fruxon_pipelines.settings import get_settings
 
 settings = get_settings()
@@ -16,6 +17,7 @@ defs = dg.Definitions(
     jobs=[ingest_job, index_checks_job],
     sensors=[
         pending_operations_sensor,
+        staging_sweep_sensor,
         build_webhook_sensor(settings),
         build_poll_sensor(settings),
     ],

@@ -447,6 +447,25 @@ def delete_asset(svc: Services, asset: KnowledgeAsset) -> None:
     shutil.rmtree(svc.settings.staging_dir / asset.id, ignore_errors=True)
 
 
+def sweep_staging(staging_dir: Path, catalog: Any) -> list[str]:
+    """Remove what runs staged for assets the catalog no longer has; the ids swept.
+
+    ``delete_asset`` removes an asset's staged files, and a run that stops on its asset's
+    delete removes what it staged since. Left over: a run that Dagster's cancel stopped mid-step
+    after the delete (it never reaches its own clean-up), and deletions older than both."""
+    try:
+        staged = [entry for entry in staging_dir.iterdir() if entry.is_dir()]
+    except FileNotFoundError:
+        return []
+    # Listed before the catalog is read: an asset's row is written before any run of it stages,
+    # so a directory that is not listed yet cannot be mistaken for a deleted asset's.
+    live = catalog.existing_asset_ids(entry.name for entry in staged)
+    swept = sorted(entry for entry in staged if entry.name not in live)
+    for entry in swept:
+        shutil.rmtree(entry, ignore_errors=True)
+    return [entry.name for entry in swept]
+
+
 # Reads ----------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -46,6 +47,15 @@ class AssetsRepo(Database):
 
     def list_assets(self, tenant: str | None = None) -> list[KnowledgeAsset]:
         return self._of_tenant(KnowledgeAsset, tenant)
+
+    def existing_asset_ids(self, asset_ids: Iterable[str]) -> set[str]:
+        """Which of ``asset_ids`` the catalog has as assets, whatever their status."""
+        wanted, found = list(asset_ids), set()
+        with self.session() as session:
+            for start in range(0, len(wanted), 500):  # under every backend's bound on parameters
+                chosen = KnowledgeAsset.id.in_(wanted[start : start + 500])
+                found.update(session.scalars(select(KnowledgeAsset.id).where(chosen)))
+        return found
 
     def update_asset(self, asset_id: str, **fields: Any) -> KnowledgeAsset:
         with self.session() as session:
