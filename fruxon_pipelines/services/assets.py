@@ -8,6 +8,7 @@ auto-update and its first operation in one unit of work; add its partition; laun
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 import uuid
@@ -53,6 +54,7 @@ from fruxon_pipelines.webhooks import MintedWebhook, mint_webhook
 if TYPE_CHECKING:
     from fruxon_pipelines.services.context import Services
 
+logger = logging.getLogger("fruxon.assets")
 # Settings that force every chunk to be rebuilt: a patch changing one re-ingests.
 REINGEST_KEYS = ("provider", "model", "chunkSize", "chunkOverlap")
 DELETE_WAIT_SECONDS = 15.0
@@ -460,10 +462,20 @@ def sweep_staging(staging_dir: Path, catalog: Any) -> list[str]:
     # Listed before the catalog is read: an asset's row is written before any run of it stages,
     # so a directory that is not listed yet cannot be mistaken for a deleted asset's.
     live = catalog.existing_asset_ids(entry.name for entry in staged)
-    swept = sorted(entry for entry in staged if entry.name not in live)
-    for entry in swept:
+    gone = [entry for entry in staged if entry.name not in live]
+    # Asked again just before removing: an id can come back (the sources API's workspace asset
+    # has one id per tenant), and its new runs' files must stay.
+    live = catalog.existing_asset_ids(entry.name for entry in gone) if gone else set()
+    swept = []
+    for entry in sorted(gone):
+        if entry.name in live:
+            continue
         shutil.rmtree(entry, ignore_errors=True)
-    return [entry.name for entry in swept]
+        if entry.exists():  # not ours to remove, or busy: the next sweep tries again
+            logger.warning("could not remove everything staged under %s", entry)
+        else:
+            swept.append(entry.name)
+    return swept
 
 
 # Reads ----------------------------------------------------------------------------------------

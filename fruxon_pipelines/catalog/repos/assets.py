@@ -20,6 +20,9 @@ from fruxon_pipelines.catalog.models import (
 )
 from fruxon_pipelines.catalog.repos.operations import add_once
 
+# Ids bound into one IN (…): under every backend's limit on parameters (SQLite's was 999).
+IDS_PER_QUERY = 500
+
 
 class AssetsRepo(Database):
     def create_asset(
@@ -52,8 +55,8 @@ class AssetsRepo(Database):
         """Which of ``asset_ids`` the catalog has as assets, whatever their status."""
         wanted, found = list(asset_ids), set()
         with self.session() as session:
-            for start in range(0, len(wanted), 500):  # under every backend's bound on parameters
-                chosen = KnowledgeAsset.id.in_(wanted[start : start + 500])
+            for start in range(0, len(wanted), IDS_PER_QUERY):
+                chosen = KnowledgeAsset.id.in_(wanted[start : start + IDS_PER_QUERY])
                 found.update(session.scalars(select(KnowledgeAsset.id).where(chosen)))
         return found
 
