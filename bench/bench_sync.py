@@ -121,11 +121,14 @@ def _operation(client, asset_id: str, post_path: str, body: dict) -> dict:
     seen_done = time.time()
     if state["status"] != "COMPLETED":
         raise RuntimeError(f"operation {operation} ended {state['status']}: {state}")
+    ended, started = state.get("completedAt"), state.get("startedAt")
     return {
         "asset_id": asset_id,
         "operation_id": operation,
-        "seconds": round(state["completedAt"] / 1000 - posted, 2),
-        "to_running_s": round(state["startedAt"] / 1000 - posted, 2),
+        # Without the run's end (none is known to be missing), the time this client saw it.
+        "seconds": round((ended / 1000 if ended else seen_done) - posted, 2),
+        "timed_by": "completedAt" if ended else "client",
+        "to_running_s": round(started / 1000 - posted, 2) if started else None,
         # When this client saw it: up to a poll interval (and the API's status cache) later.
         "seen_done_s": round(seen_done - posted, 2),
         "documents": state["itemsProcessed"],
