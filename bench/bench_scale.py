@@ -64,7 +64,7 @@ def _timed_refresh(client, asset_id: str) -> tuple[float, dict]:
     started = time.perf_counter()
     response = client.post(f"{BASE}/{asset_id}:refresh")
     assert response.status_code == 200, response.text
-    operation, _ = wait_for_operation(client, asset_id, response.json()["longOperation"]["name"])
+    operation = wait_for_operation(client, asset_id, response.json()["longOperation"]["name"])
     assert operation["status"] == "COMPLETED", operation
     return time.perf_counter() - started, operation
 
@@ -91,7 +91,7 @@ def measure(size: int) -> dict:
             )
             assert created.status_code == 200, created.text
             asset_id = created.json()["asset"]["id"]
-            full, _ = wait_for_operation(
+            full = wait_for_operation(
                 client, asset_id, created.json()["longOperation"]["name"], interval=0.5
             )
             full_s = time.perf_counter() - started

@@ -117,7 +117,7 @@ def _operation(client, asset_id: str, post_path: str, body: dict) -> dict:
     operation = created["longOperation"]["name"]
     asset_id = asset_id or created["asset"]["id"]
     with RunWorkerPeakRss() as rss:
-        state, _ = wait_for_operation(client, asset_id, operation, interval=POLL_SECONDS)
+        state = wait_for_operation(client, asset_id, operation, interval=POLL_SECONDS)
     seen_done = time.time()
     if state["status"] != "COMPLETED":
         raise RuntimeError(f"operation {operation} ended {state['status']}: {state}")

@@ -89,16 +89,13 @@ def operation_path(asset_id: str, operation_id: str) -> str:
 
 def wait_for_operation(
     client: Any, asset_id: str, operation_id: str, *, interval: float = 0.1, timeout: float = 3600
-) -> tuple[dict, float | None]:
-    """Poll until done; (the final operation, perf_counter when it was first seen RUNNING)."""
+) -> dict:
+    """Poll until done; the final operation (its startedAt and completedAt time the run)."""
     deadline = time.perf_counter() + timeout
-    running_at = None
     while True:
         state = client.get(operation_path(asset_id, operation_id)).json()
-        if running_at is None and state.get("status") not in (None, "PENDING"):
-            running_at = time.perf_counter()
         if state.get("done"):
-            return state, running_at
+            return state
         if time.perf_counter() > deadline:
             raise TimeoutError(f"operation {operation_id} not done after {timeout:.0f} s: {state}")
         time.sleep(interval)
