@@ -10,13 +10,14 @@ from fruxon_pipelines.resources import CatalogResource, SourceAccess
 from fruxon_pipelines.sensors.staging_sweep import staging_sweep_sensor
 
 
-def _asset(catalog: Catalog, name: str):
+def _asset(catalog: Catalog, name: str, **columns):
     return catalog.create_asset(
         tenant="acme",
         name=name,
         source_type="web",
         source_config={"urls": ["https://example.test/"]},
         embedding_config={},
+        **columns,
     )
 
 
@@ -104,14 +105,7 @@ def test_an_asset_id_that_comes_back_during_the_sweep_keeps_its_staging(tmp_path
             found = super().existing_asset_ids(asset_ids)
             if not self.recreated:  # answered, then the asset is made again with its id
                 self.recreated = True
-                self.create_asset(
-                    tenant="acme",
-                    name="workspace again",
-                    source_type="web",
-                    source_config={"urls": ["https://example.test/"]},
-                    embedding_config={},
-                    asset_id=workspace.id,
-                )
+                _asset(self, "workspace again", asset_id=workspace.id)
             return found
 
     catalog = RecreatedMeanwhile(f"sqlite:///{tmp_path / 'catalog.db'}")
