@@ -9,7 +9,7 @@ import dagster as dg
 from fruxon_pipelines.resources import CatalogResource, SourceAccess
 
 # Staging left behind is rare (services.assets.sweep_staging says when); an hour bounds how long
-# it holds disk, at one directory listing and one catalog query an hour.
+# it holds disk, at one directory listing and a catalog query or two an hour.
 STAGING_SWEEP_SECONDS = 3600
 
 
