@@ -101,13 +101,27 @@ def wait_for_operation(
         time.sleep(interval)
 
 
+def _is_run_worker(proc: Path) -> bool:
+    """A run worker or one of its parse workers (see RunWorkerPeakRss)."""
+    cmdline = (proc / "cmdline").read_bytes()
+    if b"spawn_main" in cmdline or b"execute_run" in cmdline:
+        return True
+    if b"multiprocessing.forkserver" not in cmdline:
+        return False
+    status = (proc / "status").read_text()
+    parent = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+    return b"multiprocessing.forkserver" in Path(f"/proc/{parent}/cmdline").read_bytes()
+
+
 class RunWorkerPeakRss:
     """Peak resident memory of the Dagster run worker processes seen while the block runs.
 
-    The code server starts each run worker with multiprocessing's spawn (its command line runs
-    ``spawn_main``; ``dagster api execute_run`` where a launcher runs the CLI instead). Their
-    kernel-kept high-water mark (VmHWM) is sampled every 0.2 s, so a worker that lives at
-    least that long is caught; the forked parse workers are smaller and sampled too.
+    The code server forks each run worker from its fork server (orchestration/run_workers.py),
+    so a worker's command line is the fork server's (``multiprocessing.forkserver``) and so is
+    its parent's; with ``FRUXON_RUN_WORKER_START=spawn`` it runs ``spawn_main``, and
+    ``dagster api execute_run`` where a launcher runs the CLI. Their kernel-kept high-water mark
+    (VmHWM) is sampled every 0.2 s, so a worker that lives at least that long is caught; the
+    forked parse workers are smaller and sampled too. The fork server itself is not a worker.
     """
 
     def __init__(self) -> None:
@@ -121,8 +135,7 @@ class RunWorkerPeakRss:
                 if not proc.name.isdigit():
                     continue
                 try:
-                    cmdline = (proc / "cmdline").read_bytes()
-                    if b"spawn_main" not in cmdline and b"execute_run" not in cmdline:
+                    if not _is_run_worker(proc):
                         continue
                     for line in (proc / "status").read_text().splitlines():
                         if line.startswith("VmHWM:"):

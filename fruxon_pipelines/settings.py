@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         description="The stack's Dagster code server (gRPC on dagster_host): the webserver and "
         "the daemon load the definitions from it, and run workers are its children, so a "
         "restarted daemon leaves running ingestions alone.",
+    )
+    run_worker_start: Literal["forkserver", "spawn"] = Field(
+        default="forkserver",
+        description="How the code server starts a run's process: forked from a fork server "
+        "that has imported the definitions and LanceDB once (about a second less per launch), "
+        "or spawned, importing them again for every run (Dagster's own way).",
     )
     dagster_asset_owners: list[
         Annotated[str, StringConstraints(pattern=r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")]

@@ -125,6 +125,24 @@ def test_the_instance_config_validates_against_dagster_and_dagster_k8s(tmp_path,
     assert limits == embedded["concurrency"]["runs"]["tag_concurrency_limits"]
 
 
+@pytest.mark.parametrize(
+    ("instance", "through_code_server"),
+    [("dagster.yaml", True), ("deploy/dagster-postgres.yaml", True), ("k8s", False)],
+)
+def test_a_run_fork_server_starts_early_only_where_the_code_server_launches_runs(
+    tmp_path, monkeypatch, instance, through_code_server
+):
+    """orchestration/run_workers.py: the embedded stack's code server starts its run workers'
+    fork server as it loads; the Kubernetes one, whose runs are Jobs, never needs one."""
+    from fruxon_pipelines.orchestration.run_workers import launches_runs_here
+
+    monkeypatch.setenv("FRUXON_NAMESPACE", "fruxon")
+    monkeypatch.setenv("FRUXON_DATABASE_URL", "postgresql://fruxon@localhost/fruxon")
+    text = _manifests_instance_yaml() if instance == "k8s" else (PROJECT / instance).read_text()
+    (tmp_path / "dagster.yaml").write_text(text)
+    assert launches_runs_here(str(tmp_path)) is through_code_server
+
+
 @pytest.mark.parametrize("variant", ["deploy/dagster-postgres.yaml"])
 def test_the_postgresql_variant_is_the_embedded_config_plus_storage(variant):
     embedded = yaml.safe_load((PROJECT / "dagster.yaml").read_text())

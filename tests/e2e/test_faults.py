@@ -115,6 +115,16 @@ def _assert_consistent(stack, asset_id: str) -> None:
     assert counts == {d.id: d.chunk_count for d in documents.values()}
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("PPid:"))
+
+
+def _command(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        return cmdline.read().replace(b"\0", b" ").decode()
+
+
 def _check_results(stack, run_id: str) -> dict[str, bool]:
     from dagster import DagsterEventType
 
@@ -141,6 +151,12 @@ def test_a_run_worker_killed_mid_embed_fails_and_a_refresh_converges_to_a_clean_
     instance = dagster_instance(stack.settings)
     started = [RUN_PID.search(e.message or "") for e in instance.all_logs(run_id)]
     [pid] = {int(m.group(1)) for m in started if m}
+    # The code server forked it from its fork server (orchestration/run_workers.py), which it
+    # started and which has imported the definitions: the run did not import them again.
+    fork_server = _parent(pid)
+    assert "multiprocessing.forkserver" in _command(fork_server)
+    assert "'fruxon_pipelines.definitions'" in _command(fork_server)  # its preload
+    assert "api grpc" in _command(_parent(fork_server))
     os.kill(pid, signal.SIGKILL)
 
     failed = wait_operation(api, TENANT, asset_id, operation_id, timeout=180)
