@@ -121,7 +121,8 @@ class RunWorkerPeakRss:
     its parent's; with ``FRUXON_RUN_WORKER_START=spawn`` it runs ``spawn_main``, and
     ``dagster api execute_run`` where a launcher runs the CLI. Their kernel-kept high-water mark
     (VmHWM) is sampled every 0.2 s, so a worker that lives at least that long is caught; the
-    forked parse workers are smaller and sampled too. The fork server itself is not a worker.
+    forked parse workers are smaller and sampled too. The run workers' fork server, a child of
+    the code server, is not counted.
     """
 
     def __init__(self) -> None:

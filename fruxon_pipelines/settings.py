@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     code_server_port: int = Field(
         default=4000,
         description="The stack's Dagster code server (gRPC on dagster_host): the webserver and "
-        "the daemon load the definitions from it, and run workers are its children, so a "
-        "restarted daemon leaves running ingestions alone.",
+        "the daemon load the definitions from it, and run workers are its own (forked from its "
+        "fork server), so a restarted daemon leaves running ingestions alone.",
     )
     run_worker_start: Literal["forkserver", "spawn"] = Field(
         default="forkserver",

@@ -2,8 +2,8 @@
 FRUXON_HOME, stopped together.
 
 The webserver and the daemon load the definitions from the one code server (not a server
-each), and run workers are the code server's children: the daemon can be restarted while
-ingestions run, as on Kubernetes (deploy/).
+each), and run workers are the code server's (forked from its fork server): the daemon can be
+restarted while ingestions run, as on Kubernetes (deploy/).
 
 Children get SIGINT/SIGTERM reset to their defaults (a background shell hands them down as
 ignored, and a dagster process started that way hangs on shutdown) and run in their own process

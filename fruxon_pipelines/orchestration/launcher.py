@@ -1,9 +1,10 @@
 """Dagster's default run launcher, with the health check run monitoring needs to fail a run
 whose code server died.
 
-A run worker is a child of the code server that launched it. When the code server dies, its
-workers die with it (a crashed container, a killed process group), and nobody is left to
-report the run: Dagster shows it STARTED, and its operation RUNNING, for ever.
+A run worker is the code server's descendant (forked from its fork server, see
+run_workers.py, or spawned by it), in its process group. When the code server dies, its workers
+die with it (a crashed container, a killed process group), and nobody is left to report the
+run: Dagster shows it STARTED, and its operation RUNNING, for ever.
 ``DefaultRunLauncher`` has no health check, so run monitoring (``run_monitoring`` in
 dagster.yaml, every ``poll_interval_seconds``) never looks. This one answers it:
 

@@ -19,7 +19,9 @@ an idle native one on import, and both libraries make fork safe with their own a
 Nothing else about a run changes: the worker is still the code server's (its descendant, in its
 process group), Dagster's ``StartRun`` still watches it and hands it the termination event, and
 ``MonitoredRunLauncher`` checks its pid as before. What it inherits is the fork server's
-environment, which is the code server's as it loaded the definitions.
+environment, which is the code server's as it loaded the definitions. Should the fork server
+itself be killed, its workers' liveness comes from their own pidfds (``_RunWorkerPopen``), so
+runs under way are not reported failed while they go on.
 
 Dagster has no setting for this; ``DagsterApiServer`` keeps its multiprocessing context in the
 private ``_mp_ctx``. Should a Dagster release stop using that attribute, runs are spawned as
@@ -32,10 +34,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
 import sys
-import threading
+from collections.abc import Sequence
+from multiprocessing import connection, forkserver, popen_forkserver, util
 from multiprocessing.context import BaseContext
+from typing import Any
 
 # What a run imports before its first step, imported once in the fork server:
 # - the definitions;
@@ -52,31 +57,109 @@ PRELOADED_MODULES = (
     "pyarrow.dataset",
 )
 
+# Run launchers that start runs through the code server's StartRun, known without importing.
+LAUNCHERS_THROUGH_CODE_SERVER = {
+    ("dagster", "DefaultRunLauncher"),
+    ("dagster._core.launcher", "DefaultRunLauncher"),
+    ("dagster._core.launcher.default_run_launcher", "DefaultRunLauncher"),
+    ("fruxon_pipelines.orchestration.launcher", "MonitoredRunLauncher"),
+}
+
 _log = logging.getLogger("fruxon.run_workers")
 
 
-def run_worker_context() -> BaseContext:
+class _RunWorkerPopen(popen_forkserver.Popen):
+    """multiprocessing's forkserver Popen, except when the fork server dies before its worker.
+
+    A forkserver child's exit status comes through the fork server; with the fork server gone
+    (killed, or by the OOM killer), CPython's Popen reads the end of that pipe and reports the
+    worker dead (exit code 255) while it runs on. Dagster's code server would then report the
+    run failed and forget it (no cancel reaches it) while it goes on writing. Here the worker's
+    own pidfd, opened as it starts, says when it has really ended.
+    """
+
+    def _launch(self, process_obj: Any) -> None:
+        super()._launch(process_obj)
+        self._lost_fork_server = False
+        try:
+            self._pidfd: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # no pidfd here, or the worker ended already
+            self._pidfd = None
+        else:
+            util.Finalize(self, os.close, (self._pidfd,))
+
+    def poll(self, flag: int = os.WNOHANG) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        timeout = 0 if flag == os.WNOHANG else None
+        if self._lost_fork_server:
+            if not connection.wait([self._pidfd], timeout):
+                return None
+            self.returncode = 255  # its real status went with the fork server
+            return self.returncode
+        if not connection.wait([self.sentinel], timeout):
+            return None
+        try:
+            self.returncode = forkserver.read_signed(self.sentinel)
+        except (OSError, EOFError):
+            if self._pidfd is None:
+                self.returncode = 255
+            else:
+                self._lost_fork_server = True
+                return self.poll(flag)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        # Once the fork server is gone its pipe is always readable: wait on the worker instead.
+        if (
+            self.returncode is None
+            and timeout is not None
+            and self._lost_fork_server
+            and not connection.wait([self._pidfd], timeout)
+        ):
+            return None
+        return super().wait(timeout)
+
+
+class _RunWorkerProcess(multiprocessing.context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _RunWorkerPopen:  # noqa: N802 (multiprocessing's name)
+        return _RunWorkerPopen(process_obj)
+
+
+class RunWorkerContext(multiprocessing.context.ForkServerContext):
+    """The forkserver context, with processes whose liveness outlives their fork server."""
+
+    Process = _RunWorkerProcess
+
+
+def run_worker_context(preload: Sequence[str] = PRELOADED_MODULES) -> BaseContext:
     """The fork server's context, with the modules its run workers need preloaded."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(PRELOADED_MODULES))
+    context = RunWorkerContext()
+    context.set_forkserver_preload(list(preload))
     return context
 
 
 def in_code_server() -> bool:
     """This process is ``dagster api grpc``: what ``dagster code-server start`` runs behind its
     proxy, and what the Kubernetes deployment runs. Not the fork server (``python -c``), nor
-    its run workers, nor a test or a run that imports the definitions."""
-    return sys.argv[1:3] == ["api", "grpc"] and "dagster._grpc.server" in sys.modules
+    its run workers (multiprocessing's children, with the code server's argv), nor a test or a
+    run that imports the definitions."""
+    return (
+        sys.argv[1:3] == ["api", "grpc"]
+        and "dagster._grpc.server" in sys.modules
+        and multiprocessing.parent_process() is None
+    )
 
 
 def fork_run_workers_in_code_server(start_method: str) -> bool:
     """In the code server, as it loads the definitions: start run workers from a preloaded
     fork server. Returns whether it did; anywhere else it does nothing.
 
-    The fork server starts with the first run, or at once (off the loading thread, so the
-    first run does not wait for it) where this code server's Dagster instance launches runs
-    through it, as the embedded stack's does. A code server whose runs launch elsewhere
-    (K8sRunLauncher: a Job each) never starts one."""
+    The fork server starts at once where this code server's Dagster instance launches runs
+    through it, as the embedded stack's does (it then imports while the code server finishes
+    loading, and the first run does not wait for it); otherwise with the first run. A code
+    server whose runs launch elsewhere (K8sRunLauncher: a Job each) never starts one."""
     if start_method != "forkserver" or not in_code_server():
         return False
     server_class = getattr(sys.modules["dagster._grpc.server"], "DagsterApiServer", None)
@@ -86,32 +169,28 @@ def fork_run_workers_in_code_server(start_method: str) -> bool:
     # A data descriptor on the class wins over the "spawn" context __init__ stored on the
     # server instance, whether that instance was built before this import or after it.
     server_class._mp_ctx = property(lambda _server: context, lambda _server, _value: None)
-    threading.Thread(target=_start_early, name="fruxon-run-fork-server", daemon=True).start()
+    try:
+        if launches_runs_here(os.environ.get("DAGSTER_HOME")):
+            forkserver.ensure_running()  # starts the server process; it preloads on its own
+    except Exception:  # the first run starts it, and fails with the reason if it must
+        _log.warning("could not start the run workers' fork server early", exc_info=True)
     return True
 
 
 def launches_runs_here(dagster_home: str | None) -> bool:
     """Whether the Dagster instance in ``dagster_home`` launches runs through the code server:
-    with Dagster's default run launcher or a subclass (fruxon's MonitoredRunLauncher)."""
+    with Dagster's default run launcher or a subclass (fruxon's MonitoredRunLauncher). Imports
+    no launcher's module (dagster-k8s's would cost the code server seconds): one not imported
+    yet is taken for one that launches elsewhere."""
     if not dagster_home:
         return False
-    import importlib
-
     from dagster import DefaultRunLauncher
     from dagster._core.instance.ref import InstanceRef
 
     launcher = InstanceRef.from_dir(dagster_home).run_launcher_data
-    if launcher is None:
+    if launcher is None or (launcher.module_name, launcher.class_name) in (
+        LAUNCHERS_THROUGH_CODE_SERVER
+    ):
         return True
-    launcher_class = getattr(importlib.import_module(launcher.module_name), launcher.class_name)
-    return issubclass(launcher_class, DefaultRunLauncher)
-
-
-def _start_early() -> None:
-    from multiprocessing import forkserver
-
-    try:
-        if launches_runs_here(os.environ.get("DAGSTER_HOME")):
-            forkserver.ensure_running()
-    except Exception:  # the first run starts it, and fails with the reason if it must
-        _log.warning("could not start the run workers' fork server early", exc_info=True)
+    launcher_class = getattr(sys.modules.get(launcher.module_name), launcher.class_name, None)
+    return isinstance(launcher_class, type) and issubclass(launcher_class, DefaultRunLauncher)
