@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import multiprocessing.context
 import os
 import sys
+import time
 from collections.abc import Sequence
 from multiprocessing import connection, forkserver, popen_forkserver, util
-from multiprocessing.context import BaseContext
+from multiprocessing.context import BaseContext, ForkServerContext, ForkServerProcess
 from typing import Any
 
 # What a run imports before its first step, imported once in the fork server:
@@ -88,46 +88,39 @@ class _RunWorkerPopen(popen_forkserver.Popen):
         else:
             util.Finalize(self, os.close, (self._pidfd,))
 
-    def poll(self, flag: int = os.WNOHANG) -> int | None:
-        if self.returncode is not None:
-            return self.returncode
-        timeout = 0 if flag == os.WNOHANG else None
-        if self._lost_fork_server:
-            if not connection.wait([self._pidfd], timeout):
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The worker's exit code once it has ended (255 when its status went with the fork
+        server), or None after ``timeout`` seconds. Once the fork server is gone its pipe is
+        readable for good, so the wait goes on on the worker's pidfd, for what is left of it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            watched = self._pidfd if self._lost_fork_server else self.sentinel
+            if not connection.wait([watched], left):
                 return None
-            self.returncode = 255  # its real status went with the fork server
-            return self.returncode
-        if not connection.wait([self.sentinel], timeout):
-            return None
-        try:
-            self.returncode = forkserver.read_signed(self.sentinel)
-        except (OSError, EOFError):
-            if self._pidfd is None:
+            if self._lost_fork_server:
                 self.returncode = 255
-            else:
-                self._lost_fork_server = True
-                return self.poll(flag)
+                break
+            try:
+                self.returncode = forkserver.read_signed(self.sentinel)
+            except (OSError, EOFError):
+                if self._pidfd is None:
+                    self.returncode = 255
+                else:
+                    self._lost_fork_server = True
         return self.returncode
 
-    def wait(self, timeout: float | None = None) -> int | None:
-        # Once the fork server is gone its pipe is always readable: wait on the worker instead.
-        if (
-            self.returncode is None
-            and timeout is not None
-            and self._lost_fork_server
-            and not connection.wait([self._pidfd], timeout)
-        ):
-            return None
-        return super().wait(timeout)
+    def poll(self, flag: int = os.WNOHANG) -> int | None:
+        return self.wait(0 if flag == os.WNOHANG else None)
 
 
-class _RunWorkerProcess(multiprocessing.context.ForkServerProcess):
+class _RunWorkerProcess(ForkServerProcess):
     @staticmethod
     def _Popen(process_obj: Any) -> _RunWorkerPopen:  # noqa: N802 (multiprocessing's name)
         return _RunWorkerPopen(process_obj)
 
 
-class RunWorkerContext(multiprocessing.context.ForkServerContext):
+class RunWorkerContext(ForkServerContext):
     """The forkserver context, with processes whose liveness outlives their fork server."""
 
     Process = _RunWorkerProcess

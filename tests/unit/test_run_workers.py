@@ -108,8 +108,10 @@ worker = run_worker_context(preload=[]).Process(target=time.sleep, args=(60,))
 worker.start()
 os.kill(forkserver._forkserver._forkserver_pid, signal.SIGKILL)
 time.sleep(0.5)
+# The first to read the dead fork server's pipe: a join with a timeout still returns.
+worker.join(0.2)
 alive, exitcode = worker.is_alive(), worker.exitcode
-worker.join(0.2)  # returns, though the dead fork server's pipe is readable for good
+worker.join(0.2)  # and again, with that pipe readable for good
 alive_after_join = worker.is_alive()
 os.kill(worker.pid, signal.SIGKILL)
 worker.join(30)
