@@ -157,6 +157,11 @@ async def reader(
     return _tenant_principal(tenant, principal, READ)
 
 
+async def read_access(request: Request, tenant: str) -> Principal:
+    """What `Reader` checks, called by a route itself rather than declared."""
+    return _tenant_principal(tenant, await current_principal(request), READ)
+
+
 async def writer(
     tenant: str, principal: Annotated[Principal, Depends(current_principal)]
 ) -> Principal:

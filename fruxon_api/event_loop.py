@@ -9,17 +9,35 @@ Measured with wrk on 2 cores (bench/bench_polling.py and a trivial ASGI app):
   sharing the listening socket a burst of connects (a client's pool opening) can land on one
   worker: 16 clients polling two workers got 2,340 requests/s, one worker's worth. Accepting
   one connection per wake-up lets the workers' loops take turns: 4,320 requests/s.
+- A lone worker has no one to take turns with, and one connection per wake-up only makes a
+  burst wait: each wake-up also serves every request already waiting, so the 64th of 64
+  clients connecting at once was accepted after ~1 s of others' requests. A trivial app
+  spending 0.6 ms per request, 64 clients for 10 s: p99 236-292 ms one per wake-up, 48-51 ms
+  taking them all (p50 44 ms both). So only a worker of several takes one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from typing import Any
 
 
+def shares_listening_socket() -> bool:
+    """Whether this process is one of several uvicorn workers on one listening socket.
+
+    uvicorn serves ``--workers 1`` from its own process and starts more than one as
+    multiprocessing children of a supervisor that holds the socket."""
+    return multiprocessing.parent_process() is not None
+
+
 class FairEventLoop(asyncio.SelectorEventLoop):
-    """asyncio's selector loop, accepting at most one connection each time the listening
-    socket is ready (asyncio's own loop takes up to the listen backlog at once)."""
+    """asyncio's selector loop; in a worker of several, accepting at most one connection each
+    time the listening socket is ready (asyncio's own loop takes up to the listen backlog)."""
+
+    def __init__(self, selector: Any = None) -> None:
+        super().__init__(selector)
+        self._one_accept_per_wakeup = shares_listening_socket()
 
     def _accept_connection(  # type: ignore[override]
         self,
@@ -30,4 +48,6 @@ class FairEventLoop(asyncio.SelectorEventLoop):
         backlog: int = 100,
         *timeouts: Any,
     ) -> None:
-        super()._accept_connection(protocol_factory, sock, sslcontext, server, 1, *timeouts)
+        if self._one_accept_per_wakeup:
+            backlog = 1
+        super()._accept_connection(protocol_factory, sock, sslcontext, server, backlog, *timeouts)

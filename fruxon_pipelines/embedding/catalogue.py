@@ -36,14 +36,27 @@ MODELS: tuple[EmbeddingModel, ...] = (
 )
 
 
+# The catalogue of the settings it was last built from: every operation read prices its
+# tokens with it, and building it was ~2 % of a poll.
+_built_for: tuple[object, tuple[EmbeddingModel, ...]] | None = None
+
+
 def configured_models() -> tuple[EmbeddingModel, ...]:
     """The built-in models (the local one at its configured price) and the OpenAI-compatible
     endpoint's models from FRUXON_OPENAI_MODELS."""
-    from dataclasses import replace
-
+    global _built_for
     from fruxon_pipelines.settings import get_settings
 
     settings = get_settings()
+    built = _built_for
+    if built is None or built[0] is not settings:
+        built = _built_for = (settings, _models_of(settings))
+    return built[1]
+
+
+def _models_of(settings: Any) -> tuple[EmbeddingModel, ...]:
+    from dataclasses import replace
+
     built_in = tuple(
         replace(m, price_per_million_tokens=settings.local_price_per_million_tokens)
         if m.provider == "local"

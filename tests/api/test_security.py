@@ -76,13 +76,17 @@ def _forged_tokens(settings) -> dict[str, str]:
 
 
 def test_forged_and_expired_tokens_get_401_on_every_kind_of_route(client, app_settings):
-    client.post(ASSETS, json=WEB)
+    created = client.post(ASSETS, json=WEB).json()
+    # The poll checks its token in its own body, not through a declared dependency.
+    poll = f"{ASSETS}/{created['asset']['id']}/operations/{created['longOperation']['name']}"
+    assert client.get(poll).status_code == 200
     for name, token in _forged_tokens(app_settings).items():
         headers = {"Authorization": f"Bearer {token}"}
         for method, path in [
             ("GET", ASSETS),
             ("POST", ASSETS),
             ("POST", f"{ASSETS}/00000000-0000-0000-0000-000000000000:search"),
+            ("GET", poll),
         ]:
             response = client.request(method, path, headers=headers, json={})
             body = _problem(response, 401)
@@ -119,11 +123,13 @@ def test_a_public_key_used_as_an_hmac_secret_is_refused(tmp_path):
 def test_a_token_for_another_tenant_sees_nothing_and_writes_nothing(client, app_settings):
     created = client.post(ASSETS, json=WEB)
     asset_id = created.json()["asset"]["id"]
+    operation_id = created.json()["longOperation"]["name"]
     other = issue_token(app_settings, tenants=["globex"], scopes=[READ, WRITE])
     headers = {"Authorization": f"Bearer {other}"}
     for method, path in [
         ("GET", ASSETS),
         ("GET", f"{ASSETS}/{asset_id}"),
+        ("GET", f"{ASSETS}/{asset_id}/operations/{operation_id}"),
         ("POST", f"{ASSETS}/{asset_id}:refresh"),
         ("POST", f"{ASSETS}/{asset_id}:search"),
         ("DELETE", f"{ASSETS}/{asset_id}"),
@@ -133,6 +139,16 @@ def test_a_token_for_another_tenant_sees_nothing_and_writes_nothing(client, app_
     mine = client.get("/v1/tenants/globex/assets", headers=headers)
     assert mine.status_code == 200 and mine.json()["items"] == []
     assert client.get(f"{ASSETS}/{asset_id}").status_code == 200  # still there
+
+
+def test_a_token_without_the_read_scope_gets_403_from_the_poll_as_from_the_asset(
+    client, app_settings
+):
+    created = client.post(ASSETS, json=WEB).json()
+    asset = f"{ASSETS}/{created['asset']['id']}"
+    headers = {"Authorization": f"Bearer {issue_token(app_settings, tenants=['acme'], scopes=[])}"}
+    for path in (asset, f"{asset}/operations/{created['longOperation']['name']}"):
+        assert "assets:read" in _problem(client.get(path, headers=headers), 403)["detail"]
 
 
 # Rate limits ---------------------------------------------------------------------------------

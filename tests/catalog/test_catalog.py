@@ -107,6 +107,8 @@ def test_a_poll_reads_the_asset_and_its_operation_as_the_orm_would(catalog_url):
             found_asset, found_operation = catalog.get_asset_and_operation(mine.id, operation.id)
             assert values(found_asset) == values(expected_asset)
             assert values(found_operation) == values(expected_operation)
+            if not unit:  # read outside any session: a session would insert them if added
+                assert inspect(found_asset).transient and inspect(found_operation).transient
             assert found_operation.request == {"force": True}
             other_asset, none = catalog.get_asset_and_operation(other.id, operation.id)
             assert other_asset.id == other.id and none is None

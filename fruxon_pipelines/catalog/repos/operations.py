@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, inspect, select, update
 from sqlalchemy.orm import Session
@@ -12,11 +12,23 @@ from sqlalchemy.orm import Session
 from fruxon_pipelines.catalog.db import Database, _joined
 from fruxon_pipelines.catalog.models import KnowledgeAsset, Operation, now_ms
 
+Model = TypeVar("Model")
+
 
 def _columns_of(model: type) -> list[tuple[Any, str]]:
     """Each column of ``model``'s table with the attribute it maps to."""
     mapper = inspect(model)
     return [(column, mapper.get_property_by_column(column).key) for column in model.__table__.c]
+
+
+def _transient(model: type[Model], columns: list[tuple[Any, str]], row: Any, start: int) -> Model:
+    """A transient ``model`` holding ``row``'s values from ``start`` on, set as the ORM sets a
+    loaded row's: into the instance's dict, without attribute events."""
+    instance = model.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
+    values = instance.__dict__
+    for i, (_, key) in enumerate(columns, start):
+        values[key] = row[i]
+    return instance
 
 
 _ASSET_COLUMNS = _columns_of(KnowledgeAsset)
@@ -80,8 +92,10 @@ class OperationsRepo(Database):
 
         Read with SQLAlchemy Core and returned as transient instances, in no session: the
         ORM's two ``Session.get`` cost a poll 0.41 ms of its ~1.2 ms, this 0.14
-        (bench/bench_polling.py). Read them; change rows with the catalog's methods (added to
-        a session, these would be inserted)."""
+        (bench/bench_polling.py). Their attributes are set as the ORM sets a loaded row's,
+        not through the constructor, whose attribute events cost as much again. Read them;
+        change rows with the catalog's methods (added to a session, these would be
+        inserted)."""
         if _joined(self.url) is not None:  # inside a unit of work: its session's view
             with self.session() as session:
                 operation = session.get(Operation, operation_id)
@@ -95,13 +109,10 @@ class OperationsRepo(Database):
         if row is None:
             return None, None
         split = len(_ASSET_COLUMNS)
-        asset = KnowledgeAsset(**{key: row[i] for i, (_, key) in enumerate(_ASSET_COLUMNS)})
+        asset = _transient(KnowledgeAsset, _ASSET_COLUMNS, row, 0)
         if row[split] is None:  # the operation's id: no such operation of this asset
             return asset, None
-        operation = Operation(
-            **{key: row[split + i] for i, (_, key) in enumerate(_OPERATION_COLUMNS)}
-        )
-        return asset, operation
+        return asset, _transient(Operation, _OPERATION_COLUMNS, row, split)
 
     def ensure_operation(
         self, *, operation_id: str, asset_id: str, tenant: str, type: str, run_id: str
