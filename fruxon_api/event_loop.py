@@ -27,7 +27,9 @@ def shares_listening_socket() -> bool:
     """Whether this process is one of several uvicorn workers on one listening socket.
 
     uvicorn serves ``--workers 1`` from its own process and starts more than one as
-    multiprocessing children of a supervisor that holds the socket."""
+    multiprocessing children of a supervisor that holds the socket. (``--reload`` runs its
+    one worker as such a child too: a development server, taking connections one at a
+    time.)"""
     return multiprocessing.parent_process() is not None
 
 

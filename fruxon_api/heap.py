@@ -14,23 +14,34 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import Any
+
+# Freezes after start-up's, at most: one per wave of lazy imports is a handful in a worker's
+# life (see _freeze for what each may keep).
+MAX_LATER_FREEZES = 8
 
 _modules_at_freeze = 0
+_later_freezes = 0
 
 
-def _freeze(*_: Any) -> None:
+def _freeze() -> None:
     global _modules_at_freeze
     _modules_at_freeze = len(sys.modules)
     # Everything still alive after a full collection goes to the permanent generation. What
     # is not garbage now stays unscanned, and reference counting still frees it; only a
-    # cycle that becomes garbage later would outlive its last reference. The freezes are
-    # few (one per wave of imports), so that is at most a request's worth of objects each.
+    # cycle that becomes garbage later (a request in flight at the freeze: its task, an
+    # exception's traceback) is never collected. Hence the cap on later freezes.
     gc.freeze()
 
 
 def _after_full_collection(phase: str, info: dict[str, int]) -> None:
-    if phase == "stop" and info["generation"] == 2 and len(sys.modules) > _modules_at_freeze:
+    global _later_freezes
+    if (
+        phase == "stop"
+        and info["generation"] == 2
+        and len(sys.modules) > _modules_at_freeze
+        and _later_freezes < MAX_LATER_FREEZES
+    ):
+        _later_freezes += 1
         _freeze()
 
 

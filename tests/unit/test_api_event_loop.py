@@ -5,8 +5,11 @@ worker takes the whole burst at once, as asyncio does (fruxon_api/event_loop.py)
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import json
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 from fruxon_api.event_loop import FairEventLoop, shares_listening_socket
 
@@ -39,18 +42,32 @@ def _connections_made_per_round(loop_class: type[asyncio.AbstractEventLoop]) -> 
         loop.close()
 
 
-def _in_a_worker_process(results: multiprocessing.SimpleQueue) -> None:
-    results.put((shares_listening_socket(), _connections_made_per_round(FairEventLoop)))
+# uvicorn starts more than one worker as multiprocessing (spawn) children of a supervisor.
+_SUPERVISOR = """
+import json, multiprocessing, sys
+sys.path.insert(0, {tests!r})
 
 
-def test_a_worker_of_several_takes_a_burst_of_connects_one_at_a_time_and_serves_all():
-    """uvicorn starts more than one worker as multiprocessing children of its supervisor."""
-    context = multiprocessing.get_context("fork")
-    results = context.SimpleQueue()
-    worker = context.Process(target=_in_a_worker_process, args=(results,))
-    worker.start()
-    worker.join(60)
-    shared, rounds = results.get()
+def worker():
+    from fruxon_api.event_loop import FairEventLoop, shares_listening_socket
+    from test_api_event_loop import _connections_made_per_round
+
+    return shares_listening_socket(), _connections_made_per_round(FairEventLoop)
+
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        print(json.dumps(pool.apply(worker)))
+"""
+
+
+def test_a_worker_of_several_takes_a_burst_of_connects_one_at_a_time_and_serves_all(tmp_path):
+    supervisor = tmp_path / "supervisor.py"
+    supervisor.write_text(_SUPERVISOR.format(tests=str(Path(__file__).parent)))
+    output = subprocess.run(
+        [sys.executable, str(supervisor)], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    shared, rounds = json.loads(output)
     assert shared
     assert rounds[0] < 8 and rounds[-1] == 8, rounds
 
