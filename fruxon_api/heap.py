@@ -6,8 +6,8 @@ the worker's full collections took 35-205 ms each, a few times a minute: the p99
 walked was not requests' garbage but modules, ~120,000 objects of Dagster, gql and the rest
 that the API imports lazily on its first launch or run read, after start-up had frozen the
 heap. `freeze_long_lived()` freezes start-up's heap now and again after any full collection
-that finds more modules imported than the last freeze saw, so each lazy import is walked by
-at most one full collection.
+that finds more modules imported than the last freeze saw, so each of the first waves of lazy
+imports is walked by one full collection (later ones by every one: see MAX_LATER_FREEZES).
 """
 
 from __future__ import annotations
