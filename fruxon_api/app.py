@@ -28,18 +28,18 @@ from fruxon_pipelines.orchestration.gateway import RunGateway
 from fruxon_pipelines.services.stored_files import sweep_temporary_uploads
 from fruxon_pipelines.settings import Settings, get_settings
 
-DOCUMENTED_TAGS = (
-    "catalogue",
-    "oauth",
-    "storage",
-    "assets",
-    "operations",
-    "documents",
-    "search",
-    "webhooks",
-    "llm configs",
-    "sources (Fini documents API)",
-    "health",
+# The reference's sections, in the order of the API's pages.
+DOCUMENTED_ROUTERS = (
+    meta,
+    oauth,
+    storage,
+    assets,
+    operations,
+    documents,
+    search,
+    webhooks,
+    llm_configs,
+    sources,
 )
 
 
@@ -54,26 +54,20 @@ def create_app(settings: Settings | None = None, gateway: RunGateway | None = No
         # Served from this origin by fruxon_api.docs: FastAPI's own pages load from a CDN.
         docs_url=None,
         redoc_url=None,
-        # The reference's sections in the order of the API's pages (the routes are not in
-        # that order: see below).
-        openapi_tags=[{"name": name} for name in DOCUMENTED_TAGS],
+        # The sections in the reference's order; the routes are not in that order (below).
+        openapi_tags=[
+            {"name": tag}
+            for tags in [*(module.router.tags for module in DOCUMENTED_ROUTERS), ["health"]]
+            for tag in tags
+        ],
     )
     # Routing tries the routes in order. Operations come first: a poll is most of what the
     # API serves, and matching it behind the docs, catalogue, storage and asset routes was
     # a fifth of a poll's CPU. No earlier route can take an operation's path, nor an
     # operation's route another path: all of them are under .../assets/{asset}/operations.
-    for module in (
-        operations,
-        meta,  # before assets: `/assets:sourceTypes` must not be taken for an asset id
-        oauth,
-        storage,
-        assets,
-        documents,
-        search,
-        webhooks,
-        llm_configs,
-        sources,
-    ):
+    # The others keep the reference's order (meta before assets: `/assets:sourceTypes` must
+    # not be taken for an asset id).
+    for module in (operations, *(m for m in DOCUMENTED_ROUTERS if m is not operations)):
         app.include_router(module.router)
     app.state.jwt_secret = ensure_jwt_secret(settings)
     app.state.settings = settings

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from fruxon_api.auth import Reader, Writer, read_access
-from fruxon_api.deps import ApiServices, Paging, Svc, load_asset
+from fruxon_api.deps import Paging, Svc, load_asset, services
 from fruxon_api.present import operation_out, price_of
 from fruxon_client.models import OperationOut, Page
 from fruxon_pipelines.services import operations as operation_service
@@ -21,7 +21,7 @@ async def get_operation(tenant: str, asset: str, operation: str, request: Reques
     # The token is checked as `Reader` checks it, but here rather than declared: FastAPI's
     # solving of the two dependencies was ~15 % of a poll's CPU (bench/bench_polling.py).
     await read_access(request, tenant)
-    svc: ApiServices = request.app.state.services
+    svc = await services(request)
     current, found = operation_service.asset_and_operation(svc, tenant, asset, operation)
     state = svc.statuses.known(found)
     if state is None:
